@@ -1,0 +1,592 @@
+//! The embedded SQLite backend: the default store when no MongoDB is configured.
+//!
+//! Layout of the connection handling (why it is not a plain pool):
+//! - **One writer thread** owns the only write connection. Writes are sent to
+//!   it as closures; it drains whatever is queued (up to [`MAX_BATCH`]) and
+//!   runs the batch in one transaction, each write in its own savepoint so a
+//!   failing write rolls back alone, then commits once and only then answers
+//!   every caller. This is group commit: with `synchronous=FULL` every
+//!   acknowledged write is on disk, yet the fsync cost is shared by all
+//!   writes that arrived together, so throughput grows with concurrency.
+//! - **Reader connections** (WAL lets them run beside the writer) serve
+//!   queries on tokio's blocking pool. An in-memory database has no second
+//!   connection, so there reads go through the writer too.
+//!
+//! Merges run inside the writer's transaction, so an upsert reads and writes
+//! a call atomically; `BEGIN IMMEDIATE` also serialises several processes
+//! sharing one file.
+
+#![forbid(unsafe_code)]
+
+mod rows;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use switchboard_domain::{Call, CallEvent, CallId, CallUpdate, time::now_ms};
+use switchboard_storage::calls::{decode_event_cursor, event_cursor, require_key};
+use switchboard_storage::{
+    CallFilter, CallSort, CallStore, Capabilities, Drift, EventFilter, EventStore, MigrationReport, Page, PageRequest,
+    Storage, StoreError, StoreResult, UpsertOutcome,
+};
+use tokio::sync::{Semaphore, oneshot};
+
+use rows::{CALL_COLUMNS, EVENT_COLUMNS, call_from_row, call_params, event_from_row, map_err};
+
+/// The most writes committed together.
+pub const MAX_BATCH: usize = 256;
+
+/// How durable a commit is (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// fsync on every commit: an acknowledged write survives power loss.
+    #[default]
+    Full,
+    /// fsync at checkpoints only: survives a process crash, not power loss.
+    Normal,
+}
+
+/// Options of [`SqliteStore::open`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Reader connections (0 routes reads through the writer).
+    pub readers: usize,
+    /// How long a statement waits for a lock held by another process.
+    pub busy_timeout: Duration,
+    /// Commit durability.
+    pub durability: Durability,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { readers: 4, busy_timeout: Duration::from_secs(5), durability: Durability::Full }
+    }
+}
+
+type Finisher = Box<dyn FnOnce(Option<String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Finisher + Send>;
+
+struct Readers {
+    conns: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+/// The SQLite store. Cheap to clone (all handles share the writer and readers).
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: mpsc::Sender<Job>,
+    readers: Option<Arc<Readers>>,
+    path: Option<PathBuf>,
+}
+
+fn configure(conn: &Connection, opts: &SqliteOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(opts.busy_timeout)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let sync = match opts.durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", -32_000)?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` in WAL mode.
+    pub fn open(path: impl AsRef<Path>, opts: SqliteOptions) -> StoreResult<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create directory {} for the SQLite database: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(&path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database {}: {e}", path.display())))?;
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(map_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!("{} does not support WAL mode (got {mode})", path.display())));
+        }
+        configure(&conn, &opts).map_err(map_err)?;
+        let mut readers = Vec::new();
+        for _ in 0..opts.readers {
+            let r = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(map_err)?;
+            configure(&r, &opts).map_err(map_err)?;
+            readers.push(r);
+        }
+        let readers = (!readers.is_empty()).then(|| {
+            Arc::new(Readers { permits: Semaphore::new(readers.len()), conns: Mutex::new(readers) })
+        });
+        Ok(SqliteStore { writer: spawn_writer(conn), readers, path: Some(path) })
+    }
+
+    /// A private in-memory database (tests, benchmarks of the logic alone).
+    pub fn open_in_memory() -> StoreResult<SqliteStore> {
+        let conn = Connection::open_in_memory().map_err(map_err)?;
+        configure(&conn, &SqliteOptions::default()).map_err(map_err)?;
+        Ok(SqliteStore { writer: spawn_writer(conn), readers: None, path: None })
+    }
+
+    /// The database file, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Runs `f` in the writer's transaction; answers after the commit.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn| {
+            let r = match conn.execute_batch("SAVEPOINT w") {
+                Ok(()) => {
+                    let r = f(conn);
+                    let end = if r.is_ok() { "RELEASE w" } else { "ROLLBACK TO w; RELEASE w" };
+                    match conn.execute_batch(end) {
+                        Ok(()) => r,
+                        Err(e) => Err(map_err(e)),
+                    }
+                }
+                Err(e) => Err(map_err(e)),
+            };
+            Box::new(move |commit_err| {
+                let _ = tx.send(match commit_err {
+                    None => r,
+                    Some(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+                });
+            })
+        });
+        self.writer.send(job).map_err(|_| StoreError::Unavailable("SQLite writer has stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("SQLite writer has stopped".into()))?
+    }
+
+    /// Runs a read-only `f` on a reader connection (or the writer for in-memory).
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let Some(readers) = self.readers.clone() else {
+            return self.write(f).await;
+        };
+        let _permit = readers.permits.acquire().await.map_err(|_| StoreError::Unavailable("store closed".into()))?;
+        let conn = readers.conns.lock().expect("reader pool lock").pop().expect("a permit guarantees a connection");
+        let readers2 = readers.clone();
+        let (r, conn) = tokio::task::spawn_blocking(move || {
+            let r = f(&conn);
+            (r, conn)
+        })
+        .await
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("reader task failed: {e}")))?;
+        readers2.conns.lock().expect("reader pool lock").push(conn);
+        r
+    }
+}
+
+fn spawn_writer(conn: Connection) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(j) => batch.push(j),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                    let msg = e.to_string();
+                    for job in batch {
+                        // Not run: answer with the error without touching the connection.
+                        drop(job);
+                        tracing::error!(error = %msg, "SQLite BEGIN failed");
+                    }
+                    continue;
+                }
+                let finishers: Vec<Finisher> = batch.into_iter().map(|job| job(&conn)).collect();
+                let commit_err = conn.execute_batch("COMMIT").err().map(|e| {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    e.to_string()
+                });
+                for f in finishers {
+                    f(commit_err.clone());
+                }
+            }
+        })
+        .expect("spawn SQLite writer thread");
+    tx
+}
+
+fn find_one(conn: &Connection, column: &str, value: &str) -> StoreResult<Option<Call>> {
+    let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE {column} = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut st| st.query_row([value], call_from_row).optional())
+        .map_err(map_err)
+}
+
+fn insert_call(conn: &Connection, call: &Call) -> StoreResult<()> {
+    let placeholders = (1..=33).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
+    let sql = format!("INSERT INTO calls ({CALL_COLUMNS}) VALUES ({placeholders})");
+    conn.prepare_cached(&sql)
+        .and_then(|mut st| st.execute(rusqlite::params_from_iter(call_params(call))))
+        .map(|_| ())
+        .map_err(map_err)
+}
+
+fn replace_call(conn: &Connection, call: &Call, expected_version: i64) -> StoreResult<()> {
+    let sets = CALL_COLUMNS
+        .split(", ")
+        .enumerate()
+        .skip(1)
+        .map(|(i, c)| format!("{c} = ?{}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("UPDATE calls SET {sets} WHERE id = ?1 AND version = ?34");
+    let mut values = call_params(call);
+    values.push(rusqlite::types::Value::Integer(expected_version));
+    let n = conn
+        .prepare_cached(&sql)
+        .and_then(|mut st| st.execute(rusqlite::params_from_iter(values)))
+        .map_err(map_err)?;
+    if n == 1 { Ok(()) } else { Err(StoreError::conflict(format!("call {} changed concurrently", call.id))) }
+}
+
+fn upsert_in_tx(conn: &Connection, update: &CallUpdate) -> StoreResult<UpsertOutcome> {
+    let now = now_ms();
+    let mut found: Vec<Call> = Vec::new();
+    let mut push = |c: Option<Call>| {
+        if let Some(c) = c {
+            if !found.iter().any(|f| f.id == c.id) {
+                found.push(c);
+            }
+        }
+    };
+    if let Some(id) = &update.id {
+        push(find_one(conn, "id", id.as_str())?);
+    }
+    if let Some(sid) = &update.call_sid {
+        push(find_one(conn, "call_sid", sid)?);
+    }
+    if let Some(conv) = &update.conversation_id {
+        push(find_one(conn, "conversation_id", conv)?);
+    }
+    match found.len() {
+        0 => {
+            let call = Call::new_from(update, now)?;
+            insert_call(conn, &call)?;
+            Ok(UpsertOutcome { call, created: true, changed: true, absorbed: None })
+        }
+        1 => {
+            let mut call = found.pop().expect("one");
+            let version = call.version;
+            let changed = call.apply(update, now)?;
+            if changed {
+                replace_call(conn, &call, version)?;
+            }
+            Ok(UpsertOutcome { call, created: false, changed, absorbed: None })
+        }
+        _ => {
+            let (keep, gone) = Call::survivor_first(&found[0], &found[1]);
+            let (mut keep, gone) = (keep.clone(), gone.clone());
+            let version = keep.version;
+            keep.absorb(&gone, now)?;
+            keep.apply(update, now)?;
+            // Delete first: the survivor takes over the absorbed record's unique keys.
+            conn.execute("DELETE FROM calls WHERE id = ?1", [gone.id.as_str()]).map_err(map_err)?;
+            replace_call(conn, &keep, version)?;
+            conn.execute("UPDATE call_events SET call_id = ?1 WHERE call_id = ?2", [keep.id.as_str(), gone.id.as_str()])
+                .map_err(map_err)?;
+            Ok(UpsertOutcome { call: keep, created: false, changed: true, absorbed: Some(gone.id) })
+        }
+    }
+}
+
+fn insert_event_in_tx(conn: &Connection, e: &CallEvent) -> StoreResult<bool> {
+    let sql = format!(
+        "INSERT INTO call_events ({EVENT_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT (dedupe_key) DO NOTHING"
+    );
+    let n = conn
+        .prepare_cached(&sql)
+        .and_then(|mut st| {
+            st.execute(params![
+                e.id.as_str(),
+                e.call_id.as_str(),
+                e.source.as_str(),
+                e.event_type,
+                e.occurred_at.timestamp_millis(),
+                e.received_at.timestamp_millis(),
+                e.dedupe_key,
+                e.sequence,
+                e.payload.to_string(),
+            ])
+        })
+        .map_err(map_err)?;
+    Ok(n == 1)
+}
+
+/// Builds `WHERE` clauses and their parameters.
+#[derive(Default)]
+struct Where {
+    clauses: Vec<String>,
+    values: Vec<rusqlite::types::Value>,
+}
+
+impl Where {
+    fn push(&mut self, clause: &str, vals: impl IntoIterator<Item = rusqlite::types::Value>) {
+        let mut vals = vals.into_iter();
+        let mut c = String::with_capacity(clause.len() + 8);
+        for ch in clause.chars() {
+            if ch == '?' {
+                self.values.push(vals.next().expect("one value per placeholder"));
+                c.push_str(&format!("?{}", self.values.len()));
+            } else {
+                c.push(ch);
+            }
+        }
+        self.clauses.push(c);
+    }
+    fn eq(&mut self, column: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.push(&format!("{column} = ?"), [v.to_owned().into()]);
+        }
+    }
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() { String::new() } else { format!("WHERE {}", self.clauses.join(" AND ")) }
+    }
+}
+
+#[async_trait]
+impl CallStore for SqliteStore {
+    async fn upsert_call(&self, update: &CallUpdate) -> StoreResult<UpsertOutcome> {
+        require_key(update)?;
+        let update = update.clone();
+        self.write(move |conn| upsert_in_tx(conn, &update)).await
+    }
+
+    async fn get_call(&self, id: &CallId) -> StoreResult<Call> {
+        let id = id.clone();
+        self.read(move |conn| find_one(conn, "id", id.as_str())).await?.ok_or(StoreError::NotFound("call"))
+    }
+
+    async fn find_call_by_sid(&self, call_sid: &str) -> StoreResult<Option<Call>> {
+        let sid = call_sid.to_owned();
+        self.read(move |conn| find_one(conn, "call_sid", &sid)).await
+    }
+
+    async fn find_call_by_conversation(&self, conversation_id: &str) -> StoreResult<Option<Call>> {
+        let conv = conversation_id.to_owned();
+        self.read(move |conn| find_one(conn, "conversation_id", &conv)).await
+    }
+
+    async fn list_calls(&self, filter: &CallFilter, sort: CallSort, page: &PageRequest) -> StoreResult<Page<Call>> {
+        let cursor = sort.decode(page)?;
+        let limit = page.clamped_limit();
+        let mut w = Where::default();
+        if !filter.statuses.is_empty() {
+            let marks = vec!["?"; filter.statuses.len()].join(",");
+            w.push(&format!("status IN ({marks})"), filter.statuses.iter().map(|s| s.as_str().to_owned().into()));
+        }
+        w.eq("direction", filter.direction.map(|d| d.as_str()));
+        w.eq("campaign_id", filter.campaign_id.as_deref());
+        w.eq("contact_id", filter.contact_id.as_deref());
+        w.eq("agent_id", filter.agent_id.as_deref());
+        w.eq("from_number", filter.from.as_deref());
+        w.eq("to_number", filter.to.as_deref());
+        w.eq("answered_by", filter.answered_by.map(|a| a.as_str()));
+        if let Some(t) = filter.started_after {
+            w.push("started_at >= ?", [t.timestamp_millis().into()]);
+        }
+        if let Some(t) = filter.started_before {
+            w.push("started_at < ?", [t.timestamp_millis().into()]);
+        }
+        let key = match sort {
+            CallSort::CreatedAtDesc => "created_at",
+            _ => "started_at",
+        };
+        let (cmp, dir) = if sort.descending() { ("<", "DESC") } else { (">", "ASC") };
+        if let Some(c) = cursor {
+            w.push(&format!("({key}, id) {cmp} (?, ?)"), [c.key.into(), c.id.into()]);
+        }
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls {} ORDER BY {key} {dir}, id {dir} LIMIT {}",
+            w.sql(),
+            limit + 1
+        );
+        let rows = self
+            .read(move |conn| {
+                let mut st = conn.prepare_cached(&sql).map_err(map_err)?;
+                let rows = st
+                    .query_map(rusqlite::params_from_iter(w.values), call_from_row)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(map_err)?;
+                Ok(rows)
+            })
+            .await?;
+        Ok(Page::from_overfetch(rows, limit, |c| sort.cursor_of(c)))
+    }
+
+    async fn insert_calls_bulk(&self, calls: &[Call], events: &[CallEvent]) -> StoreResult<()> {
+        let calls = calls.to_vec();
+        let events = events.to_vec();
+        self.write(move |conn| {
+            for c in &calls {
+                insert_call(conn, c)?;
+            }
+            for e in &events {
+                if !insert_event_in_tx(conn, e)? {
+                    return Err(StoreError::conflict(format!("event dedupe key {} exists", e.dedupe_key)));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn count_calls(&self) -> StoreResult<u64> {
+        self.read(|conn| conn.query_row("SELECT count(*) FROM calls", [], |r| r.get::<_, i64>(0)).map_err(map_err))
+            .await
+            .map(|n| n as u64)
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn insert_event(&self, event: &CallEvent) -> StoreResult<bool> {
+        let e = event.clone();
+        self.write(move |conn| insert_event_in_tx(conn, &e)).await
+    }
+
+    async fn event_exists(&self, dedupe_key: &str) -> StoreResult<bool> {
+        let key = dedupe_key.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT 1 FROM call_events WHERE dedupe_key = ?1")
+                .and_then(|mut st| st.exists([key]))
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn list_call_events(&self, call_id: &CallId, page: &PageRequest) -> StoreResult<Page<CallEvent>> {
+        let mut w = Where::default();
+        w.eq("call_id", Some(call_id.as_str()));
+        self.events_page(w, page).await
+    }
+
+    async fn list_events(&self, filter: &EventFilter, page: &PageRequest) -> StoreResult<Page<CallEvent>> {
+        let mut w = Where::default();
+        match (filter.type_prefix(), &filter.event_type) {
+            (Some(prefix), _) => {
+                // Range scan instead of LIKE so the (event_type, occurred_at) index serves it.
+                let mut upper = prefix.to_owned();
+                upper.push(char::MAX);
+                w.push("event_type >= ? AND event_type < ?", [prefix.to_owned().into(), upper.into()]);
+            }
+            (None, t) => w.eq("event_type", t.as_deref()),
+        }
+        w.eq("source", filter.source.map(|s| s.as_str()));
+        if let Some(t) = filter.occurred_after {
+            w.push("occurred_at >= ?", [t.timestamp_millis().into()]);
+        }
+        if let Some(t) = filter.occurred_before {
+            w.push("occurred_at < ?", [t.timestamp_millis().into()]);
+        }
+        self.events_page(w, page).await
+    }
+}
+
+impl SqliteStore {
+    async fn events_page(&self, mut w: Where, page: &PageRequest) -> StoreResult<Page<CallEvent>> {
+        let cursor = decode_event_cursor(page)?;
+        let limit = page.clamped_limit();
+        if let Some(c) = cursor {
+            w.push("(occurred_at, id) > (?, ?)", [c.key.into(), c.id.into()]);
+        }
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM call_events {} ORDER BY occurred_at, id LIMIT {}",
+            w.sql(),
+            limit + 1
+        );
+        let rows = self
+            .read(move |conn| {
+                let mut st = conn.prepare_cached(&sql).map_err(map_err)?;
+                st.query_map(rusqlite::params_from_iter(w.values), event_from_row)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(map_err)
+            })
+            .await?;
+        Ok(Page::from_overfetch(rows, limit, event_cursor))
+    }
+}
+
+fn schema_objects(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut st = conn.prepare(
+        "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )?;
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+}
+
+fn migrate_conn(conn: &Connection) -> StoreResult<Vec<String>> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(map_err)?;
+    let mut applied = Vec::new();
+    for (i, (name, sql)) in schema::MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        conn.execute_batch(sql).map_err(map_err)?;
+        conn.pragma_update(None, "user_version", version).map_err(map_err)?;
+        applied.push(format!("sqlite migration {name}"));
+    }
+    Ok(applied)
+}
+
+#[async_trait]
+impl Storage for SqliteStore {
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { transactions: true, schema_validation: true, notes: vec![] }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err)).await
+    }
+
+    async fn migrate(&self) -> StoreResult<MigrationReport> {
+        // Runs on the writer: one transaction, so a failed migration leaves nothing behind.
+        let applied = self.write(migrate_conn).await?;
+        Ok(MigrationReport { applied })
+    }
+
+    async fn check_schema(&self) -> StoreResult<Vec<Drift>> {
+        let live = self.read(|conn| schema_objects(conn).map_err(map_err)).await?;
+        let scratch = Connection::open_in_memory().map_err(map_err)?;
+        migrate_conn(&scratch)?;
+        let want = schema_objects(&scratch).map_err(map_err)?;
+        let mut drift = Vec::new();
+        for (name, sql) in &want {
+            match live.iter().find(|(n, _)| n == name) {
+                None => drift.push(Drift { object: name.clone(), detail: "missing".into() }),
+                Some((_, live_sql)) if live_sql != sql => {
+                    drift.push(Drift { object: name.clone(), detail: "definition differs from the migrations".into() })
+                }
+                _ => {}
+            }
+        }
+        for (name, _) in &live {
+            if !want.iter().any(|(n, _)| n == name) {
+                drift.push(Drift { object: name.clone(), detail: "not created by any migration".into() });
+            }
+        }
+        Ok(drift)
+    }
+}

@@ -1,0 +1,78 @@
+//! Versioned SQLite migrations. `PRAGMA user_version` records how many have
+//! run. CHECK constraints play the part of MongoDB's `$jsonSchema`
+//! validators: required columns, enums and types are enforced by the engine,
+//! so a bad row cannot be written even by a buggy caller.
+//!
+//! Drift detection compares the live `sqlite_master` with a scratch
+//! in-memory database built from the same migrations, so the expected schema
+//! is never written down twice.
+
+/// The migrations, in order. Never edit one that has shipped; add a new one.
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[("0001_calls_and_events", r#"
+CREATE TABLE calls (
+    id                          TEXT    PRIMARY KEY CHECK (id GLOB 'call_*'),
+    call_sid                    TEXT    CHECK (call_sid IS NULL OR length(call_sid) BETWEEN 2 AND 64),
+    conversation_id             TEXT    CHECK (conversation_id IS NULL OR length(conversation_id) BETWEEN 1 AND 128),
+    account_sid                 TEXT,
+    direction                   TEXT    CHECK (direction IS NULL OR direction IN ('inbound','outbound-api','outbound-dial','trunking-terminating','trunking-originating')),
+    status                      TEXT    NOT NULL CHECK (status IN ('queued','initiated','ringing','in-progress','completed','busy','no-answer','failed','canceled')),
+    from_number                 TEXT,
+    to_number                   TEXT,
+    campaign_id                 TEXT,
+    contact_id                  TEXT,
+    enrollment_id               TEXT,
+    agent_id                    TEXT,
+    answered_by                 TEXT    CHECK (answered_by IS NULL OR answered_by IN ('human','machine_start','machine_end_beep','machine_end_silence','machine_end_other','fax','unknown')),
+    started_at                  INTEGER NOT NULL CHECK (typeof(started_at) = 'integer'),
+    answered_at                 INTEGER CHECK (answered_at IS NULL OR typeof(answered_at) = 'integer'),
+    ended_at                    INTEGER CHECK (ended_at IS NULL OR typeof(ended_at) = 'integer'),
+    duration_secs               INTEGER CHECK (duration_secs IS NULL OR duration_secs >= 0),
+    sip_response_code           INTEGER,
+    price                       TEXT,
+    price_unit                  TEXT,
+    last_sequence               INTEGER CHECK (last_sequence IS NULL OR last_sequence >= 0),
+    status_source               TEXT    CHECK (status_source IS NULL OR status_source IN ('twilio','elevenlabs','switchboard')),
+    telephony_source            TEXT    CHECK (telephony_source IS NULL OR telephony_source IN ('twilio','elevenlabs','switchboard')),
+    conversation_source         TEXT    CHECK (conversation_source IS NULL OR conversation_source IN ('twilio','elevenlabs','switchboard')),
+    conversation_status         TEXT,
+    call_successful             TEXT,
+    transcript_summary          TEXT,
+    termination_reason          TEXT,
+    conversation_duration_secs  INTEGER,
+    cost_credits                INTEGER,
+    created_at                  INTEGER NOT NULL CHECK (typeof(created_at) = 'integer'),
+    updated_at                  INTEGER NOT NULL CHECK (typeof(updated_at) = 'integer'),
+    version                     INTEGER NOT NULL CHECK (version >= 1)
+) STRICT;
+CREATE UNIQUE INDEX calls_call_sid_uq ON calls (call_sid) WHERE call_sid IS NOT NULL;
+CREATE UNIQUE INDEX calls_conversation_id_uq ON calls (conversation_id) WHERE conversation_id IS NOT NULL;
+CREATE INDEX calls_started ON calls (started_at, id);
+CREATE INDEX calls_created ON calls (created_at, id);
+CREATE INDEX calls_status_started ON calls (status, started_at, id);
+CREATE INDEX calls_direction_started ON calls (direction, started_at, id);
+CREATE INDEX calls_campaign_started ON calls (campaign_id, started_at, id) WHERE campaign_id IS NOT NULL;
+CREATE INDEX calls_campaign_status_started ON calls (campaign_id, status, started_at, id) WHERE campaign_id IS NOT NULL;
+CREATE INDEX calls_contact_started ON calls (contact_id, started_at, id) WHERE contact_id IS NOT NULL;
+CREATE INDEX calls_agent_started ON calls (agent_id, started_at, id) WHERE agent_id IS NOT NULL;
+CREATE INDEX calls_from_started ON calls (from_number, started_at, id) WHERE from_number IS NOT NULL;
+CREATE INDEX calls_to_started ON calls (to_number, started_at, id) WHERE to_number IS NOT NULL;
+CREATE INDEX calls_answered_by_started ON calls (answered_by, started_at, id) WHERE answered_by IS NOT NULL;
+CREATE INDEX calls_active ON calls (status, updated_at) WHERE status IN ('queued','initiated','ringing','in-progress');
+
+CREATE TABLE call_events (
+    id           TEXT    PRIMARY KEY CHECK (id GLOB 'evt_*'),
+    call_id      TEXT    NOT NULL CHECK (call_id GLOB 'call_*'),
+    source       TEXT    NOT NULL CHECK (source IN ('twilio','elevenlabs','switchboard')),
+    event_type   TEXT    NOT NULL CHECK (length(event_type) > 0),
+    occurred_at  INTEGER NOT NULL CHECK (typeof(occurred_at) = 'integer'),
+    received_at  INTEGER NOT NULL CHECK (typeof(received_at) = 'integer'),
+    dedupe_key   TEXT    NOT NULL CHECK (length(dedupe_key) > 0),
+    sequence     INTEGER,
+    payload      TEXT    NOT NULL CHECK (json_valid(payload))
+) STRICT;
+CREATE UNIQUE INDEX call_events_dedupe_uq ON call_events (dedupe_key);
+CREATE INDEX call_events_call_occurred ON call_events (call_id, occurred_at, id);
+CREATE INDEX call_events_occurred ON call_events (occurred_at, id);
+CREATE INDEX call_events_type_occurred ON call_events (event_type, occurred_at, id);
+CREATE INDEX call_events_source_occurred ON call_events (source, occurred_at, id);
+"#)];

@@ -1,0 +1,70 @@
+//! The conformance suite: written once against the traits, expanded into one
+//! `#[tokio::test]` per case per backend by [`conformance_tests!`].
+//!
+//! A backend provides a [`Harness`] (a fresh, isolated database and a way to
+//! open more handles to it). The case list lives in the macro, so a backend
+//! cannot skip a new case by forgetting to list it. Capability differences
+//! are printed as skip lines with the reason.
+
+pub mod calls;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::Storage;
+
+/// A fresh, isolated database for one test case.
+#[async_trait]
+pub trait Harness: Send + Sync {
+    /// Opens a handle to the test database; each call may return a new
+    /// connection (pool), so concurrency cases can race two handles.
+    async fn open(&self) -> Arc<dyn Storage>;
+    /// Removes the test database.
+    async fn cleanup(&self);
+}
+
+/// Prints a line that cargo's output capture does not swallow (a skip must be
+/// seen, not hidden behind a green tick).
+pub fn loud(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
+/// Expands every conformance case into a test for the harness returned by
+/// `$make` (an `async fn() -> Option<Box<dyn Harness>>`; `None` skips, and the
+/// constructor prints why).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:path) => {
+        $crate::conformance_tests!(@cases $make;
+            upsert_by_call_sid_is_idempotent,
+            one_record_when_conversation_id_is_seen_before_call_sid,
+            two_records_are_merged_when_a_later_update_links_them,
+            status_lattice_never_regresses,
+            concurrent_upserts_for_one_call_create_one_record,
+            conflicting_provider_key_is_a_conflict,
+            update_without_key_is_invalid,
+            event_replay_is_deduplicated,
+            cursor_pagination_is_stable_while_inserting,
+            timestamps_round_trip_at_millisecond_precision,
+            every_call_filter_and_sort_matches_the_reference,
+            event_lists_are_chronological_and_filtered,
+            lookups_by_key_and_missing_ids,
+            bulk_insert_rejects_duplicate_keys,
+            migrate_is_idempotent_and_reports_no_drift,
+            bad_cursor_is_invalid
+        );
+    };
+    (@cases $make:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let Some(h) = $make().await else { return };
+                $crate::conformance::calls::$case(&*h).await;
+                h.cleanup().await;
+            }
+        )+
+    };
+}

@@ -1,0 +1,70 @@
+//! The storage contract of Switchboard: one set of traits, two adapters
+//! (SQLite, MongoDB), one conformance suite (architecture §2).
+//!
+//! Handlers and jobs only ever see `Arc<dyn Storage>`. Each backend maps its
+//! driver errors to [`StoreError`] once, inside the backend.
+//!
+//! Layout:
+//! - [`error`]: `StoreError`, the one error type of every store method.
+//! - [`page`]: cursor pagination shared by both backends.
+//! - [`calls`]: `CallStore` and `EventStore`, their filters and guarantees.
+//! - `conformance` (feature `conformance`): the suite, expanded per backend
+//!   by [`conformance_tests!`].
+
+#![forbid(unsafe_code)]
+
+pub mod calls;
+pub mod error;
+pub mod page;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use async_trait::async_trait;
+
+pub use calls::{CallFilter, CallSort, CallStore, EventFilter, EventStore, UpsertOutcome};
+pub use error::{StoreError, StoreResult};
+pub use page::{Cursor, Page, PageRequest};
+
+/// What a backend can and cannot do; the conformance suite prints a skip
+/// line, with the reason, for every case a backend declares it cannot run.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    /// Multi-document / multi-statement transactions.
+    pub transactions: bool,
+    /// Server-side schema validation rejects a malformed write.
+    pub schema_validation: bool,
+    /// Why `schema_validation` is false, if it is.
+    pub notes: Vec<String>,
+}
+
+/// One difference between the schema a backend has and the one `migrate` would create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    /// Collection or table.
+    pub object: String,
+    /// What differs.
+    pub detail: String,
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, Default)]
+pub struct MigrationReport {
+    /// Human-readable steps taken (empty when already up to date).
+    pub applied: Vec<String>,
+}
+
+/// Everything Switchboard stores, behind one object-safe trait.
+#[async_trait]
+pub trait Storage: CallStore + EventStore + Send + Sync + 'static {
+    /// `sqlite` or `mongodb`.
+    fn backend_name(&self) -> &'static str;
+    /// Declared capability differences.
+    fn capabilities(&self) -> Capabilities;
+    /// Cheap round trip to the store (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+    /// Creates or updates collections/tables, validators and indexes. Idempotent.
+    async fn migrate(&self) -> StoreResult<MigrationReport>;
+    /// Lists how the live schema differs from what `migrate` would create.
+    async fn check_schema(&self) -> StoreResult<Vec<Drift>>;
+}
