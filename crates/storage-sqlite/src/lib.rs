@@ -554,7 +554,7 @@ impl Storage for SqliteStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { transactions: true, schema_validation: true, notes: vec![] }
+        Capabilities { transactions: true, schema_validation: true, schema_introspection: true, notes: vec![] }
     }
 
     async fn ping(&self) -> StoreResult<()> {

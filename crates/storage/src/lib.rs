@@ -34,7 +34,9 @@ pub struct Capabilities {
     pub transactions: bool,
     /// Server-side schema validation rejects a malformed write.
     pub schema_validation: bool,
-    /// Why `schema_validation` is false, if it is.
+    /// The live schema (validators, index names) can be read back, so drift is detectable.
+    pub schema_introspection: bool,
+    /// Free-form notes on other differences.
     pub notes: Vec<String>,
 }
 

@@ -1,0 +1,226 @@
+//! BSON documents of each collection, converted to and from domain types here
+//! and only here. Optional fields are left out of the document when empty
+//! (never stored as null), which is what the partial unique indexes on
+//! `call_sid` / `conversation_id` and the `$jsonSchema` validators expect.
+
+use mongodb::bson::{Bson, DateTime as BsonDate};
+use serde::{Deserialize, Serialize};
+use switchboard_domain::time::from_millis;
+use switchboard_domain::{Call, CallEvent, CallId, EventId};
+use switchboard_storage::StoreError;
+
+fn d(t: chrono::DateTime<chrono::Utc>) -> BsonDate {
+    BsonDate::from_millis(t.timestamp_millis())
+}
+
+fn c(t: BsonDate) -> chrono::DateTime<chrono::Utc> {
+    from_millis(t.timestamp_millis())
+}
+
+fn word<T: ToString>(v: Option<T>) -> Option<String> {
+    v.map(|x| x.to_string())
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(field: &str, v: Option<String>) -> Result<Option<T>, StoreError> {
+    v.map(|s| s.parse::<T>().map_err(|e| StoreError::Other(anyhow::anyhow!("stored `{field}` is invalid: {e}"))))
+        .transpose()
+}
+
+/// A document of `calls`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CallDoc {
+    #[serde(rename = "_id")]
+    pub(crate) id: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) call_sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) conversation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    account_sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    direction: Option<String>,
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    campaign_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    contact_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    enrollment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    agent_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    answered_by: Option<String>,
+    started_at: BsonDate,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    answered_at: Option<BsonDate>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    ended_at: Option<BsonDate>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    duration_secs: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    sip_response_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    price: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    price_unit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    last_sequence: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    status_source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    telephony_source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    conversation_source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    conversation_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    call_successful: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    transcript_summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    termination_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    conversation_duration_secs: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    cost_credits: Option<i64>,
+    created_at: BsonDate,
+    updated_at: BsonDate,
+    pub(crate) version: i64,
+}
+
+impl From<&Call> for CallDoc {
+    fn from(x: &Call) -> Self {
+        CallDoc {
+            id: x.id.to_string(),
+            call_sid: x.call_sid.clone(),
+            conversation_id: x.conversation_id.clone(),
+            account_sid: x.account_sid.clone(),
+            direction: word(x.direction),
+            status: x.status.as_str().into(),
+            from: x.from.clone(),
+            to: x.to.clone(),
+            campaign_id: x.campaign_id.clone(),
+            contact_id: x.contact_id.clone(),
+            enrollment_id: x.enrollment_id.clone(),
+            agent_id: x.agent_id.clone(),
+            answered_by: word(x.answered_by),
+            started_at: d(x.started_at),
+            answered_at: x.answered_at.map(d),
+            ended_at: x.ended_at.map(d),
+            duration_secs: x.duration_secs,
+            sip_response_code: x.sip_response_code,
+            price: x.price.clone(),
+            price_unit: x.price_unit.clone(),
+            last_sequence: x.last_sequence,
+            status_source: word(x.status_source),
+            telephony_source: word(x.telephony_source),
+            conversation_source: word(x.conversation_source),
+            conversation_status: x.conversation_status.clone(),
+            call_successful: x.call_successful.clone(),
+            transcript_summary: x.transcript_summary.clone(),
+            termination_reason: x.termination_reason.clone(),
+            conversation_duration_secs: x.conversation_duration_secs,
+            cost_credits: x.cost_credits,
+            created_at: d(x.created_at),
+            updated_at: d(x.updated_at),
+            version: x.version,
+        }
+    }
+}
+
+impl TryFrom<CallDoc> for Call {
+    type Error = StoreError;
+    fn try_from(x: CallDoc) -> Result<Call, StoreError> {
+        Ok(Call {
+            id: CallId::parse(&x.id).map_err(|e| StoreError::Other(e.into()))?,
+            call_sid: x.call_sid,
+            conversation_id: x.conversation_id,
+            account_sid: x.account_sid,
+            direction: parse("direction", x.direction)?,
+            status: parse("status", Some(x.status))?.expect("Some in, Some out"),
+            from: x.from,
+            to: x.to,
+            campaign_id: x.campaign_id,
+            contact_id: x.contact_id,
+            enrollment_id: x.enrollment_id,
+            agent_id: x.agent_id,
+            answered_by: parse("answered_by", x.answered_by)?,
+            started_at: c(x.started_at),
+            answered_at: x.answered_at.map(c),
+            ended_at: x.ended_at.map(c),
+            duration_secs: x.duration_secs,
+            sip_response_code: x.sip_response_code,
+            price: x.price,
+            price_unit: x.price_unit,
+            last_sequence: x.last_sequence,
+            status_source: parse("status_source", x.status_source)?,
+            telephony_source: parse("telephony_source", x.telephony_source)?,
+            conversation_source: parse("conversation_source", x.conversation_source)?,
+            conversation_status: x.conversation_status,
+            call_successful: x.call_successful,
+            transcript_summary: x.transcript_summary,
+            termination_reason: x.termination_reason,
+            conversation_duration_secs: x.conversation_duration_secs,
+            cost_credits: x.cost_credits,
+            created_at: c(x.created_at),
+            updated_at: c(x.updated_at),
+            version: x.version,
+        })
+    }
+}
+
+/// A document of `call_events`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EventDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    call_id: String,
+    source: String,
+    event_type: String,
+    occurred_at: BsonDate,
+    received_at: BsonDate,
+    dedupe_key: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    sequence: Option<i64>,
+    payload: Bson,
+}
+
+impl TryFrom<&CallEvent> for EventDoc {
+    type Error = StoreError;
+    fn try_from(e: &CallEvent) -> Result<EventDoc, StoreError> {
+        Ok(EventDoc {
+            id: e.id.to_string(),
+            call_id: e.call_id.to_string(),
+            source: e.source.as_str().into(),
+            event_type: e.event_type.clone(),
+            occurred_at: d(e.occurred_at),
+            received_at: d(e.received_at),
+            dedupe_key: e.dedupe_key.clone(),
+            sequence: e.sequence,
+            payload: Bson::try_from(e.payload.clone())
+                .map_err(|err| StoreError::Invalid(format!("event payload cannot be stored as BSON: {err}")))?,
+        })
+    }
+}
+
+impl TryFrom<EventDoc> for CallEvent {
+    type Error = StoreError;
+    fn try_from(x: EventDoc) -> Result<CallEvent, StoreError> {
+        Ok(CallEvent {
+            id: EventId::parse(&x.id).map_err(|e| StoreError::Other(e.into()))?,
+            call_id: CallId::parse(&x.call_id).map_err(|e| StoreError::Other(e.into()))?,
+            source: parse("source", Some(x.source))?.expect("Some in, Some out"),
+            event_type: x.event_type,
+            occurred_at: c(x.occurred_at),
+            received_at: c(x.received_at),
+            dedupe_key: x.dedupe_key,
+            sequence: x.sequence,
+            payload: x.payload.into_relaxed_extjson(),
+        })
+    }
+}
+
