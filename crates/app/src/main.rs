@@ -1,1 +1,151 @@
-fn main() {}
+//! The `switchboard` binary: parse the CLI, load settings, run a subcommand.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use switchboard::{App, config, shutdown_signal, store, telemetry};
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "System of record and control plane for AI voice calling on ElevenLabs Agents and Twilio")]
+struct Cli {
+    /// Bind address (overrides SWITCHBOARD_LISTEN).
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// SQLite file (overrides SWITCHBOARD_SQLITE_PATH; ignored when MONGODB_URI is set).
+    #[arg(long, global = true)]
+    sqlite_path: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (migrates first unless --no-migrate).
+    Serve {
+        /// Do not migrate on start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Create or update collections/tables, validators and indexes (idempotent).
+    Migrate {
+        /// Only report drift; exit non-zero if there is any.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Insert synthetic calls and events.
+    Seed {
+        /// Number of calls.
+        #[arg(long, default_value_t = 10_000)]
+        calls: u64,
+        /// Events per call.
+        #[arg(long, default_value_t = 4)]
+        events_per_call: u32,
+        /// Random seed (runs with different seeds never collide).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Load benchmark against a fresh in-process server on the embedded store.
+    Bench {
+        /// Seconds per throughput phase.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Concurrent client connections for the closed-loop phases.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Fixed callback rate (per second) for the latency phase.
+        #[arg(long, default_value_t = 2000)]
+        rate: u64,
+        /// Store sizes for the list-latency phase (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+        list_sizes: Vec<u64>,
+        /// List requests per size.
+        #[arg(long, default_value_t = 500)]
+        list_samples: usize,
+    },
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut overrides = Vec::new();
+    if let Some(l) = cli.listen {
+        overrides.push(("listen", l));
+    }
+    if let Some(p) = cli.sqlite_path {
+        overrides.push(("storage.sqlite_path", p));
+    }
+    if let Command::Serve { no_migrate: true } = cli.command {
+        overrides.push(("migrate_on_start", "false".into()));
+    }
+    let settings = config::load(&overrides)?;
+    telemetry::init(settings.log_format);
+    match cli.command {
+        Command::Serve { .. } => {
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot bind SWITCHBOARD_LISTEN {}: {e}", settings.listen))?;
+            let app = App::build(settings).await?;
+            tracing::info!(addr = %listener.local_addr()?, store = app.state.store.backend_name(), "switchboard listening");
+            app.serve(listener, shutdown_signal()).await?;
+            tracing::info!("stopped cleanly");
+        }
+        Command::Migrate { check } => {
+            let store = store::open(&settings).await?;
+            if check {
+                let drift = store.check_schema().await?;
+                if drift.is_empty() {
+                    println!("schema is up to date ({})", store.backend_name());
+                } else {
+                    for d in &drift {
+                        println!("drift: {}: {}", d.object, d.detail);
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+            } else {
+                let report = store.migrate().await?;
+                if report.applied.is_empty() {
+                    println!("already up to date ({})", store.backend_name());
+                }
+                for step in report.applied {
+                    println!("applied: {step}");
+                }
+            }
+        }
+        Command::Seed { calls, events_per_call, seed } => {
+            let store = store::open(&settings).await?;
+            store.migrate().await?;
+            let opts = switchboard::seed::SeedOptions { calls, events_per_call, seed, ..Default::default() };
+            let report = switchboard::seed::seed(store, &opts, true).await?;
+            println!(
+                "seeded {} calls and {} events in {:.1}s ({:.0} calls/s)",
+                report.calls,
+                report.events,
+                report.elapsed.as_secs_f64(),
+                report.calls as f64 / report.elapsed.as_secs_f64().max(1e-9)
+            );
+        }
+        Command::Bench { duration, concurrency, rate, list_sizes, list_samples } => {
+            let opts = switchboard::bench::BenchOptions {
+                duration_secs: duration,
+                concurrency,
+                rate,
+                list_sizes,
+                list_samples,
+                dir: None,
+            };
+            let report = switchboard::bench::run(opts).await?;
+            println!("{report}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

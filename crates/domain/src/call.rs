@@ -503,6 +503,8 @@ impl Call {
             self.status = other.status;
             self.status_source = other.status_source;
             self.ended_at = other.ended_at.or(self.ended_at);
+        } else if other.status == self.status && theirs > mine {
+            self.status_source = other.status_source;
         }
         self.answered_at = match (self.answered_at, other.answered_at) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -1,0 +1,402 @@
+//! Settings: embedded defaults (`config/default.toml`), the profile section
+//! (`SWITCHBOARD_ENV`), an optional file (`SWITCHBOARD_CONFIG`),
+//! `SWITCHBOARD_*` variables, the names Twilio and ElevenLabs users already
+//! know (`MONGODB_URI`, `TWILIO_AUTH_TOKEN`, …) and finally CLI flags.
+//!
+//! A bad or missing setting fails start-up with the key and the reason.
+//! Secrets are [`Secret`]s: their `Debug` and `Display` never show the value.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::{Figment, Profile};
+use serde::{Deserialize, Serialize};
+
+const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+/// The well-known environment names and the setting each one sets.
+pub const WELL_KNOWN_ENV: &[(&str, &str)] = &[
+    ("MONGODB_URI", "storage.mongodb_uri"),
+    ("MONGODB_DB", "storage.mongodb_db"),
+    ("SWITCHBOARD_SQLITE_PATH", "storage.sqlite_path"),
+    ("REDIS_URL", "redis.url"),
+    ("TWILIO_ACCOUNT_SID", "twilio.account_sid"),
+    ("TWILIO_AUTH_TOKEN", "twilio.auth_token"),
+    ("ELEVENLABS_API_KEY", "elevenlabs.api_key"),
+    ("ELEVENLABS_WEBHOOK_SECRET", "elevenlabs.webhook_secret"),
+    ("PUBLIC_BASE_URL", "public_base_url"),
+    ("SWITCHBOARD_LISTEN", "listen"),
+    ("SWITCHBOARD_API_TOKENS", "api_tokens"),
+];
+
+/// A secret string: never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// SQLite commit durability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteDurability {
+    /// fsync every commit.
+    Full,
+    /// fsync at checkpoints.
+    Normal,
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// MongoDB URI; `None` selects SQLite.
+    pub mongodb_uri: Option<Secret>,
+    /// MongoDB database.
+    pub mongodb_db: String,
+    /// Pool maximum.
+    pub max_pool_size: Option<u32>,
+    /// Pool minimum.
+    pub min_pool_size: Option<u32>,
+    /// Connect timeout.
+    pub connect_timeout_ms: Option<u64>,
+    /// Server selection timeout.
+    pub server_selection_timeout_ms: Option<u64>,
+    /// Start-up attempts.
+    pub connect_attempts: u32,
+    /// Replica set declared.
+    pub replica_set: bool,
+    /// SQLite file.
+    pub sqlite_path: PathBuf,
+    /// SQLite readers.
+    pub sqlite_readers: usize,
+    /// SQLite durability.
+    pub sqlite_durability: SqliteDurability,
+}
+
+/// Twilio settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSettings {
+    /// Account SID.
+    pub account_sid: Option<String>,
+    /// Auth token (signs webhooks).
+    pub auth_token: Option<Secret>,
+}
+
+/// ElevenLabs settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElevenLabsSettings {
+    /// API key.
+    pub api_key: Option<Secret>,
+    /// Webhook HMAC secret.
+    pub webhook_secret: Option<Secret>,
+}
+
+/// Redis settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// URL (may carry a password).
+    pub url: Option<Secret>,
+}
+
+/// All settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Profile name (`dev`, `test`, `prod`).
+    #[serde(default)]
+    pub env: String,
+    /// Bind address.
+    pub listen: SocketAddr,
+    /// Public base URL (what Twilio signs).
+    pub public_base_url: Option<String>,
+    /// API bearer tokens.
+    pub api_tokens: Vec<Secret>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Migrate on `serve`.
+    pub migrate_on_start: bool,
+    /// Request timeout.
+    pub request_timeout_secs: u64,
+    /// API body limit.
+    pub body_limit_bytes: usize,
+    /// Webhook body limit.
+    pub webhook_body_limit_bytes: usize,
+    /// ElevenLabs signature age tolerance.
+    pub elevenlabs_signature_tolerance_secs: i64,
+    /// Storage.
+    pub storage: StorageSettings,
+    /// Twilio.
+    #[serde(default)]
+    pub twilio: TwilioSettings,
+    /// ElevenLabs.
+    #[serde(default)]
+    pub elevenlabs: ElevenLabsSettings,
+    /// Redis.
+    #[serde(default)]
+    pub redis: RedisSettings,
+}
+
+/// A setting is missing or invalid.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {key}: {reason}")]
+pub struct ConfigError {
+    /// The setting (and the variable that sets it, where there is one).
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn err(key: &str, reason: impl Into<String>) -> ConfigError {
+    let env = WELL_KNOWN_ENV.iter().find(|(_, k)| *k == key).map(|(e, _)| *e);
+    let key = match env {
+        Some(e) => format!("{e} ({key})"),
+        None => format!("SWITCHBOARD_{} ({key})", key.to_uppercase().replace('.', "__")),
+    };
+    ConfigError { key, reason: reason.into() }
+}
+
+/// The figment for a profile, without CLI overrides (exposed for tests).
+pub fn figment() -> Figment {
+    let profile = std::env::var("SWITCHBOARD_ENV").unwrap_or_else(|_| "dev".into());
+    let mut f = Figment::from(Toml::string(DEFAULTS).nested()).select(Profile::new(&profile));
+    if let Ok(path) = std::env::var("SWITCHBOARD_CONFIG") {
+        f = f.merge(Toml::file_exact(path).nested());
+    }
+    let well_known: Vec<&str> = WELL_KNOWN_ENV.iter().map(|(e, _)| *e).collect();
+    // Variables read elsewhere (profile, file path) or through the well-known table are not settings keys.
+    let not_settings = ["env", "config", "sqlite_path"];
+    f.merge(
+        Env::prefixed("SWITCHBOARD_")
+            .split("__")
+            .filter(move |k| !not_settings.iter().any(|n| k.as_str().eq_ignore_ascii_case(n))),
+    )
+    .merge(Env::raw().only(&well_known).map(|k| {
+        WELL_KNOWN_ENV
+            .iter()
+            .find(|(e, _)| k.as_str().eq_ignore_ascii_case(e))
+            .map(|(_, key)| (*key).into())
+            .unwrap_or_else(|| k.into())
+    }))
+    .merge(Serialized::default("env", profile))
+}
+
+/// Loads and validates settings; `overrides` are CLI flags as `key = value` pairs.
+pub fn load(overrides: &[(&str, String)]) -> Result<Settings, ConfigError> {
+    let mut f = figment();
+    for (k, v) in overrides {
+        f = f.merge(Serialized::default(k, v));
+    }
+    from_figment(f)
+}
+
+/// Extracts and validates settings from a figment.
+pub fn from_figment(f: Figment) -> Result<Settings, ConfigError> {
+    // SWITCHBOARD_API_TOKENS is a comma-separated list; figment would read it as one string.
+    let f = match f.find_value("api_tokens") {
+        Ok(figment::value::Value::String(_, s)) => {
+            let list: Vec<String> = s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect();
+            f.merge(Serialized::default("api_tokens", list))
+        }
+        _ => f,
+    };
+    let settings: Settings = f.extract().map_err(|e| {
+        let key = e.path.join(".");
+        let mut reason = e.kind.to_string();
+        if let Some(md) = &e.metadata {
+            reason = format!("{reason} (from {})", md.name);
+        }
+        err(if key.is_empty() { "settings" } else { &key }, reason)
+    })?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+impl Settings {
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !["dev", "test", "prod"].contains(&self.env.as_str()) {
+            return Err(ConfigError {
+                key: "SWITCHBOARD_ENV".into(),
+                reason: format!("`{}` is not one of dev, test, prod", self.env),
+            });
+        }
+        if let Some(uri) = &self.storage.mongodb_uri {
+            let u = uri.expose();
+            if !(u.starts_with("mongodb://") || u.starts_with("mongodb+srv://")) {
+                return Err(err("storage.mongodb_uri", "must start with mongodb:// or mongodb+srv://"));
+            }
+        }
+        if self.storage.mongodb_db.is_empty() || self.storage.mongodb_db.contains(['/', '\\', '.', ' ', '"', '$']) {
+            return Err(err("storage.mongodb_db", "must be a non-empty name without / \\ . space \" $"));
+        }
+        if let (Some(min), Some(max)) = (self.storage.min_pool_size, self.storage.max_pool_size) {
+            if min > max {
+                return Err(err("storage.min_pool_size", format!("{min} is larger than max_pool_size {max}")));
+            }
+        }
+        if self.storage.max_pool_size == Some(0) {
+            return Err(err("storage.max_pool_size", "must be at least 1"));
+        }
+        if let Some(url) = &self.public_base_url {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && url.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.contains(['?', '#']));
+            if !ok {
+                return Err(err("public_base_url", format!("`{url}` is not an http(s) URL without query or fragment")));
+            }
+        }
+        if let Some(sid) = &self.twilio.account_sid {
+            if !(sid.starts_with("AC") && sid.len() == 34) {
+                return Err(err("twilio.account_sid", "must be `AC` followed by 32 characters"));
+            }
+        }
+        if self.env == "prod" {
+            if self.api_tokens.is_empty() {
+                return Err(err("api_tokens", "at least one API token is required in prod"));
+            }
+            if self.public_base_url.is_none() {
+                return Err(err("public_base_url", "required in prod: Twilio signatures are computed over it"));
+            }
+            if self.twilio.auth_token.is_none() {
+                return Err(err("twilio.auth_token", "required in prod to verify Twilio webhooks"));
+            }
+        }
+        if self.api_tokens.iter().any(|t| t.expose().len() < 16) {
+            return Err(err("api_tokens", "every token must be at least 16 characters"));
+        }
+        Ok(())
+    }
+
+    /// The base URL Twilio signs: `PUBLIC_BASE_URL`, or `http://{listen}` in dev.
+    pub fn public_base(&self) -> String {
+        self.public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_select_sqlite_and_the_dev_profile() {
+        Jail::expect_with(|_| {
+            let s = load(&[]).unwrap();
+            assert_eq!(s.env, "dev");
+            assert!(s.storage.mongodb_uri.is_none());
+            assert_eq!(s.storage.sqlite_path, PathBuf::from("./data/switchboard.db"));
+            assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn well_known_names_and_prefixed_nesting_work() {
+        Jail::expect_with(|j| {
+            j.set_env("MONGODB_URI", "mongodb://db1:27017,db2:27017/?replicaSet=rs0");
+            j.set_env("MONGODB_DB", "calls");
+            j.set_env("TWILIO_AUTH_TOKEN", "f00dfacecafebeef0123456789abcdef");
+            j.set_env("SWITCHBOARD_API_TOKENS", "token-aaaaaaaaaaaaaaaa, token-bbbbbbbbbbbbbbbb");
+            j.set_env("SWITCHBOARD_STORAGE__MAX_POOL_SIZE", "64");
+            j.set_env("SWITCHBOARD_LISTEN", "0.0.0.0:9000");
+            let s = load(&[]).unwrap();
+            assert_eq!(s.storage.mongodb_db, "calls");
+            assert_eq!(s.storage.max_pool_size, Some(64));
+            assert_eq!(s.api_tokens.len(), 2);
+            assert_eq!(s.listen.port(), 9000);
+            assert_eq!(s.twilio.auth_token.as_ref().unwrap().expose(), "f00dfacecafebeef0123456789abcdef");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        Jail::expect_with(|j| {
+            j.set_env("TWILIO_AUTH_TOKEN", "supersecretvalue123");
+            j.set_env("MONGODB_URI", "mongodb://user:hunter2pass@db:27017");
+            let s = load(&[]).unwrap();
+            let dbg = format!("{s:?}");
+            assert!(!dbg.contains("supersecretvalue123") && !dbg.contains("hunter2pass"), "{dbg}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_settings_name_the_key_and_the_reason() {
+        Jail::expect_with(|j| {
+            j.set_env("SWITCHBOARD_LISTEN", "not-an-address");
+            let e = load(&[]).unwrap_err();
+            assert!(e.key.contains("SWITCHBOARD_LISTEN") && e.key.contains("listen"), "{e}");
+            Ok(())
+        });
+        Jail::expect_with(|j| {
+            j.set_env("MONGODB_URI", "postgres://x");
+            let e = load(&[]).unwrap_err();
+            assert!(e.key.starts_with("MONGODB_URI") && e.reason.contains("mongodb://"), "{e}");
+            Ok(())
+        });
+        Jail::expect_with(|j| {
+            j.set_env("SWITCHBOARD_ENV", "prod");
+            let e = load(&[]).unwrap_err();
+            assert!(e.key.contains("SWITCHBOARD_API_TOKENS"), "{e}");
+            Ok(())
+        });
+        Jail::expect_with(|j| {
+            j.set_env("SWITCHBOARD_ENV", "staging");
+            let e = load(&[]).unwrap_err();
+            assert!(e.to_string().contains("SWITCHBOARD_ENV") && e.reason.contains("staging"), "{e}");
+            Ok(())
+        });
+        Jail::expect_with(|j| {
+            j.set_env("SWITCHBOARD_STORAGE__MIN_POOL_SIZE", "10");
+            j.set_env("SWITCHBOARD_STORAGE__MAX_POOL_SIZE", "5");
+            let e = load(&[]).unwrap_err();
+            assert!(e.key.contains("min_pool_size"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cli_overrides_win() {
+        Jail::expect_with(|j| {
+            j.set_env("SWITCHBOARD_LISTEN", "127.0.0.1:9000");
+            let s = load(&[("listen", "127.0.0.1:9100".into())]).unwrap();
+            assert_eq!(s.listen.port(), 9100);
+            Ok(())
+        });
+    }
+}

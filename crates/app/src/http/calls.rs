@@ -1,0 +1,263 @@
+//! `GET /api/v1/calls`, `GET /api/v1/calls/{id}`, `GET /api/v1/calls/{id}/events`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use axum::routing::get;
+use serde::Serialize;
+use switchboard_domain::{AnsweredBy, Call, CallId, CallStatus, Direction};
+use switchboard_storage::{CallFilter, CallSort};
+use utoipa::ToSchema;
+
+use super::events::{EventOut, EventPage};
+use super::query::Query;
+use crate::AppState;
+use crate::error::{ApiError, Problem};
+
+/// A call as the API returns it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallOut {
+    /// Our id (`call_…`).
+    pub id: String,
+    /// Twilio Call SID.
+    pub call_sid: Option<String>,
+    /// ElevenLabs conversation id.
+    pub conversation_id: Option<String>,
+    /// Twilio account.
+    pub account_sid: Option<String>,
+    /// `inbound`, `outbound-api`, `outbound-dial`, …
+    pub direction: Option<String>,
+    /// queued, initiated, ringing, in-progress, completed, busy, no-answer, failed, canceled.
+    pub status: String,
+    /// Caller.
+    pub from: Option<String>,
+    /// Callee.
+    pub to: Option<String>,
+    /// Campaign.
+    pub campaign_id: Option<String>,
+    /// Contact.
+    pub contact_id: Option<String>,
+    /// Enrollment.
+    pub enrollment_id: Option<String>,
+    /// ElevenLabs agent.
+    pub agent_id: Option<String>,
+    /// AMD result.
+    pub answered_by: Option<String>,
+    /// Earliest known moment of the call (RFC 3339, milliseconds).
+    pub started_at: String,
+    /// Answer time.
+    pub answered_at: Option<String>,
+    /// End time.
+    pub ended_at: Option<String>,
+    /// Telephony duration (s).
+    pub duration_secs: Option<i64>,
+    /// SIP response code.
+    pub sip_response_code: Option<i64>,
+    /// Price (decimal string).
+    pub price: Option<String>,
+    /// Currency.
+    pub price_unit: Option<String>,
+    /// Highest Twilio SequenceNumber applied.
+    pub last_sequence: Option<i64>,
+    /// ElevenLabs conversation status.
+    pub conversation_status: Option<String>,
+    /// ElevenLabs success verdict.
+    pub call_successful: Option<String>,
+    /// ElevenLabs summary.
+    pub transcript_summary: Option<String>,
+    /// ElevenLabs termination reason.
+    pub termination_reason: Option<String>,
+    /// Conversation duration (s).
+    pub conversation_duration_secs: Option<i64>,
+    /// ElevenLabs cost (credits).
+    pub cost_credits: Option<i64>,
+    /// Record creation.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+    /// Record version (bumped on every change).
+    pub version: i64,
+}
+
+pub(crate) fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl From<Call> for CallOut {
+    fn from(c: Call) -> Self {
+        CallOut {
+            id: c.id.to_string(),
+            call_sid: c.call_sid,
+            conversation_id: c.conversation_id,
+            account_sid: c.account_sid,
+            direction: c.direction.map(|d| d.to_string()),
+            status: c.status.to_string(),
+            from: c.from,
+            to: c.to,
+            campaign_id: c.campaign_id,
+            contact_id: c.contact_id,
+            enrollment_id: c.enrollment_id,
+            agent_id: c.agent_id,
+            answered_by: c.answered_by.map(|a| a.to_string()),
+            started_at: ts(c.started_at),
+            answered_at: c.answered_at.map(ts),
+            ended_at: c.ended_at.map(ts),
+            duration_secs: c.duration_secs,
+            sip_response_code: c.sip_response_code,
+            price: c.price,
+            price_unit: c.price_unit,
+            last_sequence: c.last_sequence,
+            conversation_status: c.conversation_status,
+            call_successful: c.call_successful,
+            transcript_summary: c.transcript_summary,
+            termination_reason: c.termination_reason,
+            conversation_duration_secs: c.conversation_duration_secs,
+            cost_credits: c.cost_credits,
+            created_at: ts(c.created_at),
+            updated_at: ts(c.updated_at),
+            version: c.version,
+        }
+    }
+}
+
+/// A page of calls.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallPage {
+    /// Calls in the requested order.
+    pub data: Vec<CallOut>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+const LIST_PARAMS: &[&str] = &[
+    "status", "direction", "campaign_id", "contact_id", "agent_id", "from", "to", "answered_by", "started_after",
+    "started_before", "sort", "limit", "cursor",
+];
+
+/// List calls, filtered, sorted and cursor-paginated (stable under concurrent inserts).
+#[utoipa::path(
+    get, path = "/api/v1/calls", tag = "calls",
+    params(
+        ("status" = Option<Vec<String>>, Query, description = "Repeatable (or comma-separated): queued, initiated, ringing, in-progress, completed, busy, no-answer, failed, canceled"),
+        ("direction" = Option<String>, Query, description = "inbound, outbound-api, outbound-dial, trunking-terminating, trunking-originating"),
+        ("campaign_id" = Option<String>, Query, description = "Campaign"),
+        ("contact_id" = Option<String>, Query, description = "Contact"),
+        ("agent_id" = Option<String>, Query, description = "ElevenLabs agent"),
+        ("from" = Option<String>, Query, description = "Caller number (exact, E.164)"),
+        ("to" = Option<String>, Query, description = "Called number (exact, E.164)"),
+        ("answered_by" = Option<String>, Query, description = "AMD result: human, machine_start, machine_end_beep, machine_end_silence, machine_end_other, fax, unknown"),
+        ("started_after" = Option<String>, Query, description = "RFC 3339; started_at >= this"),
+        ("started_before" = Option<String>, Query, description = "RFC 3339; started_at < this"),
+        ("sort" = Option<String>, Query, description = "-started_at (default), started_at, -created_at"),
+        ("limit" = Option<u32>, Query, description = "1..=200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, body = CallPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_calls(State(state): State<AppState>, uri: Uri) -> Result<Json<CallPage>, ApiError> {
+    let mut q = Query::parse(uri.query(), LIST_PARAMS);
+    let mut statuses = Vec::new();
+    for s in q.all("status") {
+        match s.parse::<CallStatus>() {
+            Ok(st) => statuses.push(st),
+            Err(e) => q.bad("status", e),
+        }
+    }
+    let filter = CallFilter {
+        statuses,
+        direction: q.parsed::<Direction>("direction"),
+        campaign_id: q.one("campaign_id"),
+        contact_id: q.one("contact_id"),
+        agent_id: q.one("agent_id"),
+        from: q.one("from"),
+        to: q.one("to"),
+        answered_by: q.parsed::<AnsweredBy>("answered_by"),
+        started_after: q.time("started_after"),
+        started_before: q.time("started_before"),
+    };
+    if let (Some(a), Some(b)) = (filter.started_after, filter.started_before) {
+        if a >= b {
+            q.bad("started_after", "must be earlier than started_before");
+        }
+    }
+    let sort = match q.one("sort") {
+        None => CallSort::default(),
+        Some(s) => CallSort::parse(&s).unwrap_or_else(|| {
+            q.bad("sort", format!("`{s}` is not one of: -started_at, started_at, -created_at"));
+            CallSort::default()
+        }),
+    };
+    let page = q.page();
+    q.finish()?;
+    let p = state.store.list_calls(&filter, sort, &page).await.map_err(cursor_error)?;
+    Ok(Json(CallPage { data: p.items.into_iter().map(CallOut::from).collect(), next_cursor: p.next_cursor }))
+}
+
+/// A store `Invalid` on a list is always about the cursor.
+pub(crate) fn cursor_error(e: switchboard_storage::StoreError) -> ApiError {
+    match e {
+        switchboard_storage::StoreError::Invalid(reason) => ApiError::field("cursor", reason),
+        other => other.into(),
+    }
+}
+
+/// Finds a call by our id, Twilio Call SID or ElevenLabs conversation id.
+pub(crate) async fn resolve(state: &AppState, id: &str) -> Result<Call, ApiError> {
+    if let Ok(call_id) = CallId::parse(id) {
+        return Ok(state.store.get_call(&call_id).await?);
+    }
+    if id.starts_with("CA") {
+        if let Some(c) = state.store.find_call_by_sid(id).await? {
+            return Ok(c);
+        }
+    }
+    state.store.find_call_by_conversation(id).await?.ok_or(ApiError::NotFound("call"))
+}
+
+/// One call, by our id, `call_sid` or `conversation_id`.
+#[utoipa::path(
+    get, path = "/api/v1/calls/{id}", tag = "calls",
+    params(("id" = String, Path, description = "call_… id, Twilio CallSid (CA…) or ElevenLabs conversation_id")),
+    responses((status = 200, body = CallOut), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub async fn get_call(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<CallOut>, ApiError> {
+    Ok(Json(resolve(&state, &id).await?.into()))
+}
+
+/// Events of one call, chronological, paginated.
+#[utoipa::path(
+    get, path = "/api/v1/calls/{id}/events", tag = "calls",
+    params(
+        ("id" = String, Path, description = "call_… id, CallSid or conversation_id"),
+        ("limit" = Option<u32>, Query, description = "1..=200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = EventPage), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub async fn list_call_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Json<EventPage>, ApiError> {
+    let mut q = Query::parse(uri.query(), &["limit", "cursor"]);
+    let page = q.page();
+    q.finish()?;
+    let call = resolve(&state, &id).await?;
+    let p = state.store.list_call_events(&call.id, &page).await.map_err(cursor_error)?;
+    Ok(Json(EventPage { data: p.items.into_iter().map(EventOut::from).collect(), next_cursor: p.next_cursor }))
+}
+
+/// Routes.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/calls", get(list_calls))
+        .route("/calls/{id}", get(get_call))
+        .route("/calls/{id}/events", get(list_call_events))
+}

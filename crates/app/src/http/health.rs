@@ -1,0 +1,31 @@
+//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: the store answers).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+/// Always 200 while the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// 200 when the store answers a ping, else 503.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "Store reachable"), (status = 503, description = "Store unreachable")))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let backend = state.store.backend_name();
+    match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready", "store": backend }))),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "store": backend, "reason": e.to_string() }))),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "store": backend, "reason": "ping timed out" }))),
+    }
+}
+
+/// Health routes.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+}

@@ -1,0 +1,110 @@
+//! Switchboard: the system of record and control plane for AI voice calling
+//! on ElevenLabs Agents and Twilio.
+//!
+//! Layout:
+//! - [`config`]: settings and their validation.
+//! - [`store`]: opening the configured store (SQLite or MongoDB) and timing it.
+//! - [`webhooks`]: Twilio and ElevenLabs receivers (verify → dedupe → merge).
+//! - [`http`]: the REST API, health, metrics, OpenAPI and Swagger UI.
+//! - [`error`]: `ApiError` and the problem+json code table.
+//! - [`seed`] and [`bench`]: synthetic data and the load benchmark.
+//!
+//! [`App::build`] wires these into one [`AppState`]; [`App::serve`] runs the
+//! HTTP server until the shutdown future resolves, draining in-flight requests.
+
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod seed;
+pub mod store;
+pub mod telemetry;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use switchboard_storage::Storage;
+use tokio::net::TcpListener;
+
+use crate::config::{Secret, Settings};
+
+/// Everything a handler needs, cloned per request (all fields are shared).
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Storage>,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Accepted API bearer tokens.
+    pub api_tokens: Arc<Vec<Secret>>,
+}
+
+/// The assembled application.
+pub struct App {
+    /// Shared state.
+    pub state: AppState,
+}
+
+impl App {
+    /// Opens the store (migrating when configured) and assembles the state.
+    /// In dev with no API token configured, generates one and prints it once.
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        let store = store::open(&settings).await?;
+        Self::with_store(settings, store).await
+    }
+
+    /// Assembles the state around an already opened store.
+    pub async fn with_store(settings: Settings, store: Arc<dyn Storage>) -> anyhow::Result<App> {
+        if settings.migrate_on_start {
+            let report = store.migrate().await?;
+            for step in &report.applied {
+                tracing::info!(step = %step, "migrated");
+            }
+        }
+        let mut tokens = settings.api_tokens.clone();
+        if tokens.is_empty() && settings.env == "dev" {
+            let token = format!("sb_dev_{}", uuid::Uuid::new_v4().simple());
+            // Printed once to the terminal, never logged.
+            println!("No SWITCHBOARD_API_TOKENS configured; generated a dev API token for this run:\n  {token}");
+            tokens.push(Secret::new(token));
+        }
+        let state = AppState { store, settings: Arc::new(settings), api_tokens: Arc::new(tokens) };
+        Ok(App { state })
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves, then drains in-flight requests.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = http::router(self.state);
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}

@@ -1,0 +1,1 @@
+//! Synthetic calls and events (placeholder; being written).

@@ -1,0 +1,77 @@
+//! `/webhooks/*`: provider callbacks. Each goes verify → parse → dedupe →
+//! merge → store event, and is acknowledged only after the writes are
+//! durable:
+//!
+//! 1. Signature check; a mismatch is 403 and nothing is written.
+//! 2. Parse; a malformed body is 400 naming the field, nothing written.
+//! 3. If an event with this dedupe key is stored, the webhook is a replay:
+//!    2xx, nothing written.
+//! 4. Merge the facts into the call record (idempotent, so a crash between
+//!    4 and 5 is repaired by the provider's retry), then store the event.
+//! 5. Store unavailable: 503 so the provider retries.
+
+pub mod elevenlabs;
+pub mod twilio;
+pub mod verify;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+use switchboard_domain::{CallEvent, CallUpdate, EventId, Source, time::now_ms};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::metrics::WEBHOOKS;
+
+/// What happened to an accepted webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// Merged and stored.
+    Applied,
+    /// Already stored before; nothing written.
+    Replay,
+}
+
+/// Steps 3–4 above, shared by every provider.
+pub async fn ingest(
+    state: &AppState,
+    update: CallUpdate,
+    event_type: String,
+    dedupe_key: String,
+    sequence: Option<i64>,
+    payload: serde_json::Value,
+) -> Result<Ingested, ApiError> {
+    let source = update.source.unwrap_or(Source::Switchboard);
+    if state.store.event_exists(&dedupe_key).await? {
+        metrics::counter!(WEBHOOKS, "provider" => source.as_str(), "outcome" => "replay").increment(1);
+        return Ok(Ingested::Replay);
+    }
+    let received = now_ms();
+    let occurred = update.observed_at.unwrap_or(received);
+    let outcome = state.store.upsert_call(&update).await?;
+    let event = CallEvent {
+        id: EventId::new(),
+        call_id: outcome.call.id.clone(),
+        source,
+        event_type,
+        occurred_at: occurred,
+        received_at: received,
+        dedupe_key,
+        sequence,
+        payload,
+    };
+    let inserted = state.store.insert_event(&event).await?;
+    let outcome_label = if inserted { "applied" } else { "replay" };
+    metrics::counter!(WEBHOOKS, "provider" => source.as_str(), "outcome" => outcome_label).increment(1);
+    tracing::debug!(call_id = %outcome.call.id, status = %outcome.call.status, created = outcome.created, "webhook applied");
+    Ok(if inserted { Ingested::Applied } else { Ingested::Replay })
+}
+
+/// The webhook routes.
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/twilio/status", post(twilio::status_callback))
+        .route("/webhooks/twilio/amd", post(twilio::amd_callback))
+        .route("/webhooks/elevenlabs", post(elevenlabs::post_call))
+        .layer(DefaultBodyLimit::max(state.settings.webhook_body_limit_bytes))
+}

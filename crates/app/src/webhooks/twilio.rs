@@ -1,0 +1,203 @@
+//! Twilio call-status and async-AMD callbacks (external-apis.md A.4, A.7).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use chrono::{DateTime, Utc};
+use switchboard_domain::{AnsweredBy, CallStatus, CallUpdate, Direction, Source, time::to_ms};
+
+use super::{ingest, verify::verify_twilio};
+use crate::AppState;
+use crate::error::{ApiError, FieldError};
+use crate::metrics::WEBHOOK_SIGNATURE_FAILURES;
+
+/// Form parameters of a Twilio request.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for (k, v) in &self.0 {
+            m.insert(k.clone(), serde_json::Value::String(v.clone()));
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
+/// Verifies the signature over `PUBLIC_BASE_URL` + path + query and the form body.
+fn verified_form(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Form, ApiError> {
+    let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let Some(token) = state.settings.twilio.auth_token.as_ref() else {
+        tracing::error!("Twilio webhook refused: TWILIO_AUTH_TOKEN is not configured, so signatures cannot be checked");
+        metrics::counter!(WEBHOOK_SIGNATURE_FAILURES, "provider" => "twilio").increment(1);
+        return Err(ApiError::InvalidSignature("X-Twilio-Signature (no TWILIO_AUTH_TOKEN configured)"));
+    };
+    let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
+    let url = format!("{}{}", state.settings.public_base(), path_and_query);
+    if signature.is_empty() || !verify_twilio(token.expose(), &url, &params, signature) {
+        metrics::counter!(WEBHOOK_SIGNATURE_FAILURES, "provider" => "twilio").increment(1);
+        tracing::warn!(url = %url, "Twilio signature verification failed");
+        return Err(ApiError::InvalidSignature("X-Twilio-Signature"));
+    }
+    Ok(Form(params))
+}
+
+fn is_sid(s: &str, prefix: &str) -> bool {
+    s.len() == 34 && s.starts_with(prefix) && s[2..].chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Collects field errors while parsing, so one response names every bad field.
+#[derive(Default)]
+struct Fields(Vec<FieldError>);
+
+impl Fields {
+    fn bad(&mut self, field: &str, reason: impl Into<String>) {
+        self.0.push(FieldError { field: field.into(), reason: reason.into() });
+    }
+
+    fn required<'a>(&mut self, form: &'a Form, field: &str) -> Option<&'a str> {
+        let v = form.get(field);
+        if v.is_none() {
+            self.bad(field, "required");
+        }
+        v
+    }
+
+    fn parse<T: std::str::FromStr<Err = String>>(&mut self, form: &Form, field: &str) -> Option<T> {
+        let v = form.get(field)?;
+        v.parse().map_err(|e| self.bad(field, e)).ok()
+    }
+
+    fn int(&mut self, form: &Form, field: &str) -> Option<i64> {
+        let v = form.get(field)?;
+        match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n),
+            _ => {
+                self.bad(field, format!("`{v}` is not a non-negative integer"));
+                None
+            }
+        }
+    }
+
+    fn time(&mut self, form: &Form, field: &str) -> Option<DateTime<Utc>> {
+        let v = form.get(field)?;
+        match DateTime::parse_from_rfc2822(v) {
+            Ok(t) => Some(to_ms(t.with_timezone(&Utc))),
+            Err(_) => {
+                self.bad(field, format!("`{v}` is not an RFC 2822 timestamp"));
+                None
+            }
+        }
+    }
+
+    fn call_sid(&mut self, form: &Form) -> Option<String> {
+        let sid = self.required(form, "CallSid")?;
+        if is_sid(sid, "CA") {
+            Some(sid.to_owned())
+        } else {
+            self.bad("CallSid", "must be `CA` followed by 32 characters");
+            None
+        }
+    }
+
+    fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() { Ok(()) } else { Err(ApiError::MalformedWebhook(self.0)) }
+    }
+}
+
+/// The merge input of a status callback.
+fn status_update(form: &Form) -> Result<(CallUpdate, Option<i64>), ApiError> {
+    let mut f = Fields::default();
+    let call_sid = f.call_sid(form);
+    let status = match f.required(form, "CallStatus") {
+        Some(_) => f.parse::<CallStatus>(form, "CallStatus"),
+        None => None,
+    };
+    let sequence = f.int(form, "SequenceNumber");
+    let observed_at = f.time(form, "Timestamp");
+    let direction = f.parse::<Direction>(form, "Direction");
+    let answered_by = f.parse::<AnsweredBy>(form, "AnsweredBy");
+    let duration_secs = f.int(form, "CallDuration");
+    let sip_response_code = f.int(form, "SipResponseCode");
+    if let Some(acc) = form.get("AccountSid") {
+        if !is_sid(acc, "AC") {
+            f.bad("AccountSid", "must be `AC` followed by 32 characters");
+        }
+    }
+    f.finish()?;
+    let update = CallUpdate {
+        source: Some(Source::Twilio),
+        observed_at,
+        call_sid,
+        sequence,
+        status,
+        account_sid: form.get("AccountSid").map(str::to_owned),
+        direction,
+        from: form.get("From").map(str::to_owned),
+        to: form.get("To").map(str::to_owned),
+        answered_by,
+        duration_secs,
+        sip_response_code,
+        price: form.get("Price").map(str::to_owned),
+        price_unit: form.get("PriceUnit").map(str::to_owned),
+        ..Default::default()
+    };
+    Ok((update, sequence))
+}
+
+/// `POST /webhooks/twilio/status`: call status callbacks (outbound and inbound).
+#[tracing::instrument(skip_all, fields(call_sid))]
+pub async fn status_callback(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let form = verified_form(&state, &uri, &headers, &body)?;
+    let (update, sequence) = status_update(&form)?;
+    let sid = update.call_sid.clone().unwrap_or_default();
+    tracing::Span::current().record("call_sid", sid.as_str());
+    let status = update.status.map(|s| s.as_str()).unwrap_or("unknown");
+    // One event per (call, sequence, status): a replay has the same key.
+    let seq = sequence.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+    let key = format!("twilio:status:{sid}:{seq}:{status}");
+    ingest(&state, update, format!("twilio.status.{status}"), key, sequence, form.to_json()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /webhooks/twilio/amd`: asynchronous answering-machine detection result.
+#[tracing::instrument(skip_all, fields(call_sid))]
+pub async fn amd_callback(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let form = verified_form(&state, &uri, &headers, &body)?;
+    let mut f = Fields::default();
+    let call_sid = f.call_sid(&form);
+    let answered_by = match f.required(&form, "AnsweredBy") {
+        Some(_) => f.parse::<AnsweredBy>(&form, "AnsweredBy"),
+        None => None,
+    };
+    f.int(&form, "MachineDetectionDuration");
+    f.finish()?;
+    let sid = call_sid.clone().unwrap_or_default();
+    tracing::Span::current().record("call_sid", sid.as_str());
+    let amd = answered_by.map(|a| a.as_str()).unwrap_or("unknown");
+    let update = CallUpdate {
+        source: Some(Source::Twilio),
+        call_sid,
+        answered_by,
+        account_sid: form.get("AccountSid").map(str::to_owned),
+        ..Default::default()
+    };
+    let key = format!("twilio:amd:{sid}:{amd}");
+    ingest(&state, update, "twilio.amd".into(), key, None, form.to_json()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,274 @@
+//! `TestApp`: the real app on a random port with a fresh store (SQLite by
+//! default; MongoDB with `.with_mongo()` when `TEST_MONGODB_URI` is set),
+//! known secrets, and request helpers that sign like the providers do.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use switchboard_domain::{Call, CallEvent, CallId, CallUpdate};
+use switchboard_storage::{
+    CallFilter, CallSort, CallStore, Capabilities, Drift, EventFilter, EventStore, MigrationReport, Page, PageRequest,
+    Storage, StoreError, StoreResult, UpsertOutcome,
+};
+
+use reqwest::StatusCode;
+use switchboard::config::{Secret, Settings};
+use switchboard::webhooks::verify::{elevenlabs_signature, twilio_signature};
+use switchboard::{App, AppState};
+use tokio::sync::oneshot;
+
+pub const API_TOKEN: &str = "test-token-0123456789abcdef0123";
+pub const TWILIO_TOKEN: &str = "f00dfacecafebeef0123456789abcdef";
+pub const EL_SECRET: &str = "wsec_test_0123456789abcdef";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn settings(dir: &std::path::Path, port: u16) -> Settings {
+    let mut settings = switchboard::config::from_figment(
+        switchboard::config::figment().merge(figment::providers::Serialized::default("env", "test")),
+    )
+    .expect("default settings load");
+    settings.storage.sqlite_path = dir.join("test.db");
+    settings.storage.mongodb_uri = None;
+    settings.api_tokens = vec![Secret::new(API_TOKEN)];
+    settings.twilio.auth_token = Some(Secret::new(TWILIO_TOKEN));
+    settings.elevenlabs.webhook_secret = Some(Secret::new(EL_SECRET));
+    settings.public_base_url = Some(format!("http://127.0.0.1:{port}"));
+    settings.migrate_on_start = true;
+    settings
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut s = settings(dir.path(), port);
+        tweak(&mut s);
+        let app = App::build(s).await.expect("app builds");
+        let state = app.state.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.serve(listener, async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            state,
+            _dir: dir,
+            stop: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// A server whose store fails with `Unavailable` while the switch is on.
+    pub async fn spawn_flaky() -> (TestApp, Arc<AtomicBool>) {
+        let switch = Arc::new(AtomicBool::new(false));
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let s = settings(dir.path(), port);
+        let inner = switchboard::store::open(&s).await.unwrap();
+        let store = Arc::new(Flaky { inner, down: switch.clone() });
+        let app = App::with_store(s, store).await.unwrap();
+        let state = app.state.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.serve(listener, async move {
+            let _ = rx.await;
+        }));
+        let t = TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            state,
+            _dir: dir,
+            stop: Some(tx),
+            server: Some(server),
+        };
+        (t, switch)
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn store(&self) -> Arc<dyn switchboard_storage::Storage> {
+        self.state.store.clone()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.base)).bearer_auth(API_TOKEN).send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str, expect: StatusCode) -> serde_json::Value {
+        let r = self.get(path).await;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+        assert_eq!(status, expect, "GET {path} -> {body}");
+        body
+    }
+
+    /// POSTs a Twilio callback signed over PUBLIC_BASE_URL + path.
+    pub async fn twilio(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        let owned: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let sig = twilio_signature(TWILIO_TOKEN, &format!("{}{path}", self.base), &owned);
+        self.twilio_signed(path, params, &sig).await
+    }
+
+    pub async fn twilio_signed(&self, path: &str, params: &[(&str, &str)], sig: &str) -> reqwest::Response {
+        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs an ElevenLabs webhook signed now.
+    pub async fn elevenlabs(&self, body: &serde_json::Value) -> reqwest::Response {
+        let raw = serde_json::to_vec(body).unwrap();
+        let sig = elevenlabs_signature(EL_SECRET, chrono::Utc::now().timestamp(), &raw);
+        self.client
+            .post(format!("{}/webhooks/elevenlabs", self.base))
+            .header("content-type", "application/json")
+            .header("elevenlabs-signature", sig)
+            .body(raw)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A status callback for `sid` as Twilio sends it.
+pub fn status_params(sid: &str, seq: u32, status: &str) -> Vec<(&'static str, String)> {
+    let mut p = vec![
+        ("AccountSid", "AC00000000000000000000000000000001".to_string()),
+        ("ApiVersion", "2010-04-01".into()),
+        ("CallSid", sid.to_string()),
+        ("CallStatus", status.to_string()),
+        ("CallbackSource", "call-progress-events".into()),
+        ("Called", "+15005550006".into()),
+        ("Caller", "+15005550001".into()),
+        ("Direction", "outbound-api".into()),
+        ("From", "+15005550001".into()),
+        ("To", "+15005550006".into()),
+        ("SequenceNumber", seq.to_string()),
+        ("Timestamp", format!("Tue, 17 Nov 2026 10:15:{:02} +0000", 10 + seq * 5)),
+    ];
+    if ["completed", "busy", "no-answer", "failed", "canceled"].contains(&status) {
+        p.push(("CallDuration", "37".into()));
+        p.push(("SipResponseCode", "200".into()));
+    }
+    p
+}
+
+pub fn refs<'a>(p: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    p.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+pub fn sid(n: u32) -> String {
+    format!("CA{n:032x}")
+}
+
+/// A store that answers `Unavailable` while `down` is set (a database outage).
+pub struct Flaky {
+    inner: Arc<dyn Storage>,
+    down: Arc<AtomicBool>,
+}
+
+impl Flaky {
+    fn check(&self) -> StoreResult<()> {
+        if self.down.load(Ordering::SeqCst) { Err(StoreError::Unavailable("simulated outage".into())) } else { Ok(()) }
+    }
+}
+
+#[async_trait]
+impl CallStore for Flaky {
+    async fn upsert_call(&self, u: &CallUpdate) -> StoreResult<UpsertOutcome> {
+        self.check()?;
+        self.inner.upsert_call(u).await
+    }
+    async fn get_call(&self, id: &CallId) -> StoreResult<Call> {
+        self.check()?;
+        self.inner.get_call(id).await
+    }
+    async fn find_call_by_sid(&self, s: &str) -> StoreResult<Option<Call>> {
+        self.check()?;
+        self.inner.find_call_by_sid(s).await
+    }
+    async fn find_call_by_conversation(&self, c: &str) -> StoreResult<Option<Call>> {
+        self.check()?;
+        self.inner.find_call_by_conversation(c).await
+    }
+    async fn list_calls(&self, f: &CallFilter, s: CallSort, p: &PageRequest) -> StoreResult<Page<Call>> {
+        self.check()?;
+        self.inner.list_calls(f, s, p).await
+    }
+    async fn insert_calls_bulk(&self, c: &[Call], e: &[CallEvent]) -> StoreResult<()> {
+        self.check()?;
+        self.inner.insert_calls_bulk(c, e).await
+    }
+    async fn count_calls(&self) -> StoreResult<u64> {
+        self.inner.count_calls().await
+    }
+}
+
+#[async_trait]
+impl EventStore for Flaky {
+    async fn insert_event(&self, e: &CallEvent) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.insert_event(e).await
+    }
+    async fn event_exists(&self, k: &str) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.event_exists(k).await
+    }
+    async fn list_call_events(&self, c: &CallId, p: &PageRequest) -> StoreResult<Page<CallEvent>> {
+        self.check()?;
+        self.inner.list_call_events(c, p).await
+    }
+    async fn list_events(&self, f: &EventFilter, p: &PageRequest) -> StoreResult<Page<CallEvent>> {
+        self.check()?;
+        self.inner.list_events(f, p).await
+    }
+}
+
+#[async_trait]
+impl Storage for Flaky {
+    fn backend_name(&self) -> &'static str {
+        self.inner.backend_name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.check()?;
+        self.inner.ping().await
+    }
+    async fn migrate(&self) -> StoreResult<MigrationReport> {
+        self.inner.migrate().await
+    }
+    async fn check_schema(&self) -> StoreResult<Vec<Drift>> {
+        self.inner.check_schema().await
+    }
+}

@@ -1,0 +1,7 @@
+//! API integration tests: one binary, a real server on 127.0.0.1:0 per test.
+
+mod calls;
+mod helpers;
+mod service;
+mod webhooks_elevenlabs;
+mod webhooks_twilio;
