@@ -73,6 +73,49 @@ impl TestApp {
         }
     }
 
+    /// The same app on MongoDB (`TEST_MONGODB_URI`), in a fresh database; `None`
+    /// (with one loud line) when the variable is not set. Server gaps of a
+    /// stand-in are probed and printed, as in the storage conformance suite.
+    pub async fn spawn_mongo() -> Option<TestApp> {
+        let Ok(uri) = std::env::var("TEST_MONGODB_URI") else {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                switchboard_storage::conformance::loud(
+                    "!!!!! SKIPPED: API tests on MongoDB — TEST_MONGODB_URI is not set !!!!!",
+                )
+            });
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut s = settings(dir.path(), port);
+        let db = format!("sb_api_{}", uuid::Uuid::new_v4().simple());
+        s.storage.mongodb_uri = Some(Secret::new(uri.clone()));
+        s.storage.mongodb_db = db.clone();
+        let mut m = switchboard_storage_mongo::MongoStore::connect(&switchboard_storage_mongo::MongoSettings::new(uri, db))
+            .await
+            .expect("TEST_MONGODB_URI is set but unreachable");
+        for gap in m.probe_server_gaps().await {
+            tracing::info!(gap = %gap, "MongoDB server gap");
+        }
+        let store: Arc<dyn Storage> = Arc::new(switchboard::store::Instrumented(Arc::new(m)));
+        let app = App::with_store(s, store).await.unwrap();
+        let state = app.state.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.serve(listener, async move {
+            let _ = rx.await;
+        }));
+        Some(TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            state,
+            _dir: dir,
+            stop: Some(tx),
+            server: Some(server),
+        })
+    }
+
     /// A server whose store fails with `Unavailable` while the switch is on.
     pub async fn spawn_flaky() -> (TestApp, Arc<AtomicBool>) {
         let switch = Arc::new(AtomicBool::new(false));

@@ -50,7 +50,17 @@ async fn twilio_then_elevenlabs_gives_one_record_with_both_providers_facts() {
 
 #[tokio::test]
 async fn elevenlabs_first_without_a_sid_then_linked_later_stays_one_record() {
-    let app = TestApp::spawn().await;
+    link_scenario(&TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn elevenlabs_first_then_linked_later_stays_one_record_on_mongodb() {
+    if let Some(app) = TestApp::spawn_mongo().await {
+        link_scenario(&app).await;
+    }
+}
+
+async fn link_scenario(app: &TestApp) {
     let s = sid(11);
     assert_eq!(app.elevenlabs(&transcription("conv_b1", None)).await.status(), StatusCode::OK);
     let p = status_params(&s, 3, "completed");

@@ -7,8 +7,18 @@ use crate::helpers::{TestApp, refs, sid, status_params};
 
 #[tokio::test]
 async fn a_signed_status_sequence_builds_one_merged_call_with_every_event() {
+    status_sequence_scenario(&TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn a_signed_status_sequence_builds_one_merged_call_on_mongodb() {
+    if let Some(app) = TestApp::spawn_mongo().await {
+        status_sequence_scenario(&app).await;
+    }
+}
+
+pub async fn status_sequence_scenario(app: &TestApp) {
     // Arrange
-    let app = TestApp::spawn().await;
     let s = sid(1);
     // Act: out of order, with a duplicate.
     for (seq, st) in [(0, "initiated"), (2, "in-progress"), (1, "ringing"), (3, "completed"), (2, "in-progress")] {

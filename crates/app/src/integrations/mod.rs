@@ -1,0 +1,125 @@
+//! Provider clients: Twilio, ElevenLabs and Google Sheets. Each takes a base
+//! URL (the real service or the simulator), timeouts and credentials from
+//! config, retries what is safe to retry with exponential backoff and full
+//! jitter (honouring `Retry-After`), and fails with a typed [`UpstreamError`].
+//! Credentials never reach a log line: requests are logged by method, host
+//! path and status only.
+
+pub mod elevenlabs;
+pub mod retry;
+pub mod twilio;
+
+use std::time::Duration;
+
+/// A provider call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UpstreamError {
+    /// Credentials refused (401/403).
+    #[error("{provider}: authentication failed ({status}): {message}")]
+    Auth {
+        /// Which provider.
+        provider: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// Provider message.
+        message: String,
+    },
+    /// The resource does not exist (404).
+    #[error("{provider}: not found: {message}")]
+    NotFound {
+        /// Which provider.
+        provider: &'static str,
+        /// Provider message.
+        message: String,
+    },
+    /// Rate limited (429) after the retries ran out.
+    #[error("{provider}: rate limited{}", retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
+    RateLimited {
+        /// Which provider.
+        provider: &'static str,
+        /// The provider's `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+    /// The provider failed (5xx) after the retries ran out.
+    #[error("{provider}: upstream error {status}: {message}")]
+    Upstream5xx {
+        /// Which provider.
+        provider: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// Provider message.
+        message: String,
+    },
+    /// No answer in time.
+    #[error("{provider}: timed out")]
+    Timeout {
+        /// Which provider.
+        provider: &'static str,
+    },
+    /// The request was refused as invalid (other 4xx), e.g. Twilio 21211 or ElevenLabs 422.
+    #[error("{provider}: request rejected ({status}{}): {message}", code.map(|c| format!(", code {c}")).unwrap_or_default())]
+    Rejected {
+        /// Which provider.
+        provider: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// Provider error code, when it gives one.
+        code: Option<i64>,
+        /// Provider message.
+        message: String,
+    },
+    /// The answer could not be understood.
+    #[error("{provider}: bad response: {message}")]
+    BadResponse {
+        /// Which provider.
+        provider: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// The connection failed before any answer.
+    #[error("{provider}: connection failed: {message}")]
+    Transport {
+        /// Which provider.
+        provider: &'static str,
+        /// Transport error.
+        message: String,
+    },
+}
+
+impl UpstreamError {
+    /// Whether a later retry may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::RateLimited { .. }
+                | UpstreamError::Upstream5xx { .. }
+                | UpstreamError::Timeout { .. }
+                | UpstreamError::Transport { .. }
+        )
+    }
+}
+
+/// Settings shared by every client.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Retry policy.
+    pub retry: retry::RetryPolicy,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions { timeout: Duration::from_secs(15), retry: retry::RetryPolicy::default() }
+    }
+}
+
+/// Builds the shared HTTP client.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client builds")
+}
