@@ -123,8 +123,10 @@ impl ApiError {
 pub fn problem(code: &str, detail: String, errors: Vec<FieldError>) -> Response {
     let (code, status, title) =
         CODES.iter().copied().find(|(c, _, _)| *c == code).unwrap_or(("internal_error", 500, "Internal error"));
-    let body = Problem { kind: format!("/problems/{code}"), title: title.into(), status, code: code.into(), detail, errors };
-    let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response();
+    let body =
+        Problem { kind: format!("/problems/{code}"), title: title.into(), status, code: code.into(), detail, errors };
+    let mut resp =
+        (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     resp
 }

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use switchboard::{App, config, shutdown_signal, store, telemetry};
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "System of record and control plane for AI voice calling on ElevenLabs Agents and Twilio")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "System of record and control plane for AI voice calling on ElevenLabs Agents and Twilio"
+)]
 struct Cli {
     /// Bind address (overrides SWITCHBOARD_LISTEN).
     #[arg(long, global = true)]

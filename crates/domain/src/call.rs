@@ -285,10 +285,10 @@ impl CallUpdate {
 /// Sets `slot` from `value` when `allowed` (the writer outranks or equals the
 /// current writer, and is not replaying an older event) or when `slot` is empty.
 fn set<T: Clone + PartialEq>(slot: &mut Option<T>, value: &Option<T>, allowed: bool) {
-    if let Some(v) = value {
-        if slot.is_none() || allowed {
-            *slot = Some(v.clone());
-        }
+    if let Some(v) = value
+        && (slot.is_none() || allowed)
+    {
+        *slot = Some(v.clone());
     }
 }
 
@@ -449,8 +449,7 @@ impl Call {
         let forward = new.rank() > cur.rank();
         // The telephony owner may correct a terminal status another source inferred.
         let setter_rank = self.status_source.map(Source::telephony_rank).unwrap_or(0);
-        let correction =
-            cur.is_terminal() && new.is_terminal() && new != cur && source.telephony_rank() > setter_rank;
+        let correction = cur.is_terminal() && new.is_terminal() && new != cur && source.telephony_rank() > setter_rank;
         if forward || correction {
             self.status = new;
             self.status_source = Some(source);
@@ -496,9 +495,11 @@ impl Call {
         let rank = |s: Option<Source>, f: fn(Source) -> u8| s.map(f).unwrap_or(0);
 
         // Status: the lattice, with owner corrections, exactly as for an update.
-        let (mine, theirs) = (rank(self.status_source, Source::telephony_rank), rank(other.status_source, Source::telephony_rank));
+        let (mine, theirs) =
+            (rank(self.status_source, Source::telephony_rank), rank(other.status_source, Source::telephony_rank));
         let forward = other.status.rank() > self.status.rank();
-        let correction = self.status.is_terminal() && other.status.is_terminal() && other.status != self.status && theirs > mine;
+        let correction =
+            self.status.is_terminal() && other.status.is_terminal() && other.status != self.status && theirs > mine;
         if forward || correction {
             self.status = other.status;
             self.status_source = other.status_source;
@@ -513,7 +514,8 @@ impl Call {
         self.ended_at = self.ended_at.or(other.ended_at);
 
         // Telephony group.
-        let over = rank(other.telephony_source, Source::telephony_rank) > rank(self.telephony_source, Source::telephony_rank);
+        let over =
+            rank(other.telephony_source, Source::telephony_rank) > rank(self.telephony_source, Source::telephony_rank);
         set(&mut self.account_sid, &other.account_sid, over);
         set(&mut self.direction, &other.direction, over);
         set(&mut self.from, &other.from, over);
@@ -537,7 +539,8 @@ impl Call {
         fill(&mut self.enrollment_id, &other.enrollment_id);
 
         // Conversation group.
-        let over = rank(other.conversation_source, Source::conversation_rank) > rank(self.conversation_source, Source::conversation_rank);
+        let over = rank(other.conversation_source, Source::conversation_rank)
+            > rank(self.conversation_source, Source::conversation_rank);
         set(&mut self.agent_id, &other.agent_id, over);
         set(&mut self.conversation_status, &other.conversation_status, over);
         set(&mut self.call_successful, &other.call_successful, over);
@@ -654,7 +657,8 @@ mod tests {
         assert_eq!(call.from.as_deref(), Some("+15005550001"));
         assert_eq!(call.telephony_source, Some(Source::Twilio));
         // Conversation facts from a non-owner never replace ElevenLabs' own.
-        let mut sb = CallUpdate { source: Some(Source::Switchboard), call_sid: Some("CA1".into()), ..Default::default() };
+        let mut sb =
+            CallUpdate { source: Some(Source::Switchboard), call_sid: Some("CA1".into()), ..Default::default() };
         sb.call_successful = Some("failure".into());
         call.apply(&sb, now).unwrap();
         assert_eq!(call.call_successful.as_deref(), Some("success"));

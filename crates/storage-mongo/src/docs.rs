@@ -223,4 +223,3 @@ impl TryFrom<EventDoc> for CallEvent {
         })
     }
 }
-

@@ -127,9 +127,9 @@ impl MongoStore {
     /// Connects with bounded retries and backoff. An unreachable server gives
     /// one error naming the hosts and the selection timeout, not a panic.
     pub async fn connect(settings: &MongoSettings) -> StoreResult<MongoStore> {
-        let mut opts = ClientOptions::parse(&settings.uri).await.map_err(|e| {
-            StoreError::Invalid(format!("MONGODB_URI is not a valid MongoDB connection string: {e}"))
-        })?;
+        let mut opts = ClientOptions::parse(&settings.uri)
+            .await
+            .map_err(|e| StoreError::Invalid(format!("MONGODB_URI is not a valid MongoDB connection string: {e}")))?;
         if settings.max_pool_size.is_some() {
             opts.max_pool_size = settings.max_pool_size;
         }
@@ -202,10 +202,10 @@ impl MongoStore {
             keys.push(("conversation_id", conv.as_str()));
         }
         for (field, value) in keys {
-            if let Some(c) = self.find_by(field, value).await? {
-                if !found.iter().any(|f| f.id == c.id) {
-                    found.push(c);
-                }
+            if let Some(c) = self.find_by(field, value).await?
+                && !found.iter().any(|f| f.id == c.id)
+            {
+                found.push(c);
             }
         }
         Ok(found)
@@ -214,11 +214,8 @@ impl MongoStore {
     /// Compare-and-swap: replaces the record only if nobody changed it since we read `version`.
     async fn replace_if(&self, call: &Call, version: i64) -> StoreResult<bool> {
         let doc = CallDoc::from(call);
-        let r = self
-            .calls
-            .replace_one(doc! { "_id": call.id.as_str(), "version": version }, doc)
-            .await
-            .map_err(map_err)?;
+        let r =
+            self.calls.replace_one(doc! { "_id": call.id.as_str(), "version": version }, doc).await.map_err(map_err)?;
         Ok(r.matched_count == 1)
     }
 
@@ -243,11 +240,8 @@ impl MongoStore {
             .update_many(doc! { "call_id": gone.id.as_str() }, doc! { "$set": { "call_id": keep.id.as_str() } })
             .await
             .map_err(map_err)?;
-        let del = self
-            .calls
-            .delete_one(doc! { "_id": gone.id.as_str(), "version": gone.version })
-            .await
-            .map_err(map_err)?;
+        let del =
+            self.calls.delete_one(doc! { "_id": gone.id.as_str(), "version": gone.version }).await.map_err(map_err)?;
         Ok(del.deleted_count == 1)
     }
 
@@ -273,7 +267,8 @@ impl MongoStore {
             .options(mongodb::options::IndexOptions::builder().name("probe_name".to_owned()).build())
             .build();
         let _ = coll.create_index(named).await;
-        let names_kept = self.live_indexes(&name).await.unwrap_or_default().iter().any(|m| index_name(m) == "probe_name");
+        let names_kept =
+            self.live_indexes(&name).await.unwrap_or_default().iter().any(|m| index_name(m) == "probe_name");
         gaps.no_schema_introspection = !reported || !names_kept;
         let _ = coll.drop().await;
         let fresh = self.db.collection::<Document>(&format!("{name}_c"));
@@ -289,10 +284,16 @@ impl MongoStore {
         let _ = fresh.drop().await;
         let mut reasons = Vec::new();
         if gaps.no_validation {
-            reasons.push("server accepts documents its $jsonSchema validator forbids: validator rejections are not asserted".to_owned());
+            reasons.push(
+                "server accepts documents its $jsonSchema validator forbids: validator rejections are not asserted"
+                    .to_owned(),
+            );
         }
         if gaps.no_schema_introspection {
-            reasons.push("server does not report validators / index names back: migrate idempotency and drift are not asserted".to_owned());
+            reasons.push(
+                "server does not report validators / index names back: migrate idempotency and drift are not asserted"
+                    .to_owned(),
+            );
         }
         if gaps.no_compound_id_index {
             reasons.push("server cannot build compound indexes containing _id: the keyset-pagination indexes are left out (they change speed, not results)".to_owned());
@@ -514,11 +515,7 @@ impl MongoStore {
     /// directly and takes only the two fields it needs, so servers that add
     /// or type other fields differently (e.g. `info.uuid`) do not break it.
     async fn live_validators(&self) -> StoreResult<Vec<(String, Option<Document>)>> {
-        let reply = self
-            .db
-            .run_command(doc! { "listCollections": 1, "nameOnly": false })
-            .await
-            .map_err(map_err)?;
+        let reply = self.db.run_command(doc! { "listCollections": 1, "nameOnly": false }).await.map_err(map_err)?;
         let batch = reply
             .get_document("cursor")
             .and_then(|c| c.get_array("firstBatch"))

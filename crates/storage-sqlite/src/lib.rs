@@ -102,7 +102,10 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create directory {} for the SQLite database: {e}", dir.display()))
+                StoreError::Unavailable(format!(
+                    "cannot create directory {} for the SQLite database: {e}",
+                    dir.display()
+                ))
             })?;
         }
         let conn = Connection::open(&path)
@@ -114,14 +117,14 @@ impl SqliteStore {
         configure(&conn, &opts).map_err(map_err)?;
         let mut readers = Vec::new();
         for _ in 0..opts.readers {
-            let r = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(map_err)?;
+            let r =
+                Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                    .map_err(map_err)?;
             configure(&r, &opts).map_err(map_err)?;
             readers.push(r);
         }
-        let readers = (!readers.is_empty()).then(|| {
-            Arc::new(Readers { permits: Semaphore::new(readers.len()), conns: Mutex::new(readers) })
-        });
+        let readers = (!readers.is_empty())
+            .then(|| Arc::new(Readers { permits: Semaphore::new(readers.len()), conns: Mutex::new(readers) }));
         Ok(SqliteStore { writer: spawn_writer(conn), readers, path: Some(path) })
     }
 
@@ -226,9 +229,7 @@ fn spawn_writer(conn: Connection) -> mpsc::Sender<Job> {
 
 fn find_one(conn: &Connection, column: &str, value: &str) -> StoreResult<Option<Call>> {
     let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE {column} = ?1");
-    conn.prepare_cached(&sql)
-        .and_then(|mut st| st.query_row([value], call_from_row).optional())
-        .map_err(map_err)
+    conn.prepare_cached(&sql).and_then(|mut st| st.query_row([value], call_from_row).optional()).map_err(map_err)
 }
 
 fn insert_call(conn: &Connection, call: &Call) -> StoreResult<()> {
@@ -251,10 +252,8 @@ fn replace_call(conn: &Connection, call: &Call, expected_version: i64) -> StoreR
     let sql = format!("UPDATE calls SET {sets} WHERE id = ?1 AND version = ?34");
     let mut values = call_params(call);
     values.push(rusqlite::types::Value::Integer(expected_version));
-    let n = conn
-        .prepare_cached(&sql)
-        .and_then(|mut st| st.execute(rusqlite::params_from_iter(values)))
-        .map_err(map_err)?;
+    let n =
+        conn.prepare_cached(&sql).and_then(|mut st| st.execute(rusqlite::params_from_iter(values))).map_err(map_err)?;
     if n == 1 { Ok(()) } else { Err(StoreError::conflict(format!("call {} changed concurrently", call.id))) }
 }
 
@@ -262,10 +261,10 @@ fn upsert_in_tx(conn: &Connection, update: &CallUpdate) -> StoreResult<UpsertOut
     let now = now_ms();
     let mut found: Vec<Call> = Vec::new();
     let mut push = |c: Option<Call>| {
-        if let Some(c) = c {
-            if !found.iter().any(|f| f.id == c.id) {
-                found.push(c);
-            }
+        if let Some(c) = c
+            && !found.iter().any(|f| f.id == c.id)
+        {
+            found.push(c);
         }
     };
     if let Some(id) = &update.id {
@@ -301,8 +300,11 @@ fn upsert_in_tx(conn: &Connection, update: &CallUpdate) -> StoreResult<UpsertOut
             // Delete first: the survivor takes over the absorbed record's unique keys.
             conn.execute("DELETE FROM calls WHERE id = ?1", [gone.id.as_str()]).map_err(map_err)?;
             replace_call(conn, &keep, version)?;
-            conn.execute("UPDATE call_events SET call_id = ?1 WHERE call_id = ?2", [keep.id.as_str(), gone.id.as_str()])
-                .map_err(map_err)?;
+            conn.execute(
+                "UPDATE call_events SET call_id = ?1 WHERE call_id = ?2",
+                [keep.id.as_str(), gone.id.as_str()],
+            )
+            .map_err(map_err)?;
             Ok(UpsertOutcome { call: keep, created: false, changed: true, absorbed: Some(gone.id) })
         }
     }
@@ -414,11 +416,8 @@ impl CallStore for SqliteStore {
         if let Some(c) = cursor {
             w.push(&format!("({key}, id) {cmp} (?, ?)"), [c.key.into(), c.id.into()]);
         }
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls {} ORDER BY {key} {dir}, id {dir} LIMIT {}",
-            w.sql(),
-            limit + 1
-        );
+        let sql =
+            format!("SELECT {CALL_COLUMNS} FROM calls {} ORDER BY {key} {dir}, id {dir} LIMIT {}", w.sql(), limit + 1);
         let rows = self
             .read(move |conn| {
                 let mut st = conn.prepare_cached(&sql).map_err(map_err)?;
@@ -508,11 +507,8 @@ impl SqliteStore {
         if let Some(c) = cursor {
             w.push("(occurred_at, id) > (?, ?)", [c.key.into(), c.id.into()]);
         }
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM call_events {} ORDER BY occurred_at, id LIMIT {}",
-            w.sql(),
-            limit + 1
-        );
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM call_events {} ORDER BY occurred_at, id LIMIT {}", w.sql(), limit + 1);
         let rows = self
             .read(move |conn| {
                 let mut st = conn.prepare_cached(&sql).map_err(map_err)?;

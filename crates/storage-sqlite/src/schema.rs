@@ -8,7 +8,9 @@
 //! is never written down twice.
 
 /// The migrations, in order. Never edit one that has shipped; add a new one.
-pub(crate) const MIGRATIONS: &[(&str, &str)] = &[("0001_calls_and_events", r#"
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_calls_and_events",
+    r#"
 CREATE TABLE calls (
     id                          TEXT    PRIMARY KEY CHECK (id GLOB 'call_*'),
     call_sid                    TEXT    CHECK (call_sid IS NULL OR length(call_sid) BETWEEN 2 AND 64),
@@ -75,4 +77,5 @@ CREATE INDEX call_events_call_occurred ON call_events (call_id, occurred_at, id)
 CREATE INDEX call_events_occurred ON call_events (occurred_at, id);
 CREATE INDEX call_events_type_occurred ON call_events (event_type, occurred_at, id);
 CREATE INDEX call_events_source_occurred ON call_events (source, occurred_at, id);
-"#)];
+"#,
+)];

@@ -72,9 +72,7 @@ impl CallSort {
 
     /// Parses the wire name.
     pub fn parse(s: &str) -> Option<CallSort> {
-        [CallSort::StartedAtDesc, CallSort::StartedAtAsc, CallSort::CreatedAtDesc]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        [CallSort::StartedAtDesc, CallSort::StartedAtAsc, CallSort::CreatedAtDesc].into_iter().find(|c| c.as_str() == s)
     }
 
     /// Whether the order is descending.

@@ -44,10 +44,7 @@ impl Cursor {
         let c: Cursor = serde_json::from_slice(&bytes)
             .map_err(|_| StoreError::Invalid("cursor is not a cursor this API issued".into()))?;
         if c.sort != sort {
-            return Err(StoreError::Invalid(format!(
-                "cursor was issued for sort `{}`, not `{}`",
-                c.sort, sort
-            )));
+            return Err(StoreError::Invalid(format!("cursor was issued for sort `{}`, not `{}`", c.sort, sort)));
         }
         Ok(c)
     }

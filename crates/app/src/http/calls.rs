@@ -130,8 +130,19 @@ pub struct CallPage {
 }
 
 const LIST_PARAMS: &[&str] = &[
-    "status", "direction", "campaign_id", "contact_id", "agent_id", "from", "to", "answered_by", "started_after",
-    "started_before", "sort", "limit", "cursor",
+    "status",
+    "direction",
+    "campaign_id",
+    "contact_id",
+    "agent_id",
+    "from",
+    "to",
+    "answered_by",
+    "started_after",
+    "started_before",
+    "sort",
+    "limit",
+    "cursor",
 ];
 
 /// List calls, filtered, sorted and cursor-paginated (stable under concurrent inserts).
@@ -180,10 +191,10 @@ pub async fn list_calls(State(state): State<AppState>, uri: Uri) -> Result<Json<
         started_after: q.time("started_after"),
         started_before: q.time("started_before"),
     };
-    if let (Some(a), Some(b)) = (filter.started_after, filter.started_before) {
-        if a >= b {
-            q.bad("started_after", "must be earlier than started_before");
-        }
+    if let (Some(a), Some(b)) = (filter.started_after, filter.started_before)
+        && a >= b
+    {
+        q.bad("started_after", "must be earlier than started_before");
     }
     let sort = match q.one("sort") {
         None => CallSort::default(),
@@ -211,10 +222,10 @@ pub(crate) async fn resolve(state: &AppState, id: &str) -> Result<Call, ApiError
     if let Ok(call_id) = CallId::parse(id) {
         return Ok(state.store.get_call(&call_id).await?);
     }
-    if id.starts_with("CA") {
-        if let Some(c) = state.store.find_call_by_sid(id).await? {
-            return Ok(c);
-        }
+    if id.starts_with("CA")
+        && let Some(c) = state.store.find_call_by_sid(id).await?
+    {
+        return Ok(c);
     }
     state.store.find_call_by_conversation(id).await?.ok_or(ApiError::NotFound("call"))
 }

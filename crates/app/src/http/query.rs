@@ -21,7 +21,10 @@ impl Query {
         let mut errors = Vec::new();
         for (k, _) in &pairs {
             if !allowed.contains(&k.as_str()) && !errors.iter().any(|e: &FieldError| &e.field == k) {
-                errors.push(FieldError { field: k.clone(), reason: format!("unknown parameter; expected one of: {}", allowed.join(", ")) });
+                errors.push(FieldError {
+                    field: k.clone(),
+                    reason: format!("unknown parameter; expected one of: {}", allowed.join(", ")),
+                });
             }
         }
         Query { pairs, errors }
@@ -37,7 +40,9 @@ impl Query {
         self.pairs
             .iter()
             .filter(|(k, _)| k == key)
-            .flat_map(|(_, v)| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>())
+            .flat_map(|(_, v)| {
+                v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>()
+            })
             .collect()
     }
 

@@ -8,7 +8,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 use switchboard_domain::{CallStatus, CallUpdate, Source, time::from_millis};
 
-use super::{ingest, verify::{ElevenLabsSigError, verify_elevenlabs}};
+use super::{
+    ingest,
+    verify::{ElevenLabsSigError, verify_elevenlabs},
+};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::metrics::WEBHOOK_SIGNATURE_FAILURES;
@@ -43,7 +46,9 @@ pub async fn post_call(State(state): State<AppState>, headers: HeaderMap, body: 
     };
     let header = headers.get("elevenlabs-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
     let now = chrono::Utc::now().timestamp();
-    if let Err(e) = verify_elevenlabs(secret.expose(), header, &body, now, state.settings.elevenlabs_signature_tolerance_secs) {
+    if let Err(e) =
+        verify_elevenlabs(secret.expose(), header, &body, now, state.settings.elevenlabs_signature_tolerance_secs)
+    {
         metrics::counter!(WEBHOOK_SIGNATURE_FAILURES, "provider" => "elevenlabs").increment(1);
         return Err(ApiError::InvalidSignature(match e {
             ElevenLabsSigError::Malformed => "ElevenLabs-Signature (missing or not `t=…,v0=…`)",
@@ -51,11 +56,15 @@ pub async fn post_call(State(state): State<AppState>, headers: HeaderMap, body: 
             ElevenLabsSigError::Mismatch => "ElevenLabs-Signature",
         }));
     }
-    let mut payload: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::webhook_field("body", format!("not valid JSON: {e}")))?;
-    let kind = str_at(&payload, &["type"]).map(str::to_owned).ok_or_else(|| ApiError::webhook_field("type", "required"))?;
+    let mut payload: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::webhook_field("body", format!("not valid JSON: {e}")))?;
+    let kind =
+        str_at(&payload, &["type"]).map(str::to_owned).ok_or_else(|| ApiError::webhook_field("type", "required"))?;
     let event_ts = payload.get("event_timestamp").and_then(Value::as_i64);
-    let data = payload.get("data").filter(|d| d.is_object()).ok_or_else(|| ApiError::webhook_field("data", "required object"))?;
+    let data = payload
+        .get("data")
+        .filter(|d| d.is_object())
+        .ok_or_else(|| ApiError::webhook_field("data", "required object"))?;
     let conversation_id = str_at(data, &["conversation_id"])
         .map(str::to_owned)
         .ok_or_else(|| ApiError::webhook_field("data.conversation_id", "required"))?;
@@ -70,8 +79,9 @@ pub async fn post_call(State(state): State<AppState>, headers: HeaderMap, body: 
     };
     match kind.as_str() {
         "post_call_transcription" => {
-            update.observed_at =
-                int_at(data, &["metadata", "start_time_unix_secs"]).map(|t| from_millis(t * 1000)).or(update.observed_at);
+            update.observed_at = int_at(data, &["metadata", "start_time_unix_secs"])
+                .map(|t| from_millis(t * 1000))
+                .or(update.observed_at);
             update.conversation_status = str_at(data, &["status"]).map(str::to_owned);
             update.call_successful = str_at(data, &["analysis", "call_successful"]).map(str::to_owned);
             update.transcript_summary = str_at(data, &["analysis", "transcript_summary"]).map(str::to_owned);
@@ -97,7 +107,9 @@ pub async fn post_call(State(state): State<AppState>, headers: HeaderMap, body: 
                 *audio = Value::String(format!("<{len} base64 characters omitted>"));
             }
         }
-        other => return Err(ApiError::webhook_field("type", format!("`{other}` is not a known post-call webhook type"))),
+        other => {
+            return Err(ApiError::webhook_field("type", format!("`{other}` is not a known post-call webhook type")));
+        }
     }
     let key = format!("elevenlabs:{kind}:{conversation_id}");
     ingest(&state, update, format!("elevenlabs.{kind}"), key, None, payload).await?;

@@ -124,10 +124,10 @@ fn status_update(form: &Form) -> Result<(CallUpdate, Option<i64>), ApiError> {
     let answered_by = f.parse::<AnsweredBy>(form, "AnsweredBy");
     let duration_secs = f.int(form, "CallDuration");
     let sip_response_code = f.int(form, "SipResponseCode");
-    if let Some(acc) = form.get("AccountSid") {
-        if !is_sid(acc, "AC") {
-            f.bad("AccountSid", "must be `AC` followed by 32 characters");
-        }
+    if let Some(acc) = form.get("AccountSid")
+        && !is_sid(acc, "AC")
+    {
+        f.bad("AccountSid", "must be `AC` followed by 32 characters");
     }
     f.finish()?;
     let update = CallUpdate {

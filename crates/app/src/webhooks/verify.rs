@@ -172,7 +172,11 @@ mod tests {
 
     #[test]
     fn repeated_parameters_sign_each_distinct_value_sorted() {
-        let a = p(&[("StatusCallbackEvent", "ringing"), ("StatusCallbackEvent", "initiated"), ("StatusCallbackEvent", "ringing")]);
+        let a = p(&[
+            ("StatusCallbackEvent", "ringing"),
+            ("StatusCallbackEvent", "initiated"),
+            ("StatusCallbackEvent", "ringing"),
+        ]);
         assert_eq!(twilio_string_to_sign("u", &a), "uStatusCallbackEventinitiatedStatusCallbackEventringing");
     }
 

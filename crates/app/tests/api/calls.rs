@@ -113,7 +113,13 @@ async fn the_api_requires_a_valid_bearer_token() {
     let r = app.client.get(format!("{}/api/v1/calls", app.base)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
-    let r = app.client.get(format!("{}/api/v1/calls", app.base)).bearer_auth("wrong-token-0123456789").send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/api/v1/calls", app.base))
+        .bearer_auth("wrong-token-0123456789")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["code"], "unauthorized");
@@ -129,7 +135,10 @@ async fn events_are_filtered_by_type_source_and_time() {
     let ringing = app.get_json("/api/v1/events?type=twilio.status.ringing", StatusCode::OK).await;
     assert_eq!(ringing["data"].as_array().unwrap().len(), 1);
     let window = app
-        .get_json("/api/v1/events?source=twilio&occurred_after=2026-11-17T10:15:15Z&occurred_before=2026-11-17T10:15:25Z", StatusCode::OK)
+        .get_json(
+            "/api/v1/events?source=twilio&occurred_after=2026-11-17T10:15:15Z&occurred_before=2026-11-17T10:15:25Z",
+            StatusCode::OK,
+        )
         .await;
     let types: Vec<&str> = window["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["twilio.status.ringing", "twilio.status.in-progress"]);

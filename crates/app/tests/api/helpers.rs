@@ -93,9 +93,10 @@ impl TestApp {
         let db = format!("sb_api_{}", uuid::Uuid::new_v4().simple());
         s.storage.mongodb_uri = Some(Secret::new(uri.clone()));
         s.storage.mongodb_db = db.clone();
-        let mut m = switchboard_storage_mongo::MongoStore::connect(&switchboard_storage_mongo::MongoSettings::new(uri, db))
-            .await
-            .expect("TEST_MONGODB_URI is set but unreachable");
+        let mut m =
+            switchboard_storage_mongo::MongoStore::connect(&switchboard_storage_mongo::MongoSettings::new(uri, db))
+                .await
+                .expect("TEST_MONGODB_URI is set but unreachable");
         for gap in m.probe_server_gaps().await {
             tracing::info!(gap = %gap, "MongoDB server gap");
         }

@@ -39,7 +39,8 @@ async fn the_committed_openapi_document_matches_the_code() {
         "openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test -p switchboard --test api openapi` and commit it"
     );
     let app = TestApp::spawn().await;
-    let served: Value = app.client.get(format!("{}/api/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
+    let served: Value =
+        app.client.get(format!("{}/api/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
     let committed: Value = serde_json::from_str(&committed).unwrap();
     assert_eq!(served, committed);
     for p in ["/api/v1/calls", "/api/v1/calls/{id}", "/api/v1/calls/{id}/events", "/api/v1/events"] {

@@ -38,7 +38,10 @@ pub async fn status_sequence_scenario(app: &TestApp) {
     let id = call["id"].as_str().unwrap();
     let events = app.get_json(&format!("/api/v1/calls/{id}/events"), StatusCode::OK).await;
     let types: Vec<&str> = events["data"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["twilio.status.initiated", "twilio.status.ringing", "twilio.status.in-progress", "twilio.status.completed"]);
+    assert_eq!(
+        types,
+        ["twilio.status.initiated", "twilio.status.ringing", "twilio.status.in-progress", "twilio.status.completed"]
+    );
     assert_eq!(events["data"][3]["payload"]["CallDuration"], "37");
     assert_eq!(app.store().count_calls().await.unwrap(), 1);
 }
@@ -69,7 +72,11 @@ async fn a_bad_signature_is_403_and_writes_nothing() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Signed for another URL (e.g. a different path) does not verify here.
     let owned: Vec<(String, String)> = p.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    let other = switchboard::webhooks::verify::twilio_signature(crate::helpers::TWILIO_TOKEN, &format!("{}/webhooks/twilio/amd", app.base), &owned);
+    let other = switchboard::webhooks::verify::twilio_signature(
+        crate::helpers::TWILIO_TOKEN,
+        &format!("{}/webhooks/twilio/amd", app.base),
+        &owned,
+    );
     assert_eq!(app.twilio_signed("/webhooks/twilio/status", &refs(&p), &other).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.store().count_calls().await.unwrap(), 0);
     let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
@@ -108,7 +115,12 @@ async fn an_inbound_call_and_its_amd_result_are_recorded() {
         }
     }
     assert_eq!(app.twilio("/webhooks/twilio/status", &refs(&p)).await.status(), StatusCode::NO_CONTENT);
-    let amd = [("CallSid", s.as_str()), ("AccountSid", "AC00000000000000000000000000000001"), ("AnsweredBy", "machine_end_beep"), ("MachineDetectionDuration", "2400")];
+    let amd = [
+        ("CallSid", s.as_str()),
+        ("AccountSid", "AC00000000000000000000000000000001"),
+        ("AnsweredBy", "machine_end_beep"),
+        ("MachineDetectionDuration", "2400"),
+    ];
     assert_eq!(app.twilio("/webhooks/twilio/amd", &amd).await.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.twilio("/webhooks/twilio/amd", &amd).await.status(), StatusCode::NO_CONTENT);
     let call = app.get_json(&format!("/api/v1/calls/{s}"), StatusCode::OK).await;

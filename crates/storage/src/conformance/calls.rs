@@ -110,8 +110,22 @@ pub async fn two_records_are_merged_when_a_later_update_links_them(h: &dyn Harne
     let conv_only = s.upsert_call(&eleven("conv_b", None, t)).await.unwrap();
     let sid_only = s.upsert_call(&twilio(&sid(3), 2, CallStatus::InProgress, t)).await.unwrap();
     assert_ne!(conv_only.call.id, sid_only.call.id);
-    assert!(s.insert_event(&event(&conv_only.call.id, "e-conv", "elevenlabs.post_call_transcription", Source::ElevenLabs, t)).await.unwrap());
-    assert!(s.insert_event(&event(&sid_only.call.id, "e-sid", "twilio.status.in-progress", Source::Twilio, t)).await.unwrap());
+    assert!(
+        s.insert_event(&event(
+            &conv_only.call.id,
+            "e-conv",
+            "elevenlabs.post_call_transcription",
+            Source::ElevenLabs,
+            t
+        ))
+        .await
+        .unwrap()
+    );
+    assert!(
+        s.insert_event(&event(&sid_only.call.id, "e-sid", "twilio.status.in-progress", Source::Twilio, t))
+            .await
+            .unwrap()
+    );
 
     let link = CallUpdate {
         source: Some(Source::ElevenLabs),
@@ -232,9 +246,14 @@ pub async fn cursor_pagination_is_stable_while_inserting(h: &dyn Harness) {
         seen.extend(p.items.into_iter().map(|c| c.id));
         // Insert newer calls (which sort before the cursor) and one older call.
         n += 1;
-        s.upsert_call(&twilio(&sid(1000 + n), 0, CallStatus::Initiated, base + Duration::days(1) + Duration::seconds(n as i64)))
-            .await
-            .unwrap();
+        s.upsert_call(&twilio(
+            &sid(1000 + n),
+            0,
+            CallStatus::Initiated,
+            base + Duration::days(1) + Duration::seconds(n as i64),
+        ))
+        .await
+        .unwrap();
         match p.next_cursor {
             Some(c) => page.cursor = Some(c),
             None => break,
@@ -261,7 +280,12 @@ pub async fn timestamps_round_trip_at_millisecond_precision(h: &dyn Harness) {
     u.enrollment_id = Some("enr_1".into());
     let created = s.upsert_call(&u).await.unwrap().call;
     let merged = s
-        .upsert_call(&CallUpdate { cost_credits: Some(412), conversation_duration_secs: Some(36), termination_reason: Some("end_call".into()), ..eleven("conv_t", Some(&sid(9)), t + Duration::milliseconds(7)) })
+        .upsert_call(&CallUpdate {
+            cost_credits: Some(412),
+            conversation_duration_secs: Some(36),
+            termination_reason: Some("end_call".into()),
+            ..eleven("conv_t", Some(&sid(9)), t + Duration::milliseconds(7))
+        })
         .await
         .unwrap()
         .call;
@@ -315,7 +339,10 @@ pub async fn every_call_filter_and_sort_matches_the_reference(h: &dyn Harness) {
     let filters = vec![
         CallFilter::default(),
         CallFilter { statuses: vec![CallStatus::Completed], ..Default::default() },
-        CallFilter { statuses: vec![CallStatus::Busy, CallStatus::NoAnswer, CallStatus::Ringing], ..Default::default() },
+        CallFilter {
+            statuses: vec![CallStatus::Busy, CallStatus::NoAnswer, CallStatus::Ringing],
+            ..Default::default()
+        },
         CallFilter { direction: Some(Direction::Inbound), ..Default::default() },
         CallFilter { campaign_id: Some("cmp_0".into()), ..Default::default() },
         CallFilter { contact_id: Some("con_3".into()), ..Default::default() },
@@ -390,7 +417,11 @@ pub async fn event_lists_are_chronological_and_filtered(h: &dyn Harness) {
         EventFilter { event_type: Some("twilio.amd".into()), ..Default::default() },
         EventFilter { event_type: Some("twilio.*".into()), ..Default::default() },
         EventFilter { source: Some(Source::ElevenLabs), ..Default::default() },
-        EventFilter { occurred_after: Some(base + Duration::seconds(5)), occurred_before: Some(base + Duration::seconds(11)), ..Default::default() },
+        EventFilter {
+            occurred_after: Some(base + Duration::seconds(5)),
+            occurred_before: Some(base + Duration::seconds(11)),
+            ..Default::default()
+        },
     ];
     for f in filters {
         let mut got = Vec::new();
@@ -465,11 +496,19 @@ pub async fn migrate_is_idempotent_and_reports_no_drift(h: &dyn Harness) {
 pub async fn bad_cursor_is_invalid(h: &dyn Harness) {
     let s = h.open().await;
     for _ in 0..3 {
-        s.upsert_call(&twilio(&sid(CallId::new().as_str().len() as u64 + rand_u64()), 0, CallStatus::Initiated, now_ms())).await.unwrap();
+        s.upsert_call(&twilio(
+            &sid(CallId::new().as_str().len() as u64 + rand_u64()),
+            0,
+            CallStatus::Initiated,
+            now_ms(),
+        ))
+        .await
+        .unwrap();
     }
     let p = s.list_calls(&CallFilter::default(), CallSort::StartedAtDesc, &PageRequest::first(1)).await.unwrap();
     let c = p.next_cursor.expect("more pages");
-    let r = s.list_calls(&CallFilter::default(), CallSort::StartedAtAsc, &PageRequest { limit: 1, cursor: Some(c) }).await;
+    let r =
+        s.list_calls(&CallFilter::default(), CallSort::StartedAtAsc, &PageRequest { limit: 1, cursor: Some(c) }).await;
     assert!(matches!(r, Err(StoreError::Invalid(_))));
     let r = s.list_events(&EventFilter::default(), &PageRequest { limit: 1, cursor: Some("%%%".into()) }).await;
     assert!(matches!(r, Err(StoreError::Invalid(_))));
