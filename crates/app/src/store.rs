@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use switchboard_domain::{Call, CallEvent, CallId, CallUpdate};
 use switchboard_storage::{
-    CallFilter, CallSort, CallStore, Capabilities, Drift, EventFilter, EventStore, MigrationReport, Page, PageRequest,
-    Storage, StoreResult, UpsertOutcome,
+    CallFilter, CallSort, CallStore, Capabilities, Drift, EventFilter, EventStore, MigrationReport, NewEvent, Page,
+    PageRequest, Storage, StoreResult, UpsertOutcome, WebhookOutcome,
 };
 use switchboard_storage_mongo::{MongoSettings, MongoStore};
 use switchboard_storage_sqlite::{Durability, SqliteOptions, SqliteStore};
@@ -116,5 +116,8 @@ impl Storage for Instrumented {
     }
     async fn check_schema(&self) -> StoreResult<Vec<Drift>> {
         self.0.check_schema().await
+    }
+    async fn record_webhook(&self, update: &CallUpdate, event: NewEvent) -> StoreResult<WebhookOutcome> {
+        timed("record_webhook", self.0.record_webhook(update, event)).await
     }
 }

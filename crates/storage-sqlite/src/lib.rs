@@ -22,7 +22,7 @@ mod rows;
 mod schema;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,12 +30,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use switchboard_domain::{Call, CallEvent, CallId, CallUpdate, time::now_ms};
 use switchboard_storage::calls::{decode_event_cursor, event_cursor, require_key};
 use switchboard_storage::{
-    CallFilter, CallSort, CallStore, Capabilities, Drift, EventFilter, EventStore, MigrationReport, Page, PageRequest,
-    Storage, StoreError, StoreResult, UpsertOutcome,
+    CallFilter, CallSort, CallStore, Capabilities, Drift, EventFilter, EventStore, MigrationReport, NewEvent, Page,
+    PageRequest, Storage, StoreError, StoreResult, UpsertOutcome, WebhookOutcome,
 };
 use tokio::sync::{Semaphore, oneshot};
 
-use rows::{CALL_COLUMNS, EVENT_COLUMNS, call_from_row, call_params, event_from_row, map_err};
+use rows::{CALL_COLUMN_COUNT, CALL_COLUMNS, EVENT_COLUMNS, call_from_row, call_params, event_from_row, map_err};
 
 /// The most writes committed together.
 pub const MAX_BATCH: usize = 256;
@@ -92,7 +92,9 @@ fn configure(conn: &Connection, opts: &SqliteOptions) -> rusqlite::Result<()> {
     };
     conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    conn.pragma_update(None, "cache_size", -32_000)?;
+    conn.pragma_update(None, "cache_size", -64_000)?;
+    // Partial UPDATEs produce a handful of distinct statements; keep them all prepared.
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(())
 }
 
@@ -233,28 +235,38 @@ fn find_one(conn: &Connection, column: &str, value: &str) -> StoreResult<Option<
 }
 
 fn insert_call(conn: &Connection, call: &Call) -> StoreResult<()> {
-    let placeholders = (1..=33).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
-    let sql = format!("INSERT INTO calls ({CALL_COLUMNS}) VALUES ({placeholders})");
-    conn.prepare_cached(&sql)
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let placeholders = (1..=CALL_COLUMN_COUNT).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
+        format!("INSERT INTO calls ({CALL_COLUMNS}) VALUES ({placeholders})")
+    });
+    conn.prepare_cached(&SQL)
         .and_then(|mut st| st.execute(rusqlite::params_from_iter(call_params(call))))
         .map(|_| ())
         .map_err(map_err)
 }
 
-fn replace_call(conn: &Connection, call: &Call, expected_version: i64) -> StoreResult<()> {
-    let sets = CALL_COLUMNS
-        .split(", ")
-        .enumerate()
-        .skip(1)
-        .map(|(i, c)| format!("{c} = ?{}", i + 1))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!("UPDATE calls SET {sets} WHERE id = ?1 AND version = ?34");
-    let mut values = call_params(call);
-    values.push(rusqlite::types::Value::Integer(expected_version));
+/// Writes the columns of `after` that differ from `before`, if `before.version`
+/// is still the stored version. Setting only changed columns keeps SQLite from
+/// rewriting the entries of every index on `calls` for each callback.
+fn update_call(conn: &Connection, before: &Call, after: &Call) -> StoreResult<()> {
+    let old = call_params(before);
+    let new = call_params(after);
+    let columns: Vec<&str> = CALL_COLUMNS.split(", ").collect();
+    let mut sets = Vec::new();
+    let mut values = vec![new[0].clone(), rusqlite::types::Value::Integer(before.version)];
+    for (i, (o, n)) in old.iter().zip(&new).enumerate().skip(1) {
+        if o != n {
+            values.push(n.clone());
+            sets.push(format!("{} = ?{}", columns[i], values.len()));
+        }
+    }
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("UPDATE calls SET {} WHERE id = ?1 AND version = ?2", sets.join(", "));
     let n =
         conn.prepare_cached(&sql).and_then(|mut st| st.execute(rusqlite::params_from_iter(values))).map_err(map_err)?;
-    if n == 1 { Ok(()) } else { Err(StoreError::conflict(format!("call {} changed concurrently", call.id))) }
+    if n == 1 { Ok(()) } else { Err(StoreError::conflict(format!("call {} changed concurrently", after.id))) }
 }
 
 fn upsert_in_tx(conn: &Connection, update: &CallUpdate) -> StoreResult<UpsertOutcome> {
@@ -283,23 +295,23 @@ fn upsert_in_tx(conn: &Connection, update: &CallUpdate) -> StoreResult<UpsertOut
             Ok(UpsertOutcome { call, created: true, changed: true, absorbed: None })
         }
         1 => {
-            let mut call = found.pop().expect("one");
-            let version = call.version;
+            let before = found.pop().expect("one");
+            let mut call = before.clone();
             let changed = call.apply(update, now)?;
             if changed {
-                replace_call(conn, &call, version)?;
+                update_call(conn, &before, &call)?;
             }
             Ok(UpsertOutcome { call, created: false, changed, absorbed: None })
         }
         _ => {
             let (keep, gone) = Call::survivor_first(&found[0], &found[1]);
-            let (mut keep, gone) = (keep.clone(), gone.clone());
-            let version = keep.version;
+            let (before, gone) = (keep.clone(), gone.clone());
+            let mut keep = before.clone();
             keep.absorb(&gone, now)?;
             keep.apply(update, now)?;
             // Delete first: the survivor takes over the absorbed record's unique keys.
             conn.execute("DELETE FROM calls WHERE id = ?1", [gone.id.as_str()]).map_err(map_err)?;
-            replace_call(conn, &keep, version)?;
+            update_call(conn, &before, &keep)?;
             conn.execute(
                 "UPDATE call_events SET call_id = ?1 WHERE call_id = ?2",
                 [keep.id.as_str(), gone.id.as_str()],
@@ -311,11 +323,13 @@ fn upsert_in_tx(conn: &Connection, update: &CallUpdate) -> StoreResult<UpsertOut
 }
 
 fn insert_event_in_tx(conn: &Connection, e: &CallEvent) -> StoreResult<bool> {
-    let sql = format!(
-        "INSERT INTO call_events ({EVENT_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT (dedupe_key) DO NOTHING"
-    );
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO call_events ({EVENT_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT (dedupe_key) DO NOTHING"
+        )
+    });
     let n = conn
-        .prepare_cached(&sql)
+        .prepare_cached(&SQL)
         .and_then(|mut st| {
             st.execute(params![
                 e.id.as_str(),
@@ -561,6 +575,29 @@ impl Storage for SqliteStore {
         // Runs on the writer: one transaction, so a failed migration leaves nothing behind.
         let applied = self.write(migrate_conn).await?;
         Ok(MigrationReport { applied })
+    }
+
+    /// Replay check, merge and event in one transaction: one trip to the
+    /// writer and one commit per webhook (shared with concurrent webhooks).
+    async fn record_webhook(&self, update: &CallUpdate, event: NewEvent) -> StoreResult<WebhookOutcome> {
+        require_key(update)?;
+        let update = update.clone();
+        self.write(move |conn| {
+            let seen = conn
+                .prepare_cached("SELECT 1 FROM call_events WHERE dedupe_key = ?1")
+                .and_then(|mut st| st.exists([&event.dedupe_key]))
+                .map_err(map_err)?;
+            if seen {
+                return Ok(WebhookOutcome::Replay);
+            }
+            let outcome = upsert_in_tx(conn, &update)?;
+            if insert_event_in_tx(conn, &event.for_call(outcome.call.id.clone()))? {
+                Ok(WebhookOutcome::Applied(outcome))
+            } else {
+                Ok(WebhookOutcome::Replay)
+            }
+        })
+        .await
     }
 
     async fn check_schema(&self) -> StoreResult<Vec<Drift>> {

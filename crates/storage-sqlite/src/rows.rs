@@ -9,6 +9,9 @@ use switchboard_storage::StoreError;
 /// Column order shared by every call query (`id` first; `replace_call` relies on it).
 pub(crate) const CALL_COLUMNS: &str = "id, call_sid, conversation_id, account_sid, direction, status, from_number, to_number, campaign_id, contact_id, enrollment_id, agent_id, answered_by, started_at, answered_at, ended_at, duration_secs, sip_response_code, price, price_unit, last_sequence, status_source, telephony_source, conversation_source, conversation_status, call_successful, transcript_summary, termination_reason, conversation_duration_secs, cost_credits, created_at, updated_at, version";
 
+/// Number of columns in `CALL_COLUMNS`.
+pub(crate) const CALL_COLUMN_COUNT: usize = 33;
+
 pub(crate) const EVENT_COLUMNS: &str =
     "id, call_id, source, event_type, occurred_at, received_at, dedupe_key, sequence, payload";
 

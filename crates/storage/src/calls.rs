@@ -154,6 +154,53 @@ pub struct UpsertOutcome {
     pub absorbed: Option<CallId>,
 }
 
+/// A webhook's event before we know which call it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Our id of the event.
+    pub id: switchboard_domain::EventId,
+    /// Who sent it.
+    pub source: Source,
+    /// Dotted type.
+    pub event_type: String,
+    /// Provider time.
+    pub occurred_at: DateTime<Utc>,
+    /// Receipt time.
+    pub received_at: DateTime<Utc>,
+    /// Unique per logical event.
+    pub dedupe_key: String,
+    /// Provider ordering number.
+    pub sequence: Option<i64>,
+    /// Body, secrets stripped.
+    pub payload: serde_json::Value,
+}
+
+impl NewEvent {
+    /// The stored event, attached to `call_id`.
+    pub fn for_call(self, call_id: CallId) -> CallEvent {
+        CallEvent {
+            id: self.id,
+            call_id,
+            source: self.source,
+            event_type: self.event_type,
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            dedupe_key: self.dedupe_key,
+            sequence: self.sequence,
+            payload: self.payload,
+        }
+    }
+}
+
+/// Result of [`crate::Storage::record_webhook`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookOutcome {
+    /// The event was stored before: nothing was written.
+    Replay,
+    /// The call was merged and the event stored.
+    Applied(UpsertOutcome),
+}
+
 /// Calls: one merged record per call.
 #[async_trait]
 pub trait CallStore: Send + Sync {

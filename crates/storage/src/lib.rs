@@ -22,7 +22,7 @@ pub mod conformance;
 
 use async_trait::async_trait;
 
-pub use calls::{CallFilter, CallSort, CallStore, EventFilter, EventStore, UpsertOutcome};
+pub use calls::{CallFilter, CallSort, CallStore, EventFilter, EventStore, NewEvent, UpsertOutcome, WebhookOutcome};
 pub use error::{StoreError, StoreResult};
 pub use page::{Cursor, Page, PageRequest};
 
@@ -69,4 +69,28 @@ pub trait Storage: CallStore + EventStore + Send + Sync + 'static {
     async fn migrate(&self) -> StoreResult<MigrationReport>;
     /// Lists how the live schema differs from what `migrate` would create.
     async fn check_schema(&self) -> StoreResult<Vec<Drift>>;
+
+    /// Records one provider webhook: if an event with its dedupe key is
+    /// stored, nothing is written ([`WebhookOutcome::Replay`]); otherwise the
+    /// update is merged into its call and the event stored with it.
+    ///
+    /// The default runs the three steps in order — merge before event, so a
+    /// crash between them is repaired by the provider's retry (the merge is
+    /// idempotent and the event is not yet there to mark a replay). A backend
+    /// with cheap local transactions overrides it to do all three at once.
+    async fn record_webhook(
+        &self,
+        update: &switchboard_domain::CallUpdate,
+        event: NewEvent,
+    ) -> StoreResult<WebhookOutcome> {
+        if self.event_exists(&event.dedupe_key).await? {
+            return Ok(WebhookOutcome::Replay);
+        }
+        let outcome = self.upsert_call(update).await?;
+        if self.insert_event(&event.for_call(outcome.call.id.clone())).await? {
+            Ok(WebhookOutcome::Applied(outcome))
+        } else {
+            Ok(WebhookOutcome::Replay)
+        }
+    }
 }

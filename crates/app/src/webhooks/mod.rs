@@ -17,7 +17,8 @@ pub mod verify;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
-use switchboard_domain::{CallEvent, CallUpdate, EventId, Source, time::now_ms};
+use switchboard_domain::{CallUpdate, EventId, Source, time::now_ms};
+use switchboard_storage::{NewEvent, WebhookOutcome};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -32,7 +33,7 @@ pub enum Ingested {
     Replay,
 }
 
-/// Steps 3–4 above, shared by every provider.
+/// Steps 3–4 above, shared by every provider: one store operation.
 pub async fn ingest(
     state: &AppState,
     update: CallUpdate,
@@ -42,29 +43,27 @@ pub async fn ingest(
     payload: serde_json::Value,
 ) -> Result<Ingested, ApiError> {
     let source = update.source.unwrap_or(Source::Switchboard);
-    if state.store.event_exists(&dedupe_key).await? {
-        metrics::counter!(WEBHOOKS, "provider" => source.as_str(), "outcome" => "replay").increment(1);
-        return Ok(Ingested::Replay);
-    }
     let received = now_ms();
-    let occurred = update.observed_at.unwrap_or(received);
-    let outcome = state.store.upsert_call(&update).await?;
-    let event = CallEvent {
+    let event = NewEvent {
         id: EventId::new(),
-        call_id: outcome.call.id.clone(),
         source,
         event_type,
-        occurred_at: occurred,
+        occurred_at: update.observed_at.unwrap_or(received),
         received_at: received,
         dedupe_key,
         sequence,
         payload,
     };
-    let inserted = state.store.insert_event(&event).await?;
-    let outcome_label = if inserted { "applied" } else { "replay" };
-    metrics::counter!(WEBHOOKS, "provider" => source.as_str(), "outcome" => outcome_label).increment(1);
-    tracing::debug!(call_id = %outcome.call.id, status = %outcome.call.status, created = outcome.created, "webhook applied");
-    Ok(if inserted { Ingested::Applied } else { Ingested::Replay })
+    let ingested = match state.store.record_webhook(&update, event).await? {
+        WebhookOutcome::Replay => Ingested::Replay,
+        WebhookOutcome::Applied(outcome) => {
+            tracing::debug!(call_id = %outcome.call.id, status = %outcome.call.status, created = outcome.created, "webhook applied");
+            Ingested::Applied
+        }
+    };
+    let label = if ingested == Ingested::Applied { "applied" } else { "replay" };
+    metrics::counter!(WEBHOOKS, "provider" => source.as_str(), "outcome" => label).increment(1);
+    Ok(ingested)
 }
 
 /// The webhook routes.

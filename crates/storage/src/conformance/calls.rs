@@ -519,3 +519,43 @@ fn rand_u64() -> u64 {
     static N: AtomicU64 = AtomicU64::new(1 << 40);
     N.fetch_add(1, Ordering::Relaxed)
 }
+
+fn new_event(key: &str, ty: &str, at: DateTime<Utc>) -> crate::NewEvent {
+    crate::NewEvent {
+        id: EventId::new(),
+        source: Source::Twilio,
+        event_type: ty.into(),
+        occurred_at: at,
+        received_at: at,
+        dedupe_key: key.into(),
+        sequence: Some(1),
+        payload: serde_json::json!({ "CallStatus": "ringing" }),
+    }
+}
+
+/// A webhook is merged and stored once; its replay writes nothing.
+pub async fn record_webhook_merges_and_stores_once(h: &dyn Harness) {
+    use crate::WebhookOutcome;
+    let s = h.open().await;
+    let t = now_ms();
+    let u = twilio(&sid(30), 1, CallStatus::Ringing, t);
+    let first = s.record_webhook(&u, new_event("wh-1", "twilio.status.ringing", t)).await.unwrap();
+    let WebhookOutcome::Applied(o) = first else { panic!("first delivery must apply, got {first:?}") };
+    assert!(o.created);
+    let replay = s.record_webhook(&u, new_event("wh-1", "twilio.status.ringing", t)).await.unwrap();
+    assert_eq!(replay, WebhookOutcome::Replay);
+    assert_eq!(s.get_call(&o.call.id).await.unwrap(), o.call, "a replay changes nothing");
+    let u2 = twilio(&sid(30), 3, CallStatus::Completed, t + Duration::seconds(30));
+    let second =
+        s.record_webhook(&u2, new_event("wh-2", "twilio.status.completed", t + Duration::seconds(30))).await.unwrap();
+    let WebhookOutcome::Applied(o2) = second else { panic!("a new event applies") };
+    assert_eq!(o2.call.id, o.call.id);
+    assert_eq!(o2.call.status, CallStatus::Completed);
+    let events = s.list_call_events(&o.call.id, &PageRequest::first(10)).await.unwrap().items;
+    let keys: Vec<&str> = events.iter().map(|e| e.dedupe_key.as_str()).collect();
+    assert_eq!(keys, ["wh-1", "wh-2"]);
+    // A webhook that cannot be merged writes neither the call nor the event.
+    let bad = CallUpdate { status: Some(CallStatus::Ringing), ..Default::default() };
+    assert!(s.record_webhook(&bad, new_event("wh-3", "x", t)).await.is_err());
+    assert!(!s.event_exists("wh-3").await.unwrap());
+}

@@ -54,7 +54,8 @@ macro_rules! conformance_tests {
             lookups_by_key_and_missing_ids,
             bulk_insert_rejects_duplicate_keys,
             migrate_is_idempotent_and_reports_no_drift,
-            bad_cursor_is_invalid
+            bad_cursor_is_invalid,
+            record_webhook_merges_and_stores_once
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
