@@ -18,6 +18,7 @@ pub mod bench;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod integrations;
 pub mod metrics;
 pub mod seed;
 pub mod store;

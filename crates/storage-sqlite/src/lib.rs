@@ -85,13 +85,20 @@ pub struct SqliteStore {
     _alive: Arc<()>,
 }
 
+/// Size the WAL file is truncated back to after it has been rewound.
+const WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Runs WAL checkpoints on their own connection, off the commit path.
 ///
 /// SQLite's automatic checkpoint runs inside whichever commit crosses the
-/// threshold, so one webhook in a thousand would pay for copying the WAL into
-/// the database and fsyncing it. The writer has auto-checkpointing off; this
-/// thread runs a PASSIVE checkpoint (never blocks the writer or readers) every
-/// 250 ms, and exits when the last store handle is dropped.
+/// threshold (1,000 pages), so that commit pays for copying the WAL into the
+/// database. This thread runs a PASSIVE checkpoint (never blocks the writer or
+/// readers) every 250 ms, so by the time the writer's automatic checkpoint
+/// fires most frames are already copied and its pause is short. The writer's
+/// own checkpoint is kept because only a checkpoint that completes with no
+/// frames appended meanwhile lets the WAL rewind; a PASSIVE pass alone never
+/// gets there under continuous writes, and the WAL would grow without bound.
+/// The thread exits when the last store handle is dropped.
 fn spawn_checkpointer(path: PathBuf, alive: std::sync::Weak<()>, opts: &SqliteOptions) -> StoreResult<()> {
     let conn = Connection::open(&path).map_err(map_err)?;
     configure(&conn, opts).map_err(map_err)?;
@@ -147,7 +154,7 @@ impl SqliteStore {
             return Err(StoreError::Unavailable(format!("{} does not support WAL mode (got {mode})", path.display())));
         }
         configure(&conn, &opts).map_err(map_err)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(map_err)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_LIMIT_BYTES as i64).map_err(map_err)?;
         let mut readers = Vec::new();
         for _ in 0..opts.readers {
             let r =
@@ -625,7 +632,7 @@ impl Storage for SqliteStore {
             }
             let outcome = upsert_in_tx(conn, &update)?;
             if insert_event_in_tx(conn, &event.for_call(outcome.call.id.clone()))? {
-                Ok(WebhookOutcome::Applied(outcome))
+                Ok(WebhookOutcome::Applied(Box::new(outcome)))
             } else {
                 Ok(WebhookOutcome::Replay)
             }

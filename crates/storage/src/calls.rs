@@ -198,7 +198,7 @@ pub enum WebhookOutcome {
     /// The event was stored before: nothing was written.
     Replay,
     /// The call was merged and the event stored.
-    Applied(UpsertOutcome),
+    Applied(Box<UpsertOutcome>),
 }
 
 /// Calls: one merged record per call.

@@ -88,7 +88,7 @@ pub trait Storage: CallStore + EventStore + Send + Sync + 'static {
         }
         let outcome = self.upsert_call(update).await?;
         if self.insert_event(&event.for_call(outcome.call.id.clone())).await? {
-            Ok(WebhookOutcome::Applied(outcome))
+            Ok(WebhookOutcome::Applied(Box::new(outcome)))
         } else {
             Ok(WebhookOutcome::Replay)
         }

@@ -150,7 +150,10 @@ async fn classify(status: StatusCode, resp: reqwest::Response) -> UpstreamError 
             .iter()
             .map(|i| {
                 let loc = i.get("loc").and_then(Value::as_array).map(|l| {
-                    l.iter().map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(".")
+                    l.iter()
+                        .map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(".")
                 });
                 format!("{}: {}", loc.unwrap_or_default(), i.get("msg").and_then(Value::as_str).unwrap_or(""))
             })
@@ -169,8 +172,10 @@ async fn classify(status: StatusCode, resp: reqwest::Response) -> UpstreamError 
 
 async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, UpstreamError> {
     let text = resp.text().await.map_err(|e| UpstreamError::BadResponse { provider: P, message: e.to_string() })?;
-    serde_json::from_str(&text)
-        .map_err(|e| UpstreamError::BadResponse { provider: P, message: format!("{e}: {}", text.chars().take(200).collect::<String>()) })
+    serde_json::from_str(&text).map_err(|e| UpstreamError::BadResponse {
+        provider: P,
+        message: format!("{e}: {}", text.chars().take(200).collect::<String>()),
+    })
 }
 
 impl ElevenLabsClient {
@@ -196,7 +201,14 @@ impl ElevenLabsClient {
     /// repeated after a possibly-processed failure (it would dial twice).
     #[tracing::instrument(skip_all, fields(agent_id = %req.agent_id))]
     pub async fn outbound_call(&self, req: &OutboundCall) -> Result<OutboundCallResponse, UpstreamError> {
-        let resp = send(P, &self.retry, Idempotency::NotIdempotent, || self.post("/v1/convai/twilio/outbound-call").json(req), classify).await?;
+        let resp = send(
+            P,
+            &self.retry,
+            Idempotency::NotIdempotent,
+            || self.post("/v1/convai/twilio/outbound-call").json(req),
+            classify,
+        )
+        .await?;
         let out: OutboundCallResponse = json(resp).await?;
         if !out.success {
             return Err(UpstreamError::Rejected { provider: P, status: 200, code: None, message: out.message });
@@ -206,10 +218,21 @@ impl ElevenLabsClient {
 
     /// TwiML that connects a call we created on Twilio to the agent.
     pub async fn register_call(&self, req: &RegisterCall) -> Result<String, UpstreamError> {
-        let resp = send(P, &self.retry, Idempotency::NotIdempotent, || self.post("/v1/convai/twilio/register-call").json(req), classify).await?;
-        let twiml = resp.text().await.map_err(|e| UpstreamError::BadResponse { provider: P, message: e.to_string() })?;
+        let resp = send(
+            P,
+            &self.retry,
+            Idempotency::NotIdempotent,
+            || self.post("/v1/convai/twilio/register-call").json(req),
+            classify,
+        )
+        .await?;
+        let twiml =
+            resp.text().await.map_err(|e| UpstreamError::BadResponse { provider: P, message: e.to_string() })?;
         if !twiml.trim_start().starts_with('<') {
-            return Err(UpstreamError::BadResponse { provider: P, message: "register-call did not return TwiML".into() });
+            return Err(UpstreamError::BadResponse {
+                provider: P,
+                message: "register-call did not return TwiML".into(),
+            });
         }
         Ok(twiml)
     }
@@ -239,7 +262,14 @@ impl ElevenLabsClient {
         if let Some(t) = q.call_start_before_unix {
             params.push(("call_start_before_unix", t.to_string()));
         }
-        let resp = send(P, &self.retry, Idempotency::Idempotent, || self.get("/v1/convai/conversations").query(&params), classify).await?;
+        let resp = send(
+            P,
+            &self.retry,
+            Idempotency::Idempotent,
+            || self.get("/v1/convai/conversations").query(&params),
+            classify,
+        )
+        .await?;
         json(resp).await
     }
 

@@ -6,7 +6,11 @@
 //! path and status only.
 
 pub mod elevenlabs;
+#[cfg(test)]
+mod fake;
 pub mod retry;
+#[cfg(test)]
+mod tests;
 pub mod twilio;
 
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! calls, list and fetch recordings, recording media URLs. HTTP Basic auth
 //! with the Account SID and auth token, or an API key SID and secret.
 
+use axum::body::Bytes;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
@@ -195,13 +196,20 @@ async fn classify(status: StatusCode, resp: reqwest::Response) -> UpstreamError 
 
 async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, UpstreamError> {
     let text = resp.text().await.map_err(|e| UpstreamError::BadResponse { provider: P, message: e.to_string() })?;
-    serde_json::from_str(&text)
-        .map_err(|e| UpstreamError::BadResponse { provider: P, message: format!("{e}: {}", text.chars().take(200).collect::<String>()) })
+    serde_json::from_str(&text).map_err(|e| UpstreamError::BadResponse {
+        provider: P,
+        message: format!("{e}: {}", text.chars().take(200).collect::<String>()),
+    })
 }
 
 impl TwilioClient {
     /// A client for `base` (e.g. `https://api.twilio.com` or the simulator).
-    pub fn new(base: impl Into<String>, account_sid: impl Into<String>, auth: TwilioAuth, opts: &ClientOptions) -> Self {
+    pub fn new(
+        base: impl Into<String>,
+        account_sid: impl Into<String>,
+        auth: TwilioAuth,
+        opts: &ClientOptions,
+    ) -> Self {
         TwilioClient {
             http: http_client(opts.timeout),
             base: base.into().trim_end_matches('/').to_owned(),
@@ -227,11 +235,23 @@ impl TwilioClient {
     #[tracing::instrument(skip_all, fields(to = %req.to))]
     pub async fn create_call(&self, req: &CreateCall) -> Result<TwilioCall, UpstreamError> {
         if req.url.is_none() && req.twiml.is_none() {
-            return Err(UpstreamError::Rejected { provider: P, status: 400, code: None, message: "one of Url or Twiml is required".into() });
+            return Err(UpstreamError::Rejected {
+                provider: P,
+                status: 400,
+                code: None,
+                message: "one of Url or Twiml is required".into(),
+            });
         }
         let url = self.url("Calls.json");
         let form = req.form();
-        let resp = send(P, &self.retry, Idempotency::NotIdempotent, || self.authed(self.http.post(&url)).form(&form), classify).await?;
+        let resp = send(
+            P,
+            &self.retry,
+            Idempotency::NotIdempotent,
+            || self.authed(self.http.post(&url)).form(&form),
+            classify,
+        )
+        .await?;
         json(resp).await
     }
 
@@ -247,7 +267,8 @@ impl TwilioClient {
         let mut url = self.url(&format!("Calls/{call_sid}/Recordings.json"));
         let mut out = Vec::new();
         loop {
-            let resp = send(P, &self.retry, Idempotency::Idempotent, || self.authed(self.http.get(&url)), classify).await?;
+            let resp =
+                send(P, &self.retry, Idempotency::Idempotent, || self.authed(self.http.get(&url)), classify).await?;
             let page: RecordingList = json(resp).await?;
             out.extend(page.recordings);
             match page.next_page_uri {
@@ -270,13 +291,9 @@ impl TwilioClient {
     }
 
     /// Downloads recording media.
-    pub async fn fetch_recording_media(&self, recording_sid: &str, format: &str) -> Result<bytes_alias::Bytes, UpstreamError> {
+    pub async fn fetch_recording_media(&self, recording_sid: &str, format: &str) -> Result<Bytes, UpstreamError> {
         let url = self.recording_media_url(recording_sid, format);
         let resp = send(P, &self.retry, Idempotency::Idempotent, || self.authed(self.http.get(&url)), classify).await?;
         resp.bytes().await.map_err(|e| UpstreamError::BadResponse { provider: P, message: e.to_string() })
     }
-}
-
-mod bytes_alias {
-    pub use axum::body::Bytes;
 }
