@@ -27,6 +27,8 @@ pub const WELL_KNOWN_ENV: &[(&str, &str)] = &[
     ("ELEVENLABS_API_KEY", "elevenlabs.api_key"),
     ("ELEVENLABS_WEBHOOK_SECRET", "elevenlabs.webhook_secret"),
     ("PUBLIC_BASE_URL", "public_base_url"),
+    ("TWILIO_API_BASE", "twilio.api_base"),
+    ("ELEVENLABS_API_BASE", "elevenlabs.api_base"),
     ("SWITCHBOARD_LISTEN", "listen"),
     ("SWITCHBOARD_API_TOKENS", "api_tokens"),
 ];
@@ -101,24 +103,50 @@ pub struct StorageSettings {
     pub sqlite_durability: SqliteDurability,
 }
 
+fn twilio_api_base() -> String {
+    "https://api.twilio.com".into()
+}
+
+fn elevenlabs_api_base() -> String {
+    "https://api.elevenlabs.io".into()
+}
+
 /// Twilio settings.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwilioSettings {
+    /// REST base URL (the simulator's in sandbox mode).
+    #[serde(default = "twilio_api_base")]
+    pub api_base: String,
     /// Account SID.
     pub account_sid: Option<String>,
     /// Auth token (signs webhooks).
     pub auth_token: Option<Secret>,
 }
 
+impl Default for TwilioSettings {
+    fn default() -> Self {
+        TwilioSettings { api_base: twilio_api_base(), account_sid: None, auth_token: None }
+    }
+}
+
 /// ElevenLabs settings.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElevenLabsSettings {
+    /// REST base URL (the simulator's in sandbox mode).
+    #[serde(default = "elevenlabs_api_base")]
+    pub api_base: String,
     /// API key.
     pub api_key: Option<Secret>,
     /// Webhook HMAC secret.
     pub webhook_secret: Option<Secret>,
+}
+
+impl Default for ElevenLabsSettings {
+    fn default() -> Self {
+        ElevenLabsSettings { api_base: elevenlabs_api_base(), api_key: None, webhook_secret: None }
+    }
 }
 
 /// Redis settings.

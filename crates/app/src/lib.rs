@@ -21,6 +21,7 @@ pub mod http;
 pub mod integrations;
 pub mod metrics;
 pub mod seed;
+pub mod sim;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;

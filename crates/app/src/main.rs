@@ -29,6 +29,21 @@ enum Command {
         /// Do not migrate on start.
         #[arg(long)]
         no_migrate: bool,
+        /// Start the telephony simulator in-process and point every provider client at it.
+        #[arg(long)]
+        sandbox: bool,
+    },
+    /// Run the telephony simulator (fake Twilio + ElevenLabs) on its own.
+    Sim {
+        /// Bind address.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: std::net::SocketAddr,
+        /// Scenario JSON file (see the README); defaults otherwise.
+        #[arg(long)]
+        scenario: Option<std::path::PathBuf>,
+        /// Where ElevenLabs post-call webhooks go, e.g. http://127.0.0.1:8080/webhooks/elevenlabs.
+        #[arg(long)]
+        elevenlabs_webhook_url: Option<String>,
     },
     /// Create or update collections/tables, validators and indexes (idempotent).
     Migrate {
@@ -76,20 +91,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(p) = cli.sqlite_path {
         overrides.push(("storage.sqlite_path", p));
     }
-    if let Command::Serve { no_migrate: true } = cli.command {
+    if let Command::Serve { no_migrate: true, .. } = cli.command {
         overrides.push(("migrate_on_start", "false".into()));
     }
     let settings = config::load(&overrides)?;
     telemetry::init(settings.log_format);
     match cli.command {
-        Command::Serve { .. } => {
+        Command::Serve { sandbox, .. } => {
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot bind SWITCHBOARD_LISTEN {}: {e}", settings.listen))?;
+            let mut settings = settings;
+            let _sim = if sandbox {
+                let (sim, wired) = switchboard::sim::sandbox(settings).await?;
+                settings = wired;
+                tracing::info!(simulator = %sim.base_url, "sandbox mode: provider clients point at the local simulator");
+                Some(sim)
+            } else {
+                None
+            };
             let app = App::build(settings).await?;
             tracing::info!(addr = %listener.local_addr()?, store = app.state.store.backend_name(), "switchboard listening");
             app.serve(listener, shutdown_signal()).await?;
             tracing::info!("stopped cleanly");
+        }
+        Command::Sim { addr, scenario, elevenlabs_webhook_url } => {
+            let mut sim = switchboard::sim::SimSettings { elevenlabs_webhook_url, ..Default::default() };
+            if let Some(path) = scenario {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                sim.scenario = serde_json::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: invalid scenario: {e}", path.display()))?;
+            }
+            println!(
+                "simulator credentials: TWILIO_ACCOUNT_SID={} TWILIO_AUTH_TOKEN={} ELEVENLABS_API_KEY={} ELEVENLABS_WEBHOOK_SECRET={}",
+                sim.account_sid, sim.auth_token, sim.elevenlabs_api_key, sim.elevenlabs_webhook_secret
+            );
+            let handle = switchboard::sim::Simulator::spawn(sim, addr).await?;
+            println!("simulator listening on {} (control API under /__sim)", handle.base_url);
+            shutdown_signal().await;
         }
         Command::Migrate { check } => {
             let store = store::open(&settings).await?;

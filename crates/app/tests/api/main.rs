@@ -4,5 +4,6 @@
 mod calls;
 mod helpers;
 mod service;
+mod sim;
 mod webhooks_elevenlabs;
 mod webhooks_twilio;
