@@ -873,15 +873,15 @@ mod tests {
         assert_eq!(percentile(&ten, 99.0), Duration::from_millis(10));
     }
 
-    /// A short end-to-end run (about 10 s): `cargo test -p switchboard --lib bench -- --ignored`.
+    /// A short end-to-end run (a few seconds): every phase works and reports, with no errors.
+    /// It asserts what the run did, never how fast it was.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "binds a port and runs for several seconds"]
     async fn a_short_run_reports_every_phase_without_errors() {
         let opts = BenchOptions {
             duration_secs: 1,
             concurrency: 4,
             rate: 200,
-            list_sizes: vec![2_000, 6_000],
+            list_sizes: vec![500, 1_500],
             list_samples: 45,
             dir: None,
         };

@@ -1,0 +1,65 @@
+//! The `switchboard` binary: exit codes and messages of its subcommands.
+
+use std::process::Command;
+
+fn switchboard(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    c.current_dir(dir)
+        .env_remove("MONGODB_URI")
+        .env_remove("SWITCHBOARD_API_TOKENS")
+        .env("SWITCHBOARD_ENV", "test")
+        .env("SWITCHBOARD_SQLITE_PATH", dir.join("cli.db"))
+        .env("RUST_LOG", "warn");
+    c
+}
+
+#[test]
+fn migrate_check_reports_drift_until_migrate_has_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = switchboard(dir.path()).args(["migrate", "--check"]).output().unwrap();
+    assert_eq!(before.status.code(), Some(1), "drift before migrating");
+    assert!(String::from_utf8_lossy(&before.stdout).contains("drift: calls: missing"));
+    let first = switchboard(dir.path()).arg("migrate").output().unwrap();
+    assert!(first.status.success());
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied: sqlite migration 0001_calls_and_events"));
+    let second = switchboard(dir.path()).arg("migrate").output().unwrap();
+    assert!(String::from_utf8_lossy(&second.stdout).contains("already up to date"));
+    let after = switchboard(dir.path()).args(["migrate", "--check"]).output().unwrap();
+    assert_eq!(after.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&after.stdout).contains("schema is up to date (sqlite)"));
+}
+
+#[test]
+fn seed_fills_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = switchboard(dir.path()).args(["seed", "--calls", "300", "--events-per-call", "2"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("seeded 300 calls and 600 events"));
+}
+
+#[test]
+fn a_bad_setting_fails_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = switchboard(dir.path()).env("MONGODB_URI", "postgres://nope").arg("migrate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MONGODB_URI") && err.contains("mongodb://"), "{err}");
+    let out = switchboard(dir.path()).args(["--listen", "nowhere", "serve"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
+}
+
+#[test]
+fn an_unreachable_mongodb_is_one_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = switchboard(dir.path())
+        .env("MONGODB_URI", "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200&connectTimeoutMS=200")
+        .env("SWITCHBOARD_STORAGE__CONNECT_ATTEMPTS", "2")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach MongoDB at 127.0.0.1:1 after 2 attempts"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
