@@ -809,7 +809,7 @@ async fn outbound_call(State(sim): State<Simulator>, headers: HeaderMap, Json(bo
     if let Some(r) = sim.api_fault("POST outbound-call", false).await {
         return r;
     }
-    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    let field = |k: &str| body.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
     let absent: Vec<&str> =
         ["agent_id", "agent_phone_number_id", "to_number"].into_iter().filter(|k| field(k).is_none()).collect();
     if !absent.is_empty() {
@@ -828,7 +828,7 @@ async fn register_call(State(sim): State<Simulator>, headers: HeaderMap, Json(bo
     if !el_authorised(&sim, &headers) {
         return el_error(401, "invalid_api_key", "Invalid API key");
     }
-    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+    let field = |k: &str| body.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
     let absent: Vec<&str> =
         ["agent_id", "from_number", "to_number", "direction"].into_iter().filter(|k| field(k).is_none()).collect();
     if !absent.is_empty() {
