@@ -347,6 +347,28 @@ impl Call {
         Ok(call)
     }
 
+    /// Attaches provider keys the record lacks. Keys never change: a different
+    /// value is a mismatch, and then nothing is attached.
+    fn attach_keys(&mut self, call_sid: &Option<String>, conversation_id: &Option<String>) -> Result<(), MergeError> {
+        for (key, existing, incoming) in
+            [("call_sid", &self.call_sid, call_sid), ("conversation_id", &self.conversation_id, conversation_id)]
+        {
+            if let (Some(existing), Some(inc)) = (existing, incoming)
+                && existing != inc
+            {
+                return Err(MergeError::KeyMismatch {
+                    id: self.id.clone(),
+                    key,
+                    existing: existing.clone(),
+                    incoming: inc.clone(),
+                });
+            }
+        }
+        fill(&mut self.call_sid, call_sid);
+        fill(&mut self.conversation_id, conversation_id);
+        Ok(())
+    }
+
     /// Merges `update` into the record. Returns whether anything changed; when
     /// it did, `updated_at` and `version` are bumped. Applying the same update
     /// twice changes nothing the second time.
@@ -355,24 +377,7 @@ impl Call {
         let source = update.source();
         let observed = to_ms(update.observed_at.unwrap_or(now));
 
-        // Keys: attach once, never change.
-        for (key, slot, incoming) in [
-            ("call_sid", &mut self.call_sid, &update.call_sid),
-            ("conversation_id", &mut self.conversation_id, &update.conversation_id),
-        ] {
-            match (slot.as_ref(), incoming) {
-                (Some(existing), Some(inc)) if existing != inc => {
-                    return Err(MergeError::KeyMismatch {
-                        id: self.id.clone(),
-                        key,
-                        existing: existing.clone(),
-                        incoming: inc.clone(),
-                    });
-                }
-                (None, Some(inc)) => *slot = Some(inc.clone()),
-                _ => {}
-            }
-        }
+        self.attach_keys(&update.call_sid, &update.conversation_id)?;
 
         // Telephony group: owner outranks; an older Twilio callback only fills gaps.
         let current_tel = self.telephony_source.map(Source::telephony_rank).unwrap_or(0);
@@ -475,23 +480,7 @@ impl Call {
     /// Returns an error if the two records carry different values of a key.
     pub fn absorb(&mut self, other: &Call, now: DateTime<Utc>) -> Result<bool, MergeError> {
         let before = self.clone();
-        for (key, slot, incoming) in [
-            ("call_sid", &mut self.call_sid, &other.call_sid),
-            ("conversation_id", &mut self.conversation_id, &other.conversation_id),
-        ] {
-            match (slot.as_ref(), incoming) {
-                (Some(existing), Some(inc)) if existing != inc => {
-                    return Err(MergeError::KeyMismatch {
-                        id: self.id.clone(),
-                        key,
-                        existing: existing.clone(),
-                        incoming: inc.clone(),
-                    });
-                }
-                (None, Some(inc)) => *slot = Some(inc.clone()),
-                _ => {}
-            }
-        }
+        self.attach_keys(&other.call_sid, &other.conversation_id)?;
         let rank = |s: Option<Source>, f: fn(Source) -> u8| s.map(f).unwrap_or(0);
 
         // Status: the lattice, with owner corrections, exactly as for an update.
@@ -705,6 +694,19 @@ mod tests {
         assert_eq!(a.call_successful.as_deref(), Some("success"));
         assert_eq!(a.started_at, from_millis(4000));
         assert!(!a.clone().absorb(&b, now).unwrap(), "absorbing twice changes nothing");
+    }
+
+    #[test]
+    fn a_mismatched_key_attaches_nothing() {
+        let now = from_millis(0);
+        let mut conv_only = eleven(0);
+        conv_only.call_sid = None;
+        let mut call = Call::new_from(&conv_only, now).unwrap();
+        let before = call.clone();
+        let mut other = eleven(1);
+        other.conversation_id = Some("conv_other".into());
+        assert!(call.apply(&other, now).is_err());
+        assert_eq!(call, before, "the SID of the refused update is not attached");
     }
 
     #[test]
