@@ -58,6 +58,12 @@ impl TestApp {
         let mut s = settings(dir.path(), port);
         tweak(&mut s);
         let app = App::build(s).await.expect("app builds");
+        Self::run(app, listener, dir)
+    }
+
+    /// Serves `app` on `listener` until [`TestApp::stop`] (or the end of the test).
+    fn run(app: App, listener: tokio::net::TcpListener, dir: tempfile::TempDir) -> TestApp {
+        let port = listener.local_addr().unwrap().port();
         let state = app.state.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.serve(listener, async move {
@@ -102,19 +108,7 @@ impl TestApp {
         }
         let store: Arc<dyn Storage> = Arc::new(switchboard::store::Instrumented(Arc::new(m)));
         let app = App::with_store(s, store).await.unwrap();
-        let state = app.state.clone();
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(app.serve(listener, async move {
-            let _ = rx.await;
-        }));
-        Some(TestApp {
-            base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
-            state,
-            _dir: dir,
-            stop: Some(tx),
-            server: Some(server),
-        })
+        Some(Self::run(app, listener, dir))
     }
 
     /// A server whose store fails with `Unavailable` while the switch is on.
@@ -127,20 +121,7 @@ impl TestApp {
         let inner = switchboard::store::open(&s).await.unwrap();
         let store = Arc::new(Flaky { inner, down: switch.clone() });
         let app = App::with_store(s, store).await.unwrap();
-        let state = app.state.clone();
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(app.serve(listener, async move {
-            let _ = rx.await;
-        }));
-        let t = TestApp {
-            base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
-            state,
-            _dir: dir,
-            stop: Some(tx),
-            server: Some(server),
-        };
-        (t, switch)
+        (Self::run(app, listener, dir), switch)
     }
 
     /// Stops the server gracefully and waits for it.
