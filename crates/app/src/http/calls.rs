@@ -9,7 +9,7 @@ use switchboard_domain::{AnsweredBy, Call, CallId, CallStatus, Direction};
 use switchboard_storage::{CallFilter, CallSort};
 use utoipa::ToSchema;
 
-use super::events::{EventOut, EventPage};
+use super::events::EventPage;
 use super::query::Query;
 use crate::AppState;
 use crate::error::{ApiError, Problem};
@@ -262,7 +262,7 @@ pub async fn list_call_events(
     q.finish()?;
     let call = resolve(&state, &id).await?;
     let p = state.store.list_call_events(&call.id, &page).await.map_err(cursor_error)?;
-    Ok(Json(EventPage { data: p.items.into_iter().map(EventOut::from).collect(), next_cursor: p.next_cursor }))
+    Ok(Json(EventPage::from(p)))
 }
 
 /// Routes.

@@ -61,6 +61,12 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
+impl From<switchboard_storage::Page<CallEvent>> for EventPage {
+    fn from(p: switchboard_storage::Page<CallEvent>) -> Self {
+        EventPage { data: p.items.into_iter().map(EventOut::from).collect(), next_cursor: p.next_cursor }
+    }
+}
+
 /// Events across calls, chronological.
 #[utoipa::path(
     get, path = "/api/v1/events", tag = "events",
@@ -86,7 +92,7 @@ pub async fn list_events(State(state): State<AppState>, uri: Uri) -> Result<Json
     let page = q.page();
     q.finish()?;
     let p = state.store.list_events(&filter, &page).await.map_err(cursor_error)?;
-    Ok(Json(EventPage { data: p.items.into_iter().map(EventOut::from).collect(), next_cursor: p.next_cursor }))
+    Ok(Json(p.into()))
 }
 
 /// Routes.
