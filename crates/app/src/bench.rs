@@ -708,7 +708,14 @@ async fn list_phase(
 }
 
 /// Runs the benchmark and returns the report (print it with `{}` for Markdown).
+///
+/// Storage tuning (SQLite readers, durability) comes from the usual configuration sources.
 pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
+    run_with(opts, crate::config::load(&[])?).await
+}
+
+/// Runs the benchmark on top of `settings`; the listener, tokens and store location are the bench's own.
+pub async fn run_with(opts: BenchOptions, mut settings: crate::config::Settings) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(opts.duration_secs >= 1, "duration must be at least 1 second");
     anyhow::ensure!((1..=4096).contains(&opts.concurrency), "concurrency must be 1..=4096");
     anyhow::ensure!(opts.rate >= 1, "rate must be at least 1 per second");
@@ -732,7 +739,6 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.context("binding 127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
-    let mut settings = crate::config::load(&[])?;
     settings.env = "test".into();
     settings.listen = addr;
     settings.public_base_url = Some(base.clone());
@@ -885,7 +891,8 @@ mod tests {
             list_samples: 45,
             dir: None,
         };
-        let report = run(opts).await.unwrap();
+        // The embedded defaults only: other tests in this process set variables under figment::Jail.
+        let report = run_with(opts, crate::config::embedded_defaults()).await.unwrap();
         println!("{report}");
         assert!(report.healthz.ok > 0 && report.healthz.errors == 0);
         assert!(report.ingest.ok > 0 && report.ingest.errors == 0, "{:?}", report.ingest);

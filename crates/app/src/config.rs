@@ -239,6 +239,14 @@ pub fn figment() -> Figment {
     .merge(Serialized::default("env", profile))
 }
 
+/// The embedded defaults of the `test` profile, read from no file and no environment variable.
+pub fn embedded_defaults() -> Settings {
+    let f = Figment::from(Toml::string(DEFAULTS).nested())
+        .select(Profile::new("test"))
+        .merge(Serialized::default("env", "test"));
+    from_figment(f).expect("the embedded defaults are valid")
+}
+
 /// Loads and validates settings; `overrides` are CLI flags as `key = value` pairs.
 pub fn load(overrides: &[(&str, String)]) -> Result<Settings, ConfigError> {
     let mut f = figment();
@@ -341,6 +349,17 @@ impl Settings {
 mod tests {
     use super::*;
     use figment::Jail;
+
+    #[test]
+    fn embedded_defaults_ignore_the_environment() {
+        Jail::expect_with(|j| {
+            j.set_env("SWITCHBOARD_LISTEN", "not-an-address");
+            let s = embedded_defaults();
+            assert_eq!(s.env, "test");
+            assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+            Ok(())
+        });
+    }
 
     #[test]
     fn defaults_select_sqlite_and_the_dev_profile() {
