@@ -29,6 +29,9 @@ pub const WELL_KNOWN_ENV: &[(&str, &str)] = &[
     ("PUBLIC_BASE_URL", "public_base_url"),
     ("TWILIO_API_BASE", "twilio.api_base"),
     ("ELEVENLABS_API_BASE", "elevenlabs.api_base"),
+    ("GOOGLE_APPLICATION_CREDENTIALS", "google.credentials_file"),
+    ("GOOGLE_SHEETS_API_BASE", "google.sheets_api_base"),
+    ("GOOGLE_DRIVE_API_BASE", "google.drive_api_base"),
     ("SWITCHBOARD_LISTEN", "listen"),
     ("SWITCHBOARD_API_TOKENS", "api_tokens"),
 ];
@@ -149,6 +152,64 @@ impl Default for ElevenLabsSettings {
     }
 }
 
+fn sheets_api_base() -> String {
+    "https://sheets.googleapis.com".into()
+}
+
+fn drive_api_base() -> String {
+    "https://www.googleapis.com".into()
+}
+
+/// Google (Sheets sync) settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleSettings {
+    /// Sheets REST base URL (the simulator's in sandbox mode).
+    #[serde(default = "sheets_api_base")]
+    pub sheets_api_base: String,
+    /// Drive REST base URL.
+    #[serde(default = "drive_api_base")]
+    pub drive_api_base: String,
+    /// Service-account key file (GOOGLE_APPLICATION_CREDENTIALS).
+    pub credentials_file: Option<PathBuf>,
+    /// The key file's JSON inline (for secret stores that hand out values, not files).
+    pub credentials_json: Option<Secret>,
+}
+
+impl Default for GoogleSettings {
+    fn default() -> Self {
+        GoogleSettings {
+            sheets_api_base: sheets_api_base(),
+            drive_api_base: drive_api_base(),
+            credentials_file: None,
+            credentials_json: None,
+        }
+    }
+}
+
+impl GoogleSettings {
+    /// The service-account key, if one is configured; a bad file fails with the key name and reason.
+    pub fn service_account(&self) -> Result<Option<crate::integrations::google::ServiceAccountKey>, ConfigError> {
+        use crate::integrations::google::ServiceAccountKey;
+        match (&self.credentials_file, &self.credentials_json) {
+            (Some(_), Some(_)) => {
+                Err(err("google.credentials_json", "set either credentials_file or credentials_json, not both"))
+            }
+            (Some(path), None) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| err("google.credentials_file", format!("cannot read {}: {e}", path.display())))?;
+                ServiceAccountKey::from_json(&text)
+                    .map(Some)
+                    .map_err(|e| err("google.credentials_file", format!("{}: {e}", path.display())))
+            }
+            (None, Some(json)) => {
+                ServiceAccountKey::from_json(json.expose()).map(Some).map_err(|e| err("google.credentials_json", e))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 /// Redis settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -193,6 +254,9 @@ pub struct Settings {
     /// Redis.
     #[serde(default)]
     pub redis: RedisSettings,
+    /// Google Sheets.
+    #[serde(default)]
+    pub google: GoogleSettings,
 }
 
 /// A setting is missing or invalid.
@@ -327,6 +391,17 @@ impl Settings {
                 return Err(err("twilio.auth_token", "required in prod to verify Twilio webhooks"));
             }
         }
+        for (key, url) in [
+            ("google.sheets_api_base", &self.google.sheets_api_base),
+            ("google.drive_api_base", &self.google.drive_api_base),
+            ("twilio.api_base", &self.twilio.api_base),
+            ("elevenlabs.api_base", &self.elevenlabs.api_base),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(err(key, format!("`{url}` is not an http(s) URL")));
+            }
+        }
+        self.google.service_account()?;
         if self.api_tokens.iter().any(|t| t.expose().len() < 16) {
             return Err(err("api_tokens", "every token must be at least 16 characters"));
         }

@@ -8,6 +8,7 @@
 pub mod elevenlabs;
 #[cfg(test)]
 mod fake;
+pub mod google;
 pub mod retry;
 #[cfg(test)]
 mod tests;

@@ -16,8 +16,12 @@
 //! - Control API under `/__sim`: scenario get/put, placed calls, webhook
 //!   deliveries, recorded requests, reset.
 //!
-//! Not built yet: the Google side (token endpoint, Sheets, Drive).
+//! - Google ([`google`]): the OAuth2 token endpoint (RS256 assertions
+//!   checked against registered service-account keys), Sheets v4 values
+//!   over in-memory grids, Drive `files.get` with a `version` that bumps on
+//!   every change, and "human" edits through the control API.
 
+pub mod google;
 pub mod script;
 
 use std::collections::HashMap;
@@ -171,6 +175,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct Simulator {
     inner: Arc<Mutex<Inner>>,
+    google: Arc<Mutex<google::GoogleState>>,
     http: reqwest::Client,
     epoch: DateTime<Utc>,
     started: Instant,
@@ -199,6 +204,14 @@ fn hex_id(rng: &mut StdRng, prefix: &str) -> String {
     s
 }
 
+/// Which provider's error envelope a fault uses.
+#[derive(Debug, Clone, Copy)]
+enum Flavor {
+    Twilio,
+    ElevenLabs,
+    Google,
+}
+
 fn twilio_time(t: DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S +0000").to_string()
 }
@@ -222,6 +235,7 @@ impl Simulator {
         let scenario = settings.scenario.clone();
         let slots = Arc::new(Semaphore::new(scenario.max_concurrency.max(1)));
         Simulator {
+            google: Arc::new(Mutex::new(google::GoogleState::new(&scenario.google))),
             inner: Arc::new(Mutex::new(Inner {
                 fault_rng: StdRng::seed_from_u64(scenario.seed.wrapping_add(7)),
                 settings,
@@ -276,8 +290,19 @@ impl Simulator {
         self.inner.lock().expect("sim lock").deliveries.clone()
     }
 
+    /// REST requests received so far (method and operation, status answered).
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.inner.lock().expect("sim lock").requests.clone()
+    }
+
+    /// The current scenario.
+    pub fn scenario(&self) -> Scenario {
+        self.inner.lock().expect("sim lock").scenario.clone()
+    }
+
     /// Replaces the scenario (applies to calls placed afterwards).
     pub fn set_scenario(&self, scenario: Scenario) {
+        self.google.lock().expect("google lock").set_token_failures(scenario.google.token_failures);
         let mut g = self.inner.lock().expect("sim lock");
         g.slots = Arc::new(Semaphore::new(scenario.max_concurrency.max(1)));
         g.fault_rng = StdRng::seed_from_u64(scenario.seed.wrapping_add(7));
@@ -289,7 +314,7 @@ impl Simulator {
     }
 
     /// REST faults: 5xx, 429 (+Retry-After), slow replies.
-    async fn api_fault(&self, what: &str, twilio: bool) -> Option<Response> {
+    async fn api_fault(&self, what: &str, flavor: Flavor) -> Option<Response> {
         let (slow, roll429, roll5xx, f) = {
             let mut g = self.inner.lock().expect("sim lock");
             let f = g.scenario.faults.clone();
@@ -301,20 +326,20 @@ impl Simulator {
             tokio::time::sleep(Duration::from_millis(slow)).await;
         }
         let resp = if roll429 {
-            let mut r = if twilio {
-                twilio_error(429, 20429, "Too Many Requests")
-            } else {
-                el_error(429, "too_many_concurrent_requests", "Too many concurrent requests")
+            let mut r = match flavor {
+                Flavor::Twilio => twilio_error(429, 20429, "Too Many Requests"),
+                Flavor::ElevenLabs => el_error(429, "too_many_concurrent_requests", "Too many concurrent requests"),
+                Flavor::Google => google::quota_error(60_000),
             };
             if let Some(s) = f.retry_after_secs {
                 r.headers_mut().insert("retry-after", s.to_string().parse().expect("number header"));
             }
             r
         } else if roll5xx {
-            if twilio {
-                twilio_error(503, 20500, "Service Unavailable")
-            } else {
-                el_error(503, "system_busy", "System busy")
+            match flavor {
+                Flavor::Twilio => twilio_error(503, 20500, "Service Unavailable"),
+                Flavor::ElevenLabs => el_error(503, "system_busy", "System busy"),
+                Flavor::Google => google::g_error(503, "UNAVAILABLE", "The service is currently unavailable."),
             }
         } else {
             return None;
@@ -641,6 +666,20 @@ impl Simulator {
             .route("/v1/convai/conversations", get(list_conversations))
             .route("/v1/convai/conversations/{id}", get(get_conversation))
             .route("/v1/convai/conversations/{id}/audio", get(conversation_audio))
+            .route("/token", post(google::token))
+            .route("/v4/spreadsheets/{id}", get(google::get_spreadsheet))
+            .route("/v4/spreadsheets/{id}/values:batchGet", get(google::batch_get))
+            .route("/v4/spreadsheets/{id}/values:batchUpdate", post(google::batch_update))
+            .route(
+                "/v4/spreadsheets/{id}/values/{range}",
+                get(google::get_values).put(google::update_values).post(google::range_action),
+            )
+            .route("/drive/v3/files/{id}", get(google::drive_file))
+            .route("/__sim/google/spreadsheets", post(google::control_create))
+            .route("/__sim/google/spreadsheets/{id}", get(google::control_get))
+            .route("/__sim/google/spreadsheets/{id}/edits", post(google::control_edit))
+            .route("/__sim/google/accounts", post(google::control_account))
+            .route("/__sim/google/revoke-tokens", post(google::control_revoke))
             .route("/__sim/scenario", get(get_scenario).put(put_scenario))
             .route("/__sim/calls", get(list_sim_calls))
             .route("/__sim/deliveries", get(list_deliveries))
@@ -660,7 +699,7 @@ async fn create_call(
         sim.record(what, 401);
         return twilio_error(401, 20003, "Authenticate");
     }
-    if let Some(r) = sim.api_fault(&what, true).await {
+    if let Some(r) = sim.api_fault(&what, Flavor::Twilio).await {
         return r;
     }
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
@@ -717,7 +756,7 @@ async fn fetch_call(
     if !sim.twilio_authorised(&account, &headers) {
         return twilio_error(401, 20003, "Authenticate");
     }
-    if let Some(r) = sim.api_fault("GET Calls/{sid}.json", true).await {
+    if let Some(r) = sim.api_fault("GET Calls/{sid}.json", Flavor::Twilio).await {
         return r;
     }
     let sid = file.trim_end_matches(".json");
@@ -806,7 +845,7 @@ async fn outbound_call(State(sim): State<Simulator>, headers: HeaderMap, Json(bo
     if !el_authorised(&sim, &headers) {
         return el_error(401, "invalid_api_key", "Invalid API key");
     }
-    if let Some(r) = sim.api_fault("POST outbound-call", false).await {
+    if let Some(r) = sim.api_fault("POST outbound-call", Flavor::ElevenLabs).await {
         return r;
     }
     let field = |k: &str| body.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
@@ -865,7 +904,7 @@ async fn list_conversations(State(sim): State<Simulator>, headers: HeaderMap, Qu
     if !el_authorised(&sim, &headers) {
         return el_error(401, "invalid_api_key", "Invalid API key");
     }
-    if let Some(r) = sim.api_fault("GET conversations", false).await {
+    if let Some(r) = sim.api_fault("GET conversations", Flavor::ElevenLabs).await {
         return r;
     }
     let all: Vec<Value> = {
@@ -952,5 +991,11 @@ pub async fn sandbox(mut settings: crate::config::Settings) -> anyhow::Result<(S
     let handle = Simulator::spawn(sim, "127.0.0.1:0".parse().expect("literal address")).await?;
     settings.twilio.api_base = handle.base_url.clone();
     settings.elevenlabs.api_base = handle.base_url.clone();
+    settings.google.sheets_api_base = handle.base_url.clone();
+    settings.google.drive_api_base = handle.base_url.clone();
+    let mut key: serde_json::Value = serde_json::from_str(google::SANDBOX_KEY_JSON).expect("the sandbox key is JSON");
+    key["token_uri"] = format!("{}/token", handle.base_url).into();
+    settings.google.credentials_json = Some(Secret::new(key.to_string()));
+    settings.google.credentials_file = None;
     Ok((handle, settings))
 }

@@ -70,6 +70,8 @@ pub struct Scenario {
     pub cps: f64,
     /// Injected faults.
     pub faults: Faults,
+    /// Google token lifetime, quota and token-endpoint failures.
+    pub google: super::google::GoogleScenario,
 }
 
 impl Default for Scenario {
@@ -83,6 +85,7 @@ impl Default for Scenario {
             max_concurrency: 100,
             cps: 1.0,
             faults: Faults::default(),
+            google: super::google::GoogleScenario::default(),
         }
     }
 }

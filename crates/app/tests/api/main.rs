@@ -2,6 +2,7 @@
 //! API integration tests: one binary, a real server on 127.0.0.1:0 per test.
 
 mod calls;
+mod google;
 mod helpers;
 mod service;
 mod sim;

@@ -1,0 +1,1226 @@
+//! The simulator's Google side (external-apis.md C and F.3): the OAuth2
+//! token endpoint, Sheets v4 values over in-memory grids, and Drive
+//! `files.get` for the file `version`.
+//!
+//! - `POST /token` verifies the RS256 assertion against the public key of a
+//!   registered service account, checks `aud` (Google's token URI or this
+//!   server's own `/token`), `scope` and a lifetime of at most an hour, and
+//!   issues an access token whose lifetime the scenario sets.
+//! - Sheets: A1 ranges with quoted sheet names, whole columns/rows and
+//!   open-ended ranges; reads trim trailing empty rows and cells and omit
+//!   `values` for an empty range; `RAW` keeps text as text while
+//!   `USER_ENTERED` turns numbers (`"+15005550006"`, `"000123"`) and
+//!   `TRUE`/`FALSE` into numbers and booleans, as Sheets does; a batch is
+//!   applied all or nothing; `append` finds the table and writes (or
+//!   inserts rows) after it.
+//! - Every write, including a "human" edit through the control API, bumps
+//!   the Drive `version`.
+//! - Faults: 401 for unknown or revoked tokens, 403 `PERMISSION_DENIED` for
+//!   a spreadsheet not shared with the account, 400 `INVALID_ARGUMENT` for
+//!   an unparsable range, 429 `RESOURCE_EXHAUSTED` over a request quota per
+//!   window, the scenario's 5xx / 429 / slow rates, and token-endpoint 503s.
+//!
+//! Not simulated: formula evaluation (a `USER_ENTERED` formula is kept and
+//! rendered as its text), `COLUMNS` major dimension, Drive push channels.
+
+// The fake server's helpers return ready HTTP responses as their errors; their size does not matter here.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::Simulator;
+
+/// Google's token URI, accepted as the assertion audience beside the simulator's own.
+const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+/// The service account `serve --sandbox` uses (test-only key, see `keys/README.md`).
+pub const SANDBOX_KEY_JSON: &str = include_str!("keys/sandbox-service-account.json");
+const SANDBOX_PUBLIC_PEM: &str = include_str!("keys/sandbox-service-account.pub.pem");
+/// The sandbox account's e-mail.
+pub const SANDBOX_ACCOUNT: &str = "switchboard-sandbox@switchboard-sandbox.iam.gserviceaccount.com";
+
+/// Google knobs of a scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GoogleScenario {
+    /// Lifetime of issued access tokens (Google: 3599 s); short values exercise refresh.
+    pub token_lifetime_secs: u64,
+    /// Sheets/Drive requests allowed per window before 429 `RESOURCE_EXHAUSTED` (none: unlimited).
+    pub quota_per_window: Option<u32>,
+    /// The quota window (Google refills per minute).
+    pub quota_window_ms: u64,
+    /// The next this-many token requests answer 503.
+    pub token_failures: u32,
+}
+
+impl Default for GoogleScenario {
+    fn default() -> Self {
+        GoogleScenario { token_lifetime_secs: 3599, quota_per_window: None, quota_window_ms: 60_000, token_failures: 0 }
+    }
+}
+
+/// One cell.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+enum Cell {
+    Empty,
+    Text(String),
+    Number(f64),
+    Bool(bool),
+    Formula { formula: String },
+}
+
+impl Cell {
+    fn is_empty(&self) -> bool {
+        matches!(self, Cell::Empty)
+    }
+
+    /// An input value; `None` means "leave the cell unchanged" (JSON null).
+    fn from_input(v: &Value, user_entered: bool) -> Result<Option<Cell>, String> {
+        Ok(Some(match v {
+            Value::Null => return Ok(None),
+            Value::Bool(b) => Cell::Bool(*b),
+            Value::Number(n) => Cell::Number(n.as_f64().unwrap_or(0.0)),
+            Value::String(s) if s.is_empty() => Cell::Empty,
+            Value::String(s) if !user_entered => Cell::Text(s.clone()),
+            Value::String(s) => user_entered_cell(s),
+            other => {
+                return Err(format!(
+                    "Invalid value at 'data.values' ({other}): cells are strings, numbers or booleans"
+                ));
+            }
+        }))
+    }
+
+    fn render(&self, render: &str) -> Value {
+        match (self, render) {
+            (Cell::Empty, _) => json!(""),
+            (Cell::Text(s), _) => json!(s),
+            (Cell::Formula { formula }, _) => json!(formula),
+            (Cell::Number(n), "UNFORMATTED_VALUE" | "FORMULA") => json!(n),
+            (Cell::Bool(b), "UNFORMATTED_VALUE" | "FORMULA") => json!(b),
+            (Cell::Number(n), _) => json!(format_number(*n)),
+            (Cell::Bool(b), _) => json!(if *b { "TRUE" } else { "FALSE" }),
+        }
+    }
+}
+
+fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { n.to_string() }
+}
+
+/// What Sheets makes of typed text: numbers (sign, digits, one decimal point), booleans, formulas.
+fn user_entered_cell(s: &str) -> Cell {
+    let t = s.trim();
+    if t.starts_with('=') {
+        return Cell::Formula { formula: t.to_owned() };
+    }
+    if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
+        return Cell::Bool(t.eq_ignore_ascii_case("true"));
+    }
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let numeric = !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && digits.chars().filter(|c| *c == '.').count() <= 1
+        && digits.chars().any(|c| c.is_ascii_digit());
+    match t.parse::<f64>() {
+        Ok(n) if numeric => Cell::Number(n),
+        _ => Cell::Text(s.to_owned()),
+    }
+}
+
+/// A parsed A1 range (0-based, inclusive; `None` = open-ended).
+#[derive(Debug, Clone, PartialEq)]
+pub struct A1 {
+    /// Sheet title; `None` = the first sheet.
+    pub sheet: Option<String>,
+    /// First column.
+    pub c0: usize,
+    /// First row.
+    pub r0: usize,
+    /// Last column.
+    pub c1: Option<usize>,
+    /// Last row.
+    pub r1: Option<usize>,
+}
+
+fn col_index(letters: &str) -> Option<usize> {
+    let mut n = 0usize;
+    for c in letters.chars() {
+        if !c.is_ascii_alphabetic() {
+            return None;
+        }
+        n = n.checked_mul(26)?.checked_add((c.to_ascii_uppercase() as u8 - b'A') as usize + 1)?;
+    }
+    n.checked_sub(1).filter(|n| *n < 18_278) // ZZZ
+}
+
+/// `0 → A`, `26 → AA`.
+pub fn col_name(mut n: usize) -> String {
+    let mut s = Vec::new();
+    loop {
+        s.push(b'A' + (n % 26) as u8);
+        if n < 26 {
+            break;
+        }
+        n = n / 26 - 1;
+    }
+    s.reverse();
+    String::from_utf8(s).expect("ascii")
+}
+
+/// `A5` → (Some(0), Some(4)); `A` → (Some(0), None); `5` → (None, Some(4)).
+fn cell_ref(s: &str) -> Option<(Option<usize>, Option<usize>)> {
+    let split = s.find(|c: char| c.is_ascii_digit()).unwrap_or(s.len());
+    let (letters, digits) = s.split_at(split);
+    let col = if letters.is_empty() { None } else { Some(col_index(letters)?) };
+    let row = if digits.is_empty() {
+        None
+    } else {
+        let r: usize = digits.parse().ok()?;
+        Some(r.checked_sub(1)?)
+    };
+    if col.is_none() && row.is_none() {
+        return None;
+    }
+    Some((col, row))
+}
+
+fn cells(s: &str) -> Option<(usize, usize, Option<usize>, Option<usize>)> {
+    let mut parts = s.split(':');
+    let a = parts.next()?;
+    let b = parts.next();
+    if parts.next().is_some() {
+        return None;
+    }
+    let (ac, ar) = cell_ref(a)?;
+    match b {
+        None => {
+            // A single cell needs both parts.
+            let (c, r) = (ac?, ar?);
+            Some((c, r, Some(c), Some(r)))
+        }
+        Some(b) => {
+            let (bc, br) = cell_ref(b)?;
+            // `A:B` (columns), `1:2` (rows), `A5:A` (open-ended), `A1:B2`.
+            if (ac.is_none() && bc.is_some()) || (ar.is_none() && br.is_some() && ac.is_some() && bc.is_none()) {
+                return None;
+            }
+            let (c0, r0) = (ac.unwrap_or(0), ar.unwrap_or(0));
+            if bc.is_some_and(|c| c < c0) || br.is_some_and(|r| r < r0) {
+                return None;
+            }
+            Some((c0, r0, if ac.is_none() { None } else { bc }, if ar.is_none() && ac.is_some() { None } else { br }))
+        }
+    }
+}
+
+/// Parses `Sheet1!A1:B2`, `'My Sheet'!A:A`, `Sheet1!1:2`, `A5:A`, `Sheet1`.
+pub fn parse_a1(s: &str) -> Option<A1> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let (sheet, rest): (Option<String>, Option<&str>) = if let Some(quoted) = s.strip_prefix('\'') {
+        let mut name = String::new();
+        let mut chars = quoted.char_indices().peekable();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            if c == '\'' {
+                if chars.peek().map(|(_, c)| *c) == Some('\'') {
+                    name.push('\'');
+                    chars.next();
+                } else {
+                    end = Some(i + 1);
+                    break;
+                }
+            } else {
+                name.push(c);
+            }
+        }
+        let after = &quoted[end?..];
+        match after.strip_prefix('!') {
+            Some(r) => (Some(name), Some(r)),
+            None if after.is_empty() => (Some(name), None),
+            None => return None,
+        }
+    } else if let Some((name, r)) = s.split_once('!') {
+        (Some(name.to_owned()), Some(r))
+    } else if cells(s).is_some() {
+        (None, Some(s))
+    } else {
+        (Some(s.to_owned()), None)
+    };
+    match rest {
+        None => Some(A1 { sheet, c0: 0, r0: 0, c1: None, r1: None }),
+        Some(r) => {
+            let (c0, r0, c1, r1) = cells(r)?;
+            Some(A1 { sheet, c0, r0, c1, r1 })
+        }
+    }
+}
+
+/// A1 text for a rectangle on `title`, quoting the title when needed.
+fn a1_text(title: &str, c0: usize, r0: usize, c1: usize, r1: usize) -> String {
+    let plain = title.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && cells(title).is_none();
+    let name = if plain { title.to_owned() } else { format!("'{}'", title.replace('\'', "''")) };
+    if (c0, r0) == (c1, r1) {
+        format!("{name}!{}{}", col_name(c0), r0 + 1)
+    } else {
+        format!("{name}!{}{}:{}{}", col_name(c0), r0 + 1, col_name(c1), r1 + 1)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Tab {
+    sheet_id: i64,
+    title: String,
+    rows: Vec<Vec<Cell>>,
+    row_count: usize,
+    column_count: usize,
+}
+
+impl Tab {
+    fn new(sheet_id: i64, title: String) -> Tab {
+        Tab { sheet_id, title, rows: vec![], row_count: 1000, column_count: 26 }
+    }
+
+    fn set(&mut self, r: usize, c: usize, cell: Cell) {
+        if self.rows.len() <= r {
+            self.rows.resize(r + 1, vec![]);
+        }
+        let row = &mut self.rows[r];
+        if row.len() <= c {
+            row.resize(c + 1, Cell::Empty);
+        }
+        row[c] = cell;
+        self.row_count = self.row_count.max(r + 1);
+        self.column_count = self.column_count.max(c + 1);
+    }
+
+    fn row_has_data(&self, r: usize, c0: usize, c1: Option<usize>) -> bool {
+        self.rows.get(r).is_some_and(|row| {
+            row.iter().enumerate().any(|(c, cell)| c >= c0 && c1.is_none_or(|e| c <= e) && !cell.is_empty())
+        })
+    }
+
+    /// Clipped bounds of a range on this grid.
+    fn bounds(&self, a: &A1) -> (usize, usize) {
+        let c1 = a.c1.unwrap_or(self.column_count.saturating_sub(1)).max(a.c0);
+        let r1 = a.r1.unwrap_or(self.row_count.saturating_sub(1)).max(a.r0);
+        (c1, r1)
+    }
+
+    fn read(&self, a: &A1, render: &str) -> ValueRangeOut {
+        let (c1, r1) = self.bounds(a);
+        let mut values: Vec<Vec<Value>> = Vec::new();
+        for r in a.r0..=r1.min(self.rows.len().saturating_sub(1)) {
+            let Some(row) = self.rows.get(r) else { break };
+            let last =
+                (a.c0..=c1.min(row.len().saturating_sub(1))).rev().find(|c| row.get(*c).is_some_and(|x| !x.is_empty()));
+            values.push(match last {
+                Some(last) => (a.c0..=last).map(|c| row[c].render(render)).collect(),
+                None => vec![],
+            });
+        }
+        while values.last().is_some_and(Vec::is_empty) {
+            values.pop();
+        }
+        ValueRangeOut {
+            range: a1_text(&self.title, a.c0, a.r0, c1, r1),
+            major_dimension: "ROWS",
+            values: if values.is_empty() { None } else { Some(values) },
+        }
+    }
+
+    /// Writes `values` from the range's top-left; they must fit in a bounded range.
+    fn write(&mut self, a: &A1, values: &[Vec<Value>], user_entered: bool) -> Result<Value, String> {
+        let rows = values.len();
+        let cols = values.iter().map(Vec::len).max().unwrap_or(0);
+        if let Some(r1) = a.r1
+            && rows > 0
+            && a.r0 + rows - 1 > r1
+        {
+            return Err(format!(
+                "Requested writing within range [{}], but tried writing to row [{}]",
+                a1_text(&self.title, a.c0, a.r0, a.c1.unwrap_or(a.c0), r1),
+                a.r0 + rows
+            ));
+        }
+        if let Some(c1) = a.c1
+            && cols > 0
+            && a.c0 + cols - 1 > c1
+        {
+            return Err(format!(
+                "Requested writing within range [{}], but tried writing to column [{}]",
+                a1_text(&self.title, a.c0, a.r0, c1, a.r1.unwrap_or(a.r0)),
+                col_name(a.c0 + cols - 1)
+            ));
+        }
+        let mut cells = 0u64;
+        for (i, row) in values.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                if let Some(cell) = Cell::from_input(v, user_entered)? {
+                    self.set(a.r0 + i, a.c0 + j, cell);
+                    cells += 1;
+                }
+            }
+        }
+        let range = if rows == 0 || cols == 0 {
+            a1_text(&self.title, a.c0, a.r0, a.c0, a.r0)
+        } else {
+            a1_text(&self.title, a.c0, a.r0, a.c0 + cols - 1, a.r0 + rows - 1)
+        };
+        Ok(json!({ "updatedRange": range, "updatedRows": rows, "updatedColumns": cols, "updatedCells": cells }))
+    }
+
+    fn clear(&mut self, a: &A1) {
+        let (c1, r1) = self.bounds(a);
+        for r in a.r0..=r1.min(self.rows.len().saturating_sub(1)) {
+            if let Some(row) = self.rows.get_mut(r) {
+                for c in a.c0..=c1.min(row.len().saturating_sub(1)) {
+                    if let Some(cell) = row.get_mut(c) {
+                        *cell = Cell::Empty;
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert_rows(&mut self, at: usize, count: usize) {
+        if at < self.rows.len() {
+            self.rows.splice(at..at, std::iter::repeat_n(vec![], count));
+        }
+        self.row_count += count;
+    }
+
+    fn delete_rows(&mut self, at: usize, count: usize) {
+        if at < self.rows.len() {
+            let end = (at + count).min(self.rows.len());
+            self.rows.drain(at..end);
+        }
+        self.row_count = self.row_count.saturating_sub(count).max(1);
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValueRangeOut {
+    range: String,
+    major_dimension: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values: Option<Vec<Vec<Value>>>,
+}
+
+#[derive(Debug, Clone)]
+struct Book {
+    title: String,
+    version: u64,
+    modified: DateTime<Utc>,
+    /// Accounts it is shared with; `None`: every registered account.
+    shared_with: Option<Vec<String>>,
+    tabs: Vec<Tab>,
+}
+
+impl Book {
+    fn tab_index(&self, a: &A1) -> Option<usize> {
+        match &a.sheet {
+            None => (!self.tabs.is_empty()).then_some(0),
+            Some(t) => self.tabs.iter().position(|tab| &tab.title == t),
+        }
+    }
+
+    fn touched(&mut self) {
+        self.version += 1;
+        self.modified = switchboard_domain::time::now_ms();
+    }
+}
+
+/// The Google state of a simulator.
+pub(super) struct GoogleState {
+    accounts: HashMap<String, String>,
+    tokens: HashMap<String, (String, Instant)>,
+    books: HashMap<String, Book>,
+    issued: u64,
+    window_start: Instant,
+    in_window: u32,
+    token_failures: u32,
+}
+
+impl GoogleState {
+    pub(super) fn new(scenario: &GoogleScenario) -> GoogleState {
+        GoogleState {
+            accounts: HashMap::from([(SANDBOX_ACCOUNT.to_owned(), SANDBOX_PUBLIC_PEM.to_owned())]),
+            tokens: HashMap::new(),
+            books: HashMap::new(),
+            issued: 0,
+            window_start: Instant::now(),
+            in_window: 0,
+            token_failures: scenario.token_failures,
+        }
+    }
+}
+
+impl GoogleState {
+    pub(super) fn set_token_failures(&mut self, n: u32) {
+        self.token_failures = n;
+    }
+}
+
+/// A tab of a new spreadsheet: CSV text or rows (stored as given, like `RAW`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTab {
+    /// Title.
+    pub title: String,
+    /// CSV content (first line is usually the header).
+    #[serde(default)]
+    pub csv: Option<String>,
+    /// Rows.
+    #[serde(default)]
+    pub values: Option<Vec<Vec<Value>>>,
+}
+
+/// A spreadsheet to create through the control API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSpreadsheet {
+    /// Id (generated when absent).
+    #[serde(default)]
+    pub spreadsheet_id: Option<String>,
+    /// Title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Accounts it is shared with (default: every registered account).
+    #[serde(default)]
+    pub shared_with: Option<Vec<String>>,
+    /// Tabs (at least one).
+    pub sheets: Vec<NewTab>,
+}
+
+/// A change made "by a person" in the spreadsheet UI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HumanEdit {
+    /// Type `values` at `range` (interpreted like `USER_ENTERED`).
+    Set {
+        /// A1 range.
+        range: String,
+        /// Rows.
+        values: Vec<Vec<Value>>,
+    },
+    /// Insert `count` empty rows before 1-based row `before_row`.
+    InsertRows {
+        /// Tab title.
+        sheet: String,
+        /// 1-based.
+        before_row: usize,
+        /// How many.
+        count: usize,
+    },
+    /// Delete `count` rows from 1-based `row`.
+    DeleteRows {
+        /// Tab title.
+        sheet: String,
+        /// 1-based.
+        row: usize,
+        /// How many.
+        count: usize,
+    },
+}
+
+fn csv_rows(text: &str) -> Result<Vec<Vec<Value>>, String> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    let mut rows = Vec::new();
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| format!("csv: {e}"))?;
+        rows.push(rec.iter().map(|s| Value::String(s.to_owned())).collect());
+    }
+    Ok(rows)
+}
+
+/// Google's error envelope.
+pub(super) fn g_error(status: u16, state: &str, message: &str) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Json(json!({ "error": { "code": status, "message": message, "status": state } })),
+    )
+        .into_response()
+}
+
+pub(super) fn quota_error(window_ms: u64) -> Response {
+    let body = json!({ "error": { "code": 429,
+        "message": "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute per user' of service 'sheets.googleapis.com' for consumer 'project_number:123456789012'.",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [ { "@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED",
+            "domain": "googleapis.com", "metadata": { "service": "sheets.googleapis.com",
+            "quota_limit": "RequestsPerWindowPerUser", "quota_window_ms": window_ms.to_string() } } ] } });
+    (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response()
+}
+
+fn token_error(status: u16, error: &str, description: &str) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct Assertion {
+    iss: String,
+    scope: Option<String>,
+    iat: u64,
+    exp: u64,
+}
+
+impl Simulator {
+    fn google<R>(&self, f: impl FnOnce(&mut GoogleState) -> R) -> R {
+        f(&mut self.google.lock().expect("google lock"))
+    }
+
+    fn google_scenario(&self) -> GoogleScenario {
+        self.inner.lock().expect("sim lock").scenario.google.clone()
+    }
+
+    /// Trusts `public_key_pem` for assertions signed by `client_email`.
+    pub fn register_google_account(&self, client_email: &str, public_key_pem: &str) -> Result<(), String> {
+        DecodingKey::from_rsa_pem(public_key_pem.as_bytes()).map_err(|e| format!("public_key_pem: {e}"))?;
+        self.google(|g| g.accounts.insert(client_email.to_owned(), public_key_pem.to_owned()));
+        Ok(())
+    }
+
+    /// Revokes every access token issued so far (the next API call gets a 401).
+    pub fn revoke_google_tokens(&self) {
+        self.google(|g| g.tokens.clear());
+    }
+
+    /// Access tokens issued so far.
+    pub fn google_tokens_issued(&self) -> u64 {
+        self.google(|g| g.issued)
+    }
+
+    /// Creates a spreadsheet; returns its id.
+    pub fn create_spreadsheet(&self, new: NewSpreadsheet) -> Result<String, String> {
+        if new.sheets.is_empty() {
+            return Err("sheets: at least one tab is required".into());
+        }
+        let mut tabs = Vec::new();
+        for (i, t) in new.sheets.iter().enumerate() {
+            if t.title.is_empty() || tabs.iter().any(|x: &Tab| x.title == t.title) {
+                return Err(format!("sheets[{i}].title: empty or duplicate"));
+            }
+            let rows = match (&t.csv, &t.values) {
+                (Some(csv), None) => csv_rows(csv).map_err(|e| format!("sheets[{i}].csv: {e}"))?,
+                (None, Some(v)) => v.clone(),
+                (None, None) => vec![],
+                (Some(_), Some(_)) => return Err(format!("sheets[{i}]: give csv or values, not both")),
+            };
+            let mut tab = Tab::new(if i == 0 { 0 } else { 1_000_000 + i as i64 }, t.title.clone());
+            let whole = A1 { sheet: None, c0: 0, r0: 0, c1: None, r1: None };
+            tab.write(&whole, &rows, false).map_err(|e| format!("sheets[{i}]: {e}"))?;
+            tabs.push(tab);
+        }
+        let id = new.spreadsheet_id.unwrap_or_else(|| {
+            let n: u128 = rand::random();
+            format!("1Sim{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n.to_be_bytes()))
+        });
+        let book = Book {
+            title: new.title.unwrap_or_else(|| "Untitled spreadsheet".into()),
+            version: 1,
+            modified: switchboard_domain::time::now_ms(),
+            shared_with: new.shared_with,
+            tabs,
+        };
+        self.google(|g| g.books.insert(id.clone(), book));
+        Ok(id)
+    }
+
+    /// A tab's cells as stored (unformatted, trailing empties trimmed), or `None` if absent.
+    pub fn spreadsheet_values(&self, spreadsheet_id: &str, sheet: &str) -> Option<Vec<Vec<Value>>> {
+        self.google(|g| {
+            let book = g.books.get(spreadsheet_id)?;
+            let tab = book.tabs.iter().find(|t| t.title == sheet)?;
+            let a = A1 { sheet: None, c0: 0, r0: 0, c1: None, r1: None };
+            Some(tab.read(&a, "UNFORMATTED_VALUE").values.unwrap_or_default())
+        })
+    }
+
+    /// The Drive `version` of a spreadsheet.
+    pub fn spreadsheet_version(&self, spreadsheet_id: &str) -> Option<u64> {
+        self.google(|g| g.books.get(spreadsheet_id).map(|b| b.version))
+    }
+
+    /// Applies a "human" edit; bumps the version.
+    pub fn edit_spreadsheet(&self, spreadsheet_id: &str, edit: HumanEdit) -> Result<u64, String> {
+        self.google(|g| {
+            let book = g.books.get_mut(spreadsheet_id).ok_or("no such spreadsheet")?;
+            let tab_of = |book: &mut Book, title: &str| -> Result<usize, String> {
+                book.tabs.iter().position(|t| t.title == title).ok_or_else(|| format!("no sheet `{title}`"))
+            };
+            match edit {
+                HumanEdit::Set { range, values } => {
+                    let a = parse_a1(&range).ok_or_else(|| format!("Unable to parse range: {range}"))?;
+                    let i = book.tab_index(&a).ok_or_else(|| format!("Unable to parse range: {range}"))?;
+                    book.tabs[i].write(&a, &values, true)?;
+                }
+                HumanEdit::InsertRows { sheet, before_row, count } => {
+                    let i = tab_of(book, &sheet)?;
+                    book.tabs[i].insert_rows(before_row.saturating_sub(1), count);
+                }
+                HumanEdit::DeleteRows { sheet, row, count } => {
+                    let i = tab_of(book, &sheet)?;
+                    book.tabs[i].delete_rows(row.saturating_sub(1), count);
+                }
+            }
+            book.touched();
+            Ok(book.version)
+        })
+    }
+
+    /// Checks the bearer token, the quota and sharing; returns the account.
+    fn google_gate(&self, headers: &HeaderMap, spreadsheet_id: &str) -> Result<(), Response> {
+        let scenario = self.google_scenario();
+        let token = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        self.google(|g| {
+            let account = match g.tokens.get(token) {
+                Some((acct, exp)) if Instant::now() < *exp => acct.clone(),
+                _ => {
+                    return Err(g_error(
+                        401,
+                        "UNAUTHENTICATED",
+                        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+                    ));
+                }
+            };
+            if let Some(limit) = scenario.quota_per_window {
+                if g.window_start.elapsed() >= Duration::from_millis(scenario.quota_window_ms) {
+                    g.window_start = Instant::now();
+                    g.in_window = 0;
+                }
+                g.in_window += 1;
+                if g.in_window > limit {
+                    return Err(quota_error(scenario.quota_window_ms));
+                }
+            }
+            let book = g.books.get(spreadsheet_id).ok_or_else(|| g_error(404, "NOT_FOUND", "Requested entity was not found."))?;
+            if book.shared_with.as_ref().is_some_and(|s| !s.contains(&account)) {
+                return Err(g_error(403, "PERMISSION_DENIED", "The caller does not have permission"));
+            }
+            Ok(())
+        })
+    }
+
+    /// Every Sheets/Drive request: faults, then the gate, then `f` on the book.
+    async fn with_book(
+        &self,
+        what: String,
+        headers: &HeaderMap,
+        id: &str,
+        f: impl FnOnce(&mut Book) -> Result<Value, Response>,
+    ) -> Response {
+        if let Some(r) = self.api_fault(&what, super::Flavor::Google).await {
+            return r;
+        }
+        let resp = match self.google_gate(headers, id) {
+            Err(r) => r,
+            Ok(()) => self.google(|g| {
+                let book = g.books.get_mut(id).expect("gate checked it exists");
+                match f(book) {
+                    Ok(v) => Json(v).into_response(),
+                    Err(r) => r,
+                }
+            }),
+        };
+        self.record(what, resp.status().as_u16());
+        resp
+    }
+}
+
+pub(super) async fn token(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
+    let resp = issue_token(&sim, &headers, &body);
+    sim.record("POST /token".into(), resp.status().as_u16());
+    resp
+}
+
+fn issue_token(sim: &Simulator, headers: &HeaderMap, body: &[u8]) -> Response {
+    if sim.google(|g| {
+        let fail = g.token_failures > 0;
+        g.token_failures = g.token_failures.saturating_sub(1);
+        fail
+    }) {
+        return token_error(503, "temporarily_unavailable", "The service is currently unavailable.");
+    }
+    let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+    if form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+        return token_error(400, "unsupported_grant_type", "Invalid grant_type");
+    }
+    let Some(assertion) = form.get("assertion") else {
+        return token_error(400, "invalid_request", "Missing required parameter: assertion");
+    };
+    let claims: Option<Assertion> = assertion
+        .split('.')
+        .nth(1)
+        .and_then(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok())
+        .and_then(|c| serde_json::from_slice(&c).ok());
+    let Some(claims) = claims else {
+        return token_error(400, "invalid_grant", "Invalid JWT: malformed assertion");
+    };
+    let Some(pem) = sim.google(|g| g.accounts.get(&claims.iss).cloned()) else {
+        return token_error(400, "invalid_grant", "Invalid grant: account not found");
+    };
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[GOOGLE_TOKEN_URI.to_owned(), format!("http://{host}/token")]);
+    validation.set_required_spec_claims(&["exp", "iat", "aud", "iss"]);
+    let key = DecodingKey::from_rsa_pem(pem.as_bytes()).expect("registered keys parse");
+    if let Err(e) = jsonwebtoken::decode::<Value>(assertion, &key, &validation) {
+        return token_error(400, "invalid_grant", &format!("Invalid JWT Signature or claims: {e}"));
+    }
+    if claims.exp.saturating_sub(claims.iat) > 3600 {
+        return token_error(400, "invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes)");
+    }
+    if claims.scope.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        return token_error(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.");
+    }
+    let lifetime = sim.google_scenario().token_lifetime_secs.max(1);
+    let token = sim.google(|g| {
+        g.issued += 1;
+        let n: u64 = rand::random();
+        let token = format!("ya29.sim-{}-{n:016x}", g.issued);
+        g.tokens.insert(token.clone(), (claims.iss.clone(), Instant::now() + Duration::from_secs(lifetime)));
+        token
+    });
+    Json(json!({ "access_token": token, "expires_in": lifetime, "token_type": "Bearer" })).into_response()
+}
+
+fn bad_range(range: &str) -> Response {
+    g_error(400, "INVALID_ARGUMENT", &format!("Unable to parse range: {range}"))
+}
+
+/// Resolves a range on a book: the tab index and the parsed range.
+fn locate(book: &Book, range: &str) -> Result<(usize, A1), Response> {
+    let a = parse_a1(range).ok_or_else(|| bad_range(range))?;
+    let i = book.tab_index(&a).ok_or_else(|| bad_range(range))?;
+    Ok((i, a))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ReadQuery {
+    value_render_option: Option<String>,
+}
+
+fn render_option(q: Option<&str>) -> Result<&'static str, Response> {
+    match q.unwrap_or("FORMATTED_VALUE") {
+        "FORMATTED_VALUE" => Ok("FORMATTED_VALUE"),
+        "UNFORMATTED_VALUE" => Ok("UNFORMATTED_VALUE"),
+        "FORMULA" => Ok("FORMULA"),
+        other => Err(g_error(400, "INVALID_ARGUMENT", &format!("Invalid value at 'value_render_option' ({other})"))),
+    }
+}
+
+fn input_option(q: Option<&str>) -> Result<bool, Response> {
+    match q {
+        Some("RAW") => Ok(false),
+        Some("USER_ENTERED") => Ok(true),
+        _ => Err(g_error(400, "INVALID_ARGUMENT", "Invalid valueInputOption: INPUT_VALUE_OPTION_UNSPECIFIED")),
+    }
+}
+
+pub(super) async fn get_spreadsheet(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let sid = id.clone();
+    sim.with_book("GET spreadsheets.get".into(), &headers, &id, move |book| {
+        let sheets: Vec<Value> = book
+            .tabs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                json!({ "properties": { "sheetId": t.sheet_id, "title": t.title, "index": i, "sheetType": "GRID",
+                    "gridProperties": { "rowCount": t.row_count, "columnCount": t.column_count } } })
+            })
+            .collect();
+        Ok(json!({ "spreadsheetId": sid, "properties": { "title": book.title, "timeZone": "Etc/GMT" }, "sheets": sheets }))
+    })
+    .await
+}
+
+pub(super) async fn get_values(
+    State(sim): State<Simulator>,
+    Path((id, range)): Path<(String, String)>,
+    Query(q): Query<ReadQuery>,
+    headers: HeaderMap,
+) -> Response {
+    sim.with_book("GET values.get".into(), &headers, &id, |book| {
+        let render = render_option(q.value_render_option.as_deref())?;
+        let (i, a) = locate(book, &range)?;
+        Ok(serde_json::to_value(book.tabs[i].read(&a, render)).expect("serialisable"))
+    })
+    .await
+}
+
+pub(super) async fn batch_get(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect();
+    let sid = id.clone();
+    sim.with_book("GET values.batchGet".into(), &headers, &id, move |book| {
+        let render = render_option(params.iter().find(|(k, _)| k == "valueRenderOption").map(|(_, v)| v.as_str()))?;
+        let mut out = Vec::new();
+        for (_, range) in params.iter().filter(|(k, _)| k == "ranges") {
+            let (i, a) = locate(book, range)?;
+            out.push(serde_json::to_value(book.tabs[i].read(&a, render)).expect("serialisable"));
+        }
+        Ok(json!({ "spreadsheetId": sid, "valueRanges": out }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct WriteQuery {
+    value_input_option: Option<String>,
+    insert_data_option: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WriteBody {
+    #[serde(default)]
+    range: Option<String>,
+    #[serde(default)]
+    major_dimension: Option<String>,
+    #[serde(default)]
+    values: Vec<Vec<Value>>,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body)
+        .map_err(|e| g_error(400, "INVALID_ARGUMENT", &format!("Invalid JSON payload received. {e}")))
+}
+
+fn rows_only(major: Option<&str>) -> Result<(), Response> {
+    match major {
+        None | Some("ROWS") | Some("DIMENSION_UNSPECIFIED") => Ok(()),
+        Some(other) => Err(g_error(400, "INVALID_ARGUMENT", &format!("majorDimension {other} is not simulated"))),
+    }
+}
+
+pub(super) async fn update_values(
+    State(sim): State<Simulator>,
+    Path((id, range)): Path<(String, String)>,
+    Query(q): Query<WriteQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let sid = id.clone();
+    sim.with_book("PUT values.update".into(), &headers, &id, move |book| {
+        let user_entered = input_option(q.value_input_option.as_deref())?;
+        let body: WriteBody = parse_body(&body)?;
+        rows_only(body.major_dimension.as_deref())?;
+        if let Some(r) = &body.range
+            && parse_a1(r) != parse_a1(&range)
+        {
+            return Err(g_error(
+                400,
+                "INVALID_ARGUMENT",
+                &format!("Requested range [{range}] doesn't match the body's range [{r}]"),
+            ));
+        }
+        let (i, a) = locate(book, &range)?;
+        let mut tab = book.tabs[i].clone();
+        let mut out = tab.write(&a, &body.values, user_entered).map_err(|m| g_error(400, "INVALID_ARGUMENT", &m))?;
+        book.tabs[i] = tab;
+        book.touched();
+        out["spreadsheetId"] = json!(sid);
+        Ok(out)
+    })
+    .await
+}
+
+/// `POST …/values/{range}:append` and `…:clear` (one path segment ends with the action).
+pub(super) async fn range_action(
+    State(sim): State<Simulator>,
+    Path((id, range_action)): Path<(String, String)>,
+    Query(q): Query<WriteQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some((range, action)) = range_action.rsplit_once(':') else {
+        return g_error(404, "NOT_FOUND", "Method not found.");
+    };
+    let (range, action) = (range.to_owned(), action.to_owned());
+    let sid = id.clone();
+    match action.as_str() {
+        "append" => {
+            sim.with_book("POST values.append".into(), &headers, &id, move |book| {
+                let user_entered = input_option(q.value_input_option.as_deref())?;
+                let insert = match q.insert_data_option.as_deref() {
+                    None | Some("OVERWRITE") => false,
+                    Some("INSERT_ROWS") => true,
+                    Some(o) => return Err(g_error(400, "INVALID_ARGUMENT", &format!("Invalid insertDataOption: {o}"))),
+                };
+                let body: WriteBody = parse_body(&body)?;
+                rows_only(body.major_dimension.as_deref())?;
+                let (i, a) = locate(book, &range)?;
+                let mut tab = book.tabs[i].clone();
+                // The table: the first block of contiguous non-empty rows at or below the range's top.
+                let start = (a.r0..tab.rows.len()).find(|r| tab.row_has_data(*r, a.c0, a.c1));
+                let (table_range, write_at) = match start {
+                    None => (None, a.r0),
+                    Some(s) => {
+                        let mut e = s;
+                        while tab.row_has_data(e + 1, a.c0, a.c1) {
+                            e += 1;
+                        }
+                        let last_col = (s..=e)
+                            .filter_map(|r| tab.rows[r].iter().rposition(|c| !c.is_empty()))
+                            .max()
+                            .unwrap_or(a.c0)
+                            .max(a.c0);
+                        (Some(a1_text(&tab.title, a.c0, s, last_col, e)), e + 1)
+                    }
+                };
+                if insert {
+                    tab.insert_rows(write_at, body.values.len());
+                }
+                let target = A1 { sheet: None, c0: a.c0, r0: write_at, c1: None, r1: None };
+                let mut updates =
+                    tab.write(&target, &body.values, user_entered).map_err(|m| g_error(400, "INVALID_ARGUMENT", &m))?;
+                updates["spreadsheetId"] = json!(sid);
+                book.tabs[i] = tab;
+                book.touched();
+                let mut out = json!({ "spreadsheetId": sid, "updates": updates });
+                if let Some(t) = table_range {
+                    out["tableRange"] = json!(t);
+                }
+                Ok(out)
+            })
+            .await
+        }
+        "clear" => {
+            sim.with_book("POST values.clear".into(), &headers, &id, move |book| {
+                let (i, a) = locate(book, &range)?;
+                let tab = &mut book.tabs[i];
+                tab.clear(&a);
+                let (c1, r1) = tab.bounds(&a);
+                let cleared = a1_text(&tab.title, a.c0, a.r0, c1, r1);
+                book.touched();
+                Ok(json!({ "spreadsheetId": sid, "clearedRange": cleared }))
+            })
+            .await
+        }
+        _ => g_error(404, "NOT_FOUND", "Method not found."),
+    }
+}
+
+pub(super) async fn batch_update(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Req {
+        value_input_option: Option<String>,
+        data: Vec<WriteBody>,
+    }
+    let sid = id.clone();
+    sim.with_book("POST values.batchUpdate".into(), &headers, &id, move |book| {
+        let req: Req = parse_body(&body)?;
+        let user_entered = input_option(req.value_input_option.as_deref())?;
+        // All or nothing: apply to copies, keep them only if every range succeeds.
+        let mut tabs = book.tabs.clone();
+        let mut responses = Vec::new();
+        let (mut rows, mut cols, mut cells) = (0u64, 0u64, 0u64);
+        let mut sheets = std::collections::BTreeSet::new();
+        for d in &req.data {
+            rows_only(d.major_dimension.as_deref())?;
+            let range = d.range.clone().unwrap_or_default();
+            let (i, a) = locate(book, &range)?;
+            let mut r = tabs[i].write(&a, &d.values, user_entered).map_err(|m| g_error(400, "INVALID_ARGUMENT", &m))?;
+            rows += r["updatedRows"].as_u64().unwrap_or(0);
+            cols += r["updatedColumns"].as_u64().unwrap_or(0);
+            cells += r["updatedCells"].as_u64().unwrap_or(0);
+            sheets.insert(i);
+            r["spreadsheetId"] = json!(sid);
+            responses.push(r);
+        }
+        book.tabs = tabs;
+        book.touched();
+        Ok(json!({ "spreadsheetId": sid, "totalUpdatedRows": rows, "totalUpdatedColumns": cols,
+            "totalUpdatedCells": cells, "totalUpdatedSheets": sheets.len(), "responses": responses }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct DriveQuery {
+    fields: Option<String>,
+}
+
+pub(super) async fn drive_file(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    Query(q): Query<DriveQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let sid = id.clone();
+    sim.with_book("GET drive files.get".into(), &headers, &id, move |book| {
+        let all = json!({ "kind": "drive#file", "id": sid, "name": book.title,
+            "mimeType": "application/vnd.google-apps.spreadsheet",
+            "version": book.version.to_string(),
+            "modifiedTime": book.modified.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) });
+        let fields = q.fields.unwrap_or_else(|| "kind,id,name,mimeType".into());
+        let mut out = serde_json::Map::new();
+        for f in fields.split(',').map(str::trim) {
+            if let Some(v) = all.get(f) {
+                out.insert(f.to_owned(), v.clone());
+            }
+        }
+        Ok(Value::Object(out))
+    })
+    .await
+}
+
+// ---- control API ----
+
+pub(super) async fn control_create(State(sim): State<Simulator>, Json(new): Json<NewSpreadsheet>) -> Response {
+    match sim.create_spreadsheet(new) {
+        Ok(id) => (StatusCode::CREATED, Json(json!({ "spreadsheet_id": id, "version": 1 }))).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response(),
+    }
+}
+
+pub(super) async fn control_get(State(sim): State<Simulator>, Path(id): Path<String>) -> Response {
+    let dump = sim.google(|g| {
+        g.books.get(&id).map(|b| {
+            let whole = A1 { sheet: None, c0: 0, r0: 0, c1: None, r1: None };
+            json!({ "spreadsheet_id": id, "title": b.title, "version": b.version,
+                "sheets": b.tabs.iter().map(|t| json!({ "title": t.title, "sheet_id": t.sheet_id,
+                    "values": t.read(&whole, "UNFORMATTED_VALUE").values.unwrap_or_default() })).collect::<Vec<_>>() })
+        })
+    });
+    match dump {
+        Some(d) => Json(d).into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({ "error": "no such spreadsheet" }))).into_response(),
+    }
+}
+
+pub(super) async fn control_edit(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    Json(edit): Json<HumanEdit>,
+) -> Response {
+    match sim.edit_spreadsheet(&id, edit) {
+        Ok(v) => Json(json!({ "version": v })).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct NewAccount {
+    client_email: String,
+    public_key_pem: String,
+}
+
+pub(super) async fn control_account(State(sim): State<Simulator>, Json(a): Json<NewAccount>) -> Response {
+    match sim.register_google_account(&a.client_email, &a.public_key_pem) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response(),
+    }
+}
+
+pub(super) async fn control_revoke(State(sim): State<Simulator>) -> StatusCode {
+    sim.revoke_google_tokens();
+    StatusCode::NO_CONTENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a1(sheet: Option<&str>, c0: usize, r0: usize, c1: Option<usize>, r1: Option<usize>) -> A1 {
+        A1 { sheet: sheet.map(str::to_owned), c0, r0, c1, r1 }
+    }
+
+    #[test]
+    fn a1_ranges_parse_like_sheets() {
+        assert_eq!(parse_a1("Sheet1!A1:B2"), Some(a1(Some("Sheet1"), 0, 0, Some(1), Some(1))));
+        assert_eq!(parse_a1("Sheet1!A:A"), Some(a1(Some("Sheet1"), 0, 0, Some(0), None)));
+        assert_eq!(parse_a1("Sheet1!1:2"), Some(a1(Some("Sheet1"), 0, 0, None, Some(1))));
+        assert_eq!(parse_a1("Sheet1!A5:A"), Some(a1(Some("Sheet1"), 0, 4, Some(0), None)));
+        assert_eq!(parse_a1("A1:B2"), Some(a1(None, 0, 0, Some(1), Some(1))));
+        assert_eq!(parse_a1("Sheet1"), Some(a1(Some("Sheet1"), 0, 0, None, None)));
+        assert_eq!(parse_a1("'My Custom Sheet'!A:A"), Some(a1(Some("My Custom Sheet"), 0, 0, Some(0), None)));
+        assert_eq!(parse_a1("'Dana''s list'!C3"), Some(a1(Some("Dana's list"), 2, 2, Some(2), Some(2))));
+        assert_eq!(parse_a1("'Leads 2026'"), Some(a1(Some("Leads 2026"), 0, 0, None, None)));
+        assert_eq!(parse_a1("Leads!AA10:AB"), Some(a1(Some("Leads"), 26, 9, Some(27), None)));
+        for bad in ["", "Sheet1!", "Sheet1!A0", "Sheet1!B2:A1", "Sheet1!A1:B2:C3", "'Open!A1", "Sheet1!1:A"] {
+            assert_eq!(parse_a1(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn column_names_round_trip() {
+        for (n, s) in [(0, "A"), (25, "Z"), (26, "AA"), (51, "AZ"), (52, "BA"), (701, "ZZ"), (702, "AAA")] {
+            assert_eq!(col_name(n), s);
+            assert_eq!(col_index(s), Some(n));
+        }
+        assert_eq!(a1_text("Leads", 0, 0, 4, 3), "Leads!A1:E4");
+        assert_eq!(a1_text("Leads 2026", 0, 1, 0, 1), "'Leads 2026'!A2");
+        assert_eq!(a1_text("A1", 0, 0, 0, 0), "'A1'!A1");
+    }
+
+    #[test]
+    fn user_entered_text_becomes_numbers_and_booleans_like_sheets() {
+        assert_eq!(user_entered_cell("+15005550006"), Cell::Number(15005550006.0));
+        assert_eq!(user_entered_cell("000123"), Cell::Number(123.0));
+        assert_eq!(user_entered_cell("3.5"), Cell::Number(3.5));
+        assert_eq!(user_entered_cell("true"), Cell::Bool(true));
+        assert_eq!(user_entered_cell("=1+1"), Cell::Formula { formula: "=1+1".into() });
+        assert_eq!(user_entered_cell("Dana"), Cell::Text("Dana".into()));
+        assert_eq!(user_entered_cell("1e5"), Cell::Text("1e5".into()));
+        assert_eq!(user_entered_cell("inf"), Cell::Text("inf".into()));
+        assert_eq!(Cell::Number(42.0).render("FORMATTED_VALUE"), json!("42"));
+        assert_eq!(Cell::Number(42.0).render("UNFORMATTED_VALUE"), json!(42.0));
+    }
+
+    #[test]
+    fn reads_trim_trailing_empties_and_keep_inner_gaps() {
+        let mut t = Tab::new(0, "T".into());
+        let whole = a1(None, 0, 0, None, None);
+        t.write(&whole, &[vec![json!("a"), json!("b"), json!("")], vec![], vec![json!(""), json!("c")]], false)
+            .unwrap();
+        let out = t.read(&whole, "FORMATTED_VALUE");
+        assert_eq!(out.values.unwrap(), vec![vec![json!("a"), json!("b")], vec![], vec![json!(""), json!("c")]]);
+        assert_eq!(out.range, "T!A1:Z1000");
+        assert!(t.read(&a1(None, 5, 5, Some(6), Some(6)), "FORMATTED_VALUE").values.is_none());
+        let err = t.write(&a1(None, 0, 0, Some(0), Some(0)), &[vec![json!(1), json!(2)]], false).unwrap_err();
+        assert!(err.contains("tried writing to column [B]"), "{err}");
+    }
+}
