@@ -44,6 +44,9 @@ enum Command {
         /// Where ElevenLabs post-call webhooks go, e.g. http://127.0.0.1:8080/webhooks/elevenlabs.
         #[arg(long)]
         elevenlabs_webhook_url: Option<String>,
+        /// Seed a spreadsheet from a CSV file: `SPREADSHEET_ID=path.csv` (the tab is named after the file). Repeatable.
+        #[arg(long = "sheet", value_name = "ID=CSV")]
+        sheets: Vec<String>,
     },
     /// Create or update collections/tables, validators and indexes (idempotent).
     Migrate {
@@ -83,6 +86,26 @@ enum Command {
     },
 }
 
+/// `ID=path.csv` → a spreadsheet `ID` with one tab named after the file.
+fn seed_sheet(sim: &switchboard::sim::Simulator, spec: &str) -> anyhow::Result<String> {
+    use switchboard::sim::google::{NewSpreadsheet, NewTab};
+    let (id, path) = spec
+        .split_once('=')
+        .filter(|(id, path)| !id.is_empty() && !path.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("--sheet {spec}: expected SPREADSHEET_ID=path.csv"))?;
+    let path = std::path::Path::new(path);
+    let csv = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("--sheet {spec}: cannot read {}: {e}", path.display()))?;
+    let title = path.file_stem().and_then(|s| s.to_str()).unwrap_or("Sheet1").to_owned();
+    sim.create_spreadsheet(NewSpreadsheet {
+        spreadsheet_id: Some(id.to_owned()),
+        title: Some(title.clone()),
+        sheets: vec![NewTab { title, csv: Some(csv), values: None }],
+        ..Default::default()
+    })
+    .map_err(|e| anyhow::anyhow!("--sheet {spec}: {e}"))
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut overrides = Vec::new();
     if let Some(l) = cli.listen {
@@ -115,7 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app.serve(listener, shutdown_signal()).await?;
             tracing::info!("stopped cleanly");
         }
-        Command::Sim { addr, scenario, elevenlabs_webhook_url } => {
+        Command::Sim { addr, scenario, elevenlabs_webhook_url, sheets } => {
             let mut sim = switchboard::sim::SimSettings { elevenlabs_webhook_url, ..Default::default() };
             if let Some(path) = scenario {
                 let text = std::fs::read_to_string(&path)
@@ -128,7 +151,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 sim.account_sid, sim.auth_token, sim.elevenlabs_api_key, sim.elevenlabs_webhook_secret
             );
             let handle = switchboard::sim::Simulator::spawn(sim, addr).await?;
+            for spec in &sheets {
+                let id = seed_sheet(&handle.sim, spec)?;
+                println!("spreadsheet {id} seeded from {spec}");
+            }
             println!("simulator listening on {} (control API under /__sim)", handle.base_url);
+            println!(
+                "Google: service account {} (key: crates/app/src/sim/keys/sandbox-service-account.json, set token_uri to {}/token)",
+                switchboard::sim::google::SANDBOX_ACCOUNT,
+                handle.base_url
+            );
             shutdown_signal().await;
         }
         Command::Migrate { check } => {

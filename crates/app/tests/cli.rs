@@ -63,3 +63,38 @@ fn an_unreachable_mongodb_is_one_clear_error_not_a_panic() {
     assert!(err.contains("cannot reach MongoDB at 127.0.0.1:1 after 2 attempts"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn sim_seeds_spreadsheets_from_csv_files() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let out = switchboard(dir.path())
+        .args(["sim", "--addr", "127.0.0.1:0", "--sheet", "leads=missing.csv"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sheet leads=missing.csv: cannot read missing.csv"));
+
+    std::fs::write(dir.path().join("Leads.csv"), "phone,name\n+15005550006,\"Dana, Jr.\"\n").unwrap();
+    let mut child = switchboard(dir.path())
+        .args(["sim", "--addr", "127.0.0.1:0", "--sheet", "leads=Leads.csv"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("the simulator prints its address").unwrap();
+        if let Some(rest) = line.strip_prefix("simulator listening on http://") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let mut conn = std::net::TcpStream::connect(&base).unwrap();
+    write!(conn, "GET /__sim/google/spreadsheets/leads HTTP/1.1\r\nHost: {base}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let body: serde_json::Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["sheets"][0]["title"], "Leads");
+    assert_eq!(body["sheets"][0]["values"][1], serde_json::json!(["+15005550006", "Dana, Jr."]));
+}
