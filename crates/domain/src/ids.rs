@@ -89,6 +89,19 @@ id_type!(
     EventId, "event", "evt_"
 );
 
+id_type!(
+    /// Our id of a contact.
+    ContactId, "contact", "con_"
+);
+id_type!(
+    /// Our id of a campaign.
+    CampaignId, "campaign", "cmp_"
+);
+id_type!(
+    /// Our id of a campaign enrollment (one contact in one campaign).
+    EnrollmentId, "enrollment", "enr_"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,9 @@
 //! - [`call`]: the merged call record, its status lattice and the merge rules
 //!   (architecture §3) applied by every store in the same way.
 //! - [`event`]: call events — every provider webhook is kept as one.
+//! - [`contact`], [`campaign`], [`enrollment`]: campaigns and the dialling
+//!   rules (architecture §4): validation, lifecycle, recipient-local calling
+//!   windows, retry policy and eligibility.
 //!
 //! Storage backends convert these types to their own rows and documents; the
 //! domain never derives a driver trait.
@@ -13,6 +16,9 @@
 #![forbid(unsafe_code)]
 
 pub mod call;
+pub mod campaign;
+pub mod contact;
+pub mod enrollment;
 pub mod event;
 pub mod ids;
 mod macros;
@@ -20,4 +26,7 @@ pub mod time;
 
 pub use call::{AnsweredBy, Call, CallStatus, CallUpdate, Direction, MergeError, Source};
 pub use event::CallEvent;
-pub use ids::{CallId, EventId, IdError};
+pub use campaign::{Campaign, CampaignAction, CampaignInput, CampaignStatus, DialMode};
+pub use contact::{Contact, ContactInput, FieldError};
+pub use enrollment::{Eligibility, Enrollment, EnrollmentStatus, Outcome};
+pub use ids::{CallId, CampaignId, ContactId, EnrollmentId, EventId, IdError};

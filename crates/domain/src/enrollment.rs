@@ -1,0 +1,473 @@
+//! Enrollments: one contact in one campaign, and the dialling rules that
+//! apply to it (architecture §4).
+//!
+//! - [`evaluate`] answers "may this enrollment be dialled at `now`, and if
+//!   not, every reason why and when it next can be". The dialer calls it
+//!   again at claim time, so nothing stale is ever dialled.
+//! - [`Enrollment::record_outcome`] applies a call's outcome with the
+//!   campaign's retry policy: retry later or finish.
+
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::campaign::{Campaign, CampaignStatus};
+use crate::contact::Contact;
+use crate::{AnsweredBy, Call, CallId, CallStatus, CampaignId, ContactId, EnrollmentId, string_enum};
+
+string_enum! {
+    /// Where an enrollment stands.
+    pub enum EnrollmentStatus {
+        /// Waiting for its first attempt.
+        Pending => "pending",
+        /// Claimed by a dialer; the call is being placed.
+        Dialing => "dialing",
+        /// A call is in progress.
+        InCall => "in_call",
+        /// Waiting for a retry.
+        RetryWait => "retry_wait",
+        /// Reached (answered by a person).
+        Completed => "completed",
+        /// Attempts used up or a final failure.
+        Failed => "failed",
+        /// Never dialled and never will be (do-not-call, no window).
+        Skipped => "skipped",
+        /// Removed by its campaign's cancellation.
+        Cancelled => "cancelled",
+    }
+}
+
+impl EnrollmentStatus {
+    /// Whether it will never be dialled again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Skipped | Self::Cancelled)
+    }
+
+    /// Whether a call is being placed or in progress.
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, Self::Dialing | Self::InCall)
+    }
+
+    /// Whether the dialer may pick it up (time permitting).
+    pub fn is_waiting(self) -> bool {
+        matches!(self, Self::Pending | Self::RetryWait)
+    }
+}
+
+string_enum! {
+    /// What one attempt came to.
+    pub enum Outcome {
+        /// A person answered.
+        Answered => "answered",
+        /// A machine answered.
+        Voicemail => "voicemail",
+        /// Busy.
+        Busy => "busy",
+        /// Nobody answered.
+        NoAnswer => "no_answer",
+        /// The call failed or was cancelled.
+        Failed => "failed",
+    }
+}
+
+impl Outcome {
+    /// The outcome of a finished call, or `None` while it is still going on.
+    pub fn of_call(call: &Call) -> Option<Outcome> {
+        if !call.status.is_terminal() {
+            return None;
+        }
+        Some(match call.status {
+            CallStatus::Busy => Outcome::Busy,
+            CallStatus::NoAnswer => Outcome::NoAnswer,
+            CallStatus::Failed | CallStatus::Canceled => Outcome::Failed,
+            _ => match call.answered_by {
+                Some(
+                    AnsweredBy::MachineStart
+                    | AnsweredBy::MachineEndBeep
+                    | AnsweredBy::MachineEndSilence
+                    | AnsweredBy::MachineEndOther
+                    | AnsweredBy::Fax,
+                ) => Outcome::Voicemail,
+                _ => Outcome::Answered,
+            },
+        })
+    }
+}
+
+/// One attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1-based.
+    pub n: u32,
+    /// The call placed.
+    pub call_id: CallId,
+    /// When it was placed.
+    pub at: DateTime<Utc>,
+    /// How it ended (None while in progress).
+    pub outcome: Option<Outcome>,
+}
+
+/// A dialer's hold on an enrollment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Dialer instance.
+    pub owner: String,
+    /// Expiry; an expired lease may be recovered.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Attempts kept in the history (the daily cap is at most this).
+pub const HISTORY: usize = 10;
+
+/// One contact in one campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// Our id.
+    pub id: EnrollmentId,
+    /// Campaign.
+    pub campaign_id: CampaignId,
+    /// Contact.
+    pub contact_id: ContactId,
+    /// Status.
+    pub status: EnrollmentStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last attempts, oldest first.
+    pub history: Vec<Attempt>,
+    /// Not before this (retry delay, next window).
+    pub next_attempt_at: DateTime<Utc>,
+    /// Outcome of the last finished attempt.
+    pub last_outcome: Option<Outcome>,
+    /// Why it is where it is (skip reason, failure reason).
+    pub reason: Option<String>,
+    /// The claim, while dialling.
+    pub lease: Option<Lease>,
+    /// Fencing token: incremented by every claim.
+    pub lease_token: i64,
+    /// The call of the current attempt, once placed.
+    pub current_call_id: Option<CallId>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+impl Enrollment {
+    /// A new pending enrollment, due at once.
+    pub fn new(campaign_id: CampaignId, contact_id: ContactId, now: DateTime<Utc>) -> Enrollment {
+        let now = crate::time::to_ms(now);
+        Enrollment {
+            id: EnrollmentId::new(),
+            campaign_id,
+            contact_id,
+            status: EnrollmentStatus::Pending,
+            attempts: 0,
+            history: vec![],
+            next_attempt_at: now,
+            last_outcome: None,
+            reason: None,
+            lease: None,
+            lease_token: 0,
+            current_call_id: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    /// The key of the current attempt's call: the placement's idempotency key and its dial-gate slot.
+    pub fn attempt_key(&self) -> String {
+        format!("{}:{}", self.id, self.attempts)
+    }
+
+    /// Attempts started on the local calendar day of `now` in `tz`.
+    pub fn attempts_on_day(&self, tz: Tz, now: DateTime<Utc>) -> u32 {
+        let day = now.with_timezone(&tz).date_naive();
+        self.history.iter().filter(|a| a.at.with_timezone(&tz).date_naive() == day).count() as u32
+    }
+
+    /// Records the placed call of a new attempt (status `in_call`).
+    pub fn placed(&mut self, call_id: CallId, now: DateTime<Utc>) {
+        self.attempts += 1;
+        self.history.push(Attempt { n: self.attempts, call_id: call_id.clone(), at: crate::time::to_ms(now), outcome: None });
+        if self.history.len() > HISTORY {
+            self.history.remove(0);
+        }
+        self.current_call_id = Some(call_id);
+        self.status = EnrollmentStatus::InCall;
+        self.lease = None;
+        self.reason = None;
+        self.updated_at = crate::time::to_ms(now);
+    }
+
+    /// Applies the outcome of the call `call_id` with the campaign's retry
+    /// policy. Returns false (and changes nothing) when the call is not the
+    /// current attempt's or its outcome was already applied.
+    pub fn record_outcome(&mut self, call_id: &CallId, outcome: Outcome, campaign: &Campaign, now: DateTime<Utc>) -> bool {
+        if self.current_call_id.as_ref() != Some(call_id) || !self.status.is_in_flight() {
+            return false;
+        }
+        let now = crate::time::to_ms(now);
+        if let Some(a) = self.history.iter_mut().rev().find(|a| &a.call_id == call_id) {
+            a.outcome = Some(outcome);
+        }
+        self.last_outcome = Some(outcome);
+        self.current_call_id = None;
+        self.lease = None;
+        self.updated_at = now;
+        let rule = match outcome {
+            Outcome::Answered => {
+                self.status = EnrollmentStatus::Completed;
+                self.reason = None;
+                return true;
+            }
+            Outcome::Voicemail => campaign.retry.voicemail,
+            Outcome::Busy => campaign.retry.busy,
+            Outcome::NoAnswer => campaign.retry.no_answer,
+            Outcome::Failed => campaign.retry.failed,
+        };
+        if !rule.retry {
+            self.status = EnrollmentStatus::Failed;
+            self.reason = Some(format!("{outcome}: the retry policy does not retry it"));
+        } else if self.attempts >= campaign.retry.max_attempts {
+            self.status = EnrollmentStatus::Failed;
+            self.reason = Some(format!("{outcome}: all {} attempts used", campaign.retry.max_attempts));
+        } else {
+            self.status = EnrollmentStatus::RetryWait;
+            self.next_attempt_at = now + Duration::seconds(rule.delay_secs as i64);
+            self.reason = Some(format!("{outcome}: retry after {} s", rule.delay_secs));
+        }
+        true
+    }
+}
+
+/// One reason an enrollment cannot be dialled now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Blocker {
+    /// The campaign is not running.
+    CampaignNotRunning {
+        /// Its status.
+        status: CampaignStatus,
+    },
+    /// The enrollment is finished or a call is in flight.
+    EnrollmentStatus {
+        /// Its status.
+        status: EnrollmentStatus,
+    },
+    /// The contact is on the do-not-call list.
+    DoNotCall {
+        /// Why.
+        reason: String,
+    },
+    /// Every attempt is used.
+    MaxAttemptsReached {
+        /// The cap.
+        max_attempts: u32,
+    },
+    /// Today's attempts are used (recipient-local day).
+    DailyCapReached {
+        /// The cap.
+        daily_cap: u32,
+    },
+    /// Waiting out a retry delay.
+    RetryDelay {
+        /// Until when.
+        until: DateTime<Utc>,
+    },
+    /// Outside the calling windows, before the start, or on a holiday (recipient-local).
+    OutsideCallingWindow {
+        /// The recipient's zone.
+        time_zone: String,
+        /// The recipient's local time now.
+        local_time: String,
+    },
+    /// The schedule never opens again (ended, or no window within a year).
+    ScheduleClosed,
+}
+
+/// The answer to "can this enrollment be dialled now, and if not, why and when".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Eligibility {
+    /// Dialable at `now`.
+    pub dialable: bool,
+    /// Every reason it is not.
+    pub reasons: Vec<Blocker>,
+    /// When it next becomes dialable (ignoring a paused campaign), or `None` if never.
+    pub next_dialable_at: Option<DateTime<Utc>>,
+    /// The zone its windows are evaluated in.
+    pub time_zone: String,
+}
+
+/// Evaluates an enrollment at `now` (pure; the dialer re-runs it at claim time).
+pub fn evaluate(campaign: &Campaign, contact: &Contact, e: &Enrollment, now: DateTime<Utc>) -> Eligibility {
+    let tz_name = contact.effective_time_zone(&campaign.schedule.time_zone).to_owned();
+    let tz: Tz = tz_name.parse().unwrap_or_else(|_| campaign.default_tz());
+    let mut reasons = Vec::new();
+    let mut permanent = false;
+    match campaign.status {
+        CampaignStatus::Running => {}
+        CampaignStatus::Completed | CampaignStatus::Cancelled => {
+            reasons.push(Blocker::CampaignNotRunning { status: campaign.status });
+            permanent = true;
+        }
+        // Draft, scheduled and paused campaigns may run later: report it, keep computing when.
+        s => reasons.push(Blocker::CampaignNotRunning { status: s }),
+    }
+    if !e.status.is_waiting() {
+        reasons.push(Blocker::EnrollmentStatus { status: e.status });
+        permanent |= e.status.is_final();
+    }
+    if let Some(d) = &contact.do_not_call {
+        reasons.push(Blocker::DoNotCall { reason: d.reason.clone() });
+        permanent = true;
+    }
+    if e.attempts >= campaign.retry.max_attempts {
+        reasons.push(Blocker::MaxAttemptsReached { max_attempts: campaign.retry.max_attempts });
+        permanent = true;
+    }
+    // The earliest moment the time-based rules allow, then the first window from there.
+    // (A pending enrollment's `next_attempt_at` is only the dialer's scheduling hint.)
+    let mut earliest = now;
+    if e.status == EnrollmentStatus::RetryWait && e.next_attempt_at > now {
+        reasons.push(Blocker::RetryDelay { until: e.next_attempt_at });
+        earliest = e.next_attempt_at;
+    }
+    if e.attempts_on_day(tz, now) >= campaign.retry.daily_cap {
+        reasons.push(Blocker::DailyCapReached { daily_cap: campaign.retry.daily_cap });
+        let tomorrow = (now.with_timezone(&tz).date_naive() + Duration::days(1)).and_time(NaiveTime::MIN);
+        let midnight = tomorrow.and_local_timezone(tz).earliest().map(|t| t.with_timezone(&Utc)).unwrap_or(now);
+        earliest = earliest.max(midnight);
+    }
+    let open = campaign.schedule.next_open(tz, earliest);
+    match open {
+        None => {
+            reasons.push(Blocker::ScheduleClosed);
+            permanent = true;
+        }
+        Some(t) if t > earliest => reasons.push(Blocker::OutsideCallingWindow {
+            time_zone: tz_name.clone(),
+            local_time: now.with_timezone(&tz).format("%a %Y-%m-%d %H:%M").to_string(),
+        }),
+        Some(_) => {}
+    }
+    let next = if permanent { None } else { open };
+    let dialable = reasons.is_empty();
+    Eligibility { dialable, reasons, next_dialable_at: next, time_zone: tz_name }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::{AgentSettings, CampaignInput};
+    use crate::contact::ContactInput;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn campaign(now: DateTime<Utc>) -> Campaign {
+        let mut c = CampaignInput {
+            name: Some("c".into()),
+            agent: Some(AgentSettings { agent_id: "a".into(), caller_id: Some("+15005550001".into()), ..Default::default() }),
+            ..Default::default()
+        }
+        .apply(None, now)
+        .unwrap();
+        c.status = CampaignStatus::Running;
+        c
+    }
+
+    fn contact(tz: Option<&str>, now: DateTime<Utc>) -> Contact {
+        ContactInput { phone: Some("+14155552671".into()), time_zone: tz.map(str::to_owned), ..Default::default() }
+            .validate("US", now)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_due_contact_inside_its_window_is_dialable() {
+        // Thu 2026-11-26 15:00Z = 10:00 in New York (the campaign default).
+        let now = utc("2026-11-26T15:00:00Z");
+        let (c, k) = (campaign(now), contact(None, now));
+        let e = Enrollment::new(c.id.clone(), k.id.clone(), now);
+        let el = evaluate(&c, &k, &e, now);
+        assert!(el.dialable, "{el:?}");
+        assert_eq!(el.next_dialable_at, Some(now));
+        assert_eq!(el.time_zone, "America/New_York");
+    }
+
+    #[test]
+    fn every_reason_is_listed_with_the_next_dialable_time() {
+        let now = utc("2026-11-26T15:00:00Z");
+        let mut c = campaign(now);
+        c.status = CampaignStatus::Paused;
+        // 07:00 in Los Angeles: before the 09:00 window.
+        let k = contact(Some("America/Los_Angeles"), now);
+        let e = Enrollment::new(c.id.clone(), k.id.clone(), now);
+        let el = evaluate(&c, &k, &e, now);
+        assert!(!el.dialable);
+        assert_eq!(el.reasons.len(), 2, "{:?}", el.reasons);
+        assert!(matches!(el.reasons[0], Blocker::CampaignNotRunning { status: CampaignStatus::Paused }));
+        assert!(matches!(&el.reasons[1], Blocker::OutsideCallingWindow { local_time, .. } if local_time == "Thu 2026-11-26 07:00"));
+        assert_eq!(el.next_dialable_at, Some(utc("2026-11-26T17:00:00Z")));
+    }
+
+    #[test]
+    fn dnc_and_used_attempts_are_permanent() {
+        let now = utc("2026-11-26T15:00:00Z");
+        let c = campaign(now);
+        let mut k = contact(None, now);
+        k.do_not_call = Some(crate::contact::DoNotCall { reason: "asked".into(), since: now });
+        let mut e = Enrollment::new(c.id.clone(), k.id.clone(), now);
+        e.attempts = 3;
+        let el = evaluate(&c, &k, &e, now);
+        assert_eq!(el.next_dialable_at, None);
+        assert!(el.reasons.iter().any(|r| matches!(r, Blocker::DoNotCall { .. })));
+        assert!(el.reasons.iter().any(|r| matches!(r, Blocker::MaxAttemptsReached { max_attempts: 3 })));
+    }
+
+    #[test]
+    fn outcomes_follow_the_retry_policy_and_caps() {
+        let now = utc("2026-11-26T15:00:00Z");
+        let c = campaign(now);
+        let k = contact(None, now);
+        let mut e = Enrollment::new(c.id.clone(), k.id.clone(), now);
+        let call1 = CallId::new();
+        e.placed(call1.clone(), now);
+        assert!(!e.record_outcome(&CallId::new(), Outcome::Busy, &c, now), "another call's outcome is ignored");
+        assert!(e.record_outcome(&call1, Outcome::Busy, &c, now));
+        assert!(!e.record_outcome(&call1, Outcome::Busy, &c, now), "applied once");
+        assert_eq!(e.status, EnrollmentStatus::RetryWait);
+        assert_eq!(e.next_attempt_at, now + Duration::minutes(30));
+        let el = evaluate(&c, &k, &e, now + Duration::minutes(10));
+        assert!(matches!(el.reasons[..], [Blocker::RetryDelay { .. }]), "{:?}", el.reasons);
+        assert_eq!(el.next_dialable_at, Some(now + Duration::minutes(30)));
+
+        // Second attempt the same day: the daily cap (2) is reached; next is tomorrow 09:00 local.
+        let t2 = now + Duration::minutes(31);
+        let call2 = CallId::new();
+        e.status = EnrollmentStatus::Dialing;
+        e.placed(call2.clone(), t2);
+        e.record_outcome(&call2, Outcome::NoAnswer, &c, t2);
+        let el = evaluate(&c, &k, &e, t2 + Duration::hours(3));
+        assert!(el.reasons.iter().any(|r| matches!(r, Blocker::DailyCapReached { daily_cap: 2 })), "{:?}", el.reasons);
+        assert_eq!(el.next_dialable_at, Some(utc("2026-11-27T14:00:00Z")));
+
+        // Third attempt answered by a machine with max_attempts 3: failed for good.
+        let t3 = utc("2026-11-27T14:00:00Z");
+        let call3 = CallId::new();
+        e.status = EnrollmentStatus::Dialing;
+        e.placed(call3.clone(), t3);
+        e.record_outcome(&call3, Outcome::Voicemail, &c, t3);
+        assert_eq!(e.status, EnrollmentStatus::Failed);
+        assert_eq!(e.reason.as_deref(), Some("voicemail: all 3 attempts used"));
+
+        let mut won = Enrollment::new(c.id.clone(), k.id.clone(), now);
+        let call = CallId::new();
+        won.placed(call.clone(), now);
+        won.record_outcome(&call, Outcome::Answered, &c, now);
+        assert_eq!(won.status, EnrollmentStatus::Completed);
+    }
+}
