@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+mod campaigns;
 mod rows;
 mod schema;
 
@@ -389,13 +390,13 @@ fn insert_event_in_tx(conn: &Connection, e: &CallEvent) -> StoreResult<bool> {
 
 /// Builds `WHERE` clauses and their parameters.
 #[derive(Default)]
-struct Where {
+pub(crate) struct Where {
     clauses: Vec<String>,
-    values: Vec<rusqlite::types::Value>,
+    pub(crate) values: Vec<rusqlite::types::Value>,
 }
 
 impl Where {
-    fn push(&mut self, clause: &str, vals: impl IntoIterator<Item = rusqlite::types::Value>) {
+    pub(crate) fn push(&mut self, clause: &str, vals: impl IntoIterator<Item = rusqlite::types::Value>) {
         let mut vals = vals.into_iter();
         let mut c = String::with_capacity(clause.len() + 8);
         for ch in clause.chars() {
@@ -408,12 +409,12 @@ impl Where {
         }
         self.clauses.push(c);
     }
-    fn eq(&mut self, column: &str, v: Option<&str>) {
+    pub(crate) fn eq(&mut self, column: &str, v: Option<&str>) {
         if let Some(v) = v {
             self.push(&format!("{column} = ?"), [v.to_owned().into()]);
         }
     }
-    fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         if self.clauses.is_empty() { String::new() } else { format!("WHERE {}", self.clauses.join(" AND ")) }
     }
 }

@@ -8,8 +8,9 @@
 //! is never written down twice.
 
 /// The migrations, in order. Never edit one that has shipped; add a new one.
-pub(crate) const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_calls_and_events",
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_calls_and_events",
     r#"
 CREATE TABLE calls (
     id                          TEXT    PRIMARY KEY CHECK (id GLOB 'call_*'),
@@ -78,4 +79,77 @@ CREATE INDEX call_events_occurred ON call_events (occurred_at, id);
 CREATE INDEX call_events_type_occurred ON call_events (event_type, occurred_at, id);
 CREATE INDEX call_events_source_occurred ON call_events (source, occurred_at, id);
 "#,
-)];
+    ),
+    (
+        "0002_contacts_campaigns_enrollments",
+        r#"
+CREATE TABLE contacts (
+    id          TEXT    PRIMARY KEY CHECK (id GLOB 'con_*'),
+    phone       TEXT    NOT NULL CHECK (phone GLOB '+[1-9]*' AND length(phone) BETWEEN 8 AND 16),
+    name_lc     TEXT,
+    email_lc    TEXT    CHECK (email_lc IS NULL OR email_lc LIKE '_%@_%._%'),
+    dnc         INTEGER NOT NULL CHECK (dnc IN (0, 1)),
+    source      TEXT,
+    created_at  INTEGER NOT NULL CHECK (typeof(created_at) = 'integer'),
+    updated_at  INTEGER NOT NULL CHECK (typeof(updated_at) = 'integer'),
+    version     INTEGER NOT NULL CHECK (version >= 1),
+    doc         TEXT    NOT NULL CHECK (json_valid(doc) AND json_type(doc, '$.tags') = 'array')
+) STRICT;
+CREATE UNIQUE INDEX contacts_phone_uq ON contacts (phone);
+CREATE INDEX contacts_created ON contacts (created_at, id);
+CREATE INDEX contacts_name ON contacts (name_lc) WHERE name_lc IS NOT NULL;
+CREATE INDEX contacts_email ON contacts (email_lc) WHERE email_lc IS NOT NULL;
+CREATE INDEX contacts_source ON contacts (source) WHERE source IS NOT NULL;
+CREATE TABLE contact_tags (
+    contact_id  TEXT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    tag         TEXT NOT NULL CHECK (length(tag) BETWEEN 1 AND 64),
+    PRIMARY KEY (tag, contact_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE campaigns (
+    id            TEXT    PRIMARY KEY CHECK (id GLOB 'cmp_*'),
+    name          TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    status        TEXT    NOT NULL CHECK (status IN ('draft','scheduled','running','paused','completed','cancelled')),
+    max_concurrent INTEGER NOT NULL CHECK (max_concurrent BETWEEN 1 AND 1000),
+    interval_ms   INTEGER NOT NULL CHECK (interval_ms >= 0),
+    next_dial_at  INTEGER NOT NULL CHECK (typeof(next_dial_at) = 'integer'),
+    dials         INTEGER NOT NULL CHECK (dials >= 0),
+    created_at    INTEGER NOT NULL CHECK (typeof(created_at) = 'integer'),
+    updated_at    INTEGER NOT NULL CHECK (typeof(updated_at) = 'integer'),
+    version       INTEGER NOT NULL CHECK (version >= 1),
+    doc           TEXT    NOT NULL CHECK (json_valid(doc) AND json_type(doc, '$.agent.agent_id') = 'text')
+) STRICT;
+CREATE INDEX campaigns_created ON campaigns (created_at, id);
+CREATE INDEX campaigns_status_created ON campaigns (status, created_at, id);
+CREATE TABLE dial_slots (
+    campaign_id TEXT NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    key         TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, key)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE campaign_contacts (
+    id               TEXT    PRIMARY KEY CHECK (id GLOB 'enr_*'),
+    campaign_id      TEXT    NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    contact_id       TEXT    NOT NULL CHECK (contact_id GLOB 'con_*'),
+    status           TEXT    NOT NULL CHECK (status IN ('pending','dialing','in_call','retry_wait','completed','failed','skipped','cancelled')),
+    attempts         INTEGER NOT NULL CHECK (attempts >= 0),
+    next_attempt_at  INTEGER NOT NULL CHECK (typeof(next_attempt_at) = 'integer'),
+    lease_owner      TEXT,
+    lease_expires_at INTEGER,
+    lease_token      INTEGER NOT NULL CHECK (lease_token >= 0),
+    current_call_id  TEXT    CHECK (current_call_id IS NULL OR current_call_id GLOB 'call_*'),
+    created_at       INTEGER NOT NULL CHECK (typeof(created_at) = 'integer'),
+    updated_at       INTEGER NOT NULL CHECK (typeof(updated_at) = 'integer'),
+    version          INTEGER NOT NULL CHECK (version >= 1),
+    doc              TEXT    NOT NULL CHECK (json_valid(doc)),
+    CHECK ((status = 'dialing') = (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL))
+) STRICT;
+CREATE UNIQUE INDEX campaign_contacts_uq ON campaign_contacts (campaign_id, contact_id);
+CREATE INDEX campaign_contacts_due ON campaign_contacts (campaign_id, next_attempt_at, id) WHERE status IN ('pending','retry_wait');
+CREATE INDEX campaign_contacts_status ON campaign_contacts (campaign_id, status, created_at, id);
+CREATE INDEX campaign_contacts_created ON campaign_contacts (campaign_id, created_at, id);
+CREATE INDEX campaign_contacts_leases ON campaign_contacts (lease_expires_at) WHERE status = 'dialing';
+CREATE INDEX campaign_contacts_contact ON campaign_contacts (contact_id);
+"#,
+    ),
+];

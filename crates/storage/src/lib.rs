@@ -8,12 +8,15 @@
 //! - [`error`]: `StoreError`, the one error type of every store method.
 //! - [`page`]: cursor pagination shared by both backends.
 //! - [`calls`]: `CallStore` and `EventStore`, their filters and guarantees.
+//! - [`campaigns`]: `ContactStore`, `CampaignStore` (with the dial gate) and
+//!   `EnrollmentStore` (with atomic claims).
 //! - `conformance` (feature `conformance`): the suite, expanded per backend
 //!   by [`conformance_tests!`].
 
 #![forbid(unsafe_code)]
 
 pub mod calls;
+pub mod campaigns;
 pub mod error;
 pub mod page;
 
@@ -23,6 +26,9 @@ pub mod conformance;
 use async_trait::async_trait;
 
 pub use calls::{CallFilter, CallSort, CallStore, EventFilter, EventStore, NewEvent, UpsertOutcome, WebhookOutcome};
+pub use campaigns::{
+    BulkContacts, CampaignStore, ContactFilter, ContactSort, ContactStore, EnrollmentStore, OnDuplicate, SlotGrant,
+};
 pub use error::{StoreError, StoreResult};
 pub use page::{Cursor, Page, PageRequest};
 
@@ -58,7 +64,9 @@ pub struct MigrationReport {
 
 /// Everything Switchboard stores, behind one object-safe trait.
 #[async_trait]
-pub trait Storage: CallStore + EventStore + Send + Sync + 'static {
+pub trait Storage:
+    CallStore + EventStore + ContactStore + CampaignStore + EnrollmentStore + Send + Sync + 'static
+{
     /// `sqlite` or `mongodb`.
     fn backend_name(&self) -> &'static str;
     /// Declared capability differences.

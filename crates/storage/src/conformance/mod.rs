@@ -7,6 +7,10 @@
 //! are printed as skip lines with the reason.
 
 pub mod calls;
+pub mod campaigns;
+
+pub use calls::*;
+pub use campaigns::*;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -55,7 +59,16 @@ macro_rules! conformance_tests {
             bulk_insert_rejects_duplicate_keys,
             migrate_is_idempotent_and_reports_no_drift,
             bad_cursor_is_invalid,
-            record_webhook_merges_and_stores_once
+            record_webhook_merges_and_stores_once,
+            contacts_are_unique_by_phone_and_replaced_by_version,
+            contact_filters_and_pages_match_the_reference,
+            bulk_contacts_honour_the_duplicate_policy,
+            campaigns_replace_by_version_and_list_by_status,
+            concurrent_claims_never_return_one_enrollment_twice,
+            claims_take_only_due_waiting_enrollments,
+            expired_leases_are_recovered_and_fenced,
+            the_dial_gate_caps_concurrency_and_pace_under_contention,
+            a_paused_or_cancelled_campaign_grants_nothing
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
@@ -63,7 +76,7 @@ macro_rules! conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 let Some(h) = $make().await else { return };
-                $crate::conformance::calls::$case(&*h).await;
+                $crate::conformance::$case(&*h).await;
                 h.cleanup().await;
             }
         )+
