@@ -215,7 +215,8 @@ impl Schedule {
     /// Validates the schedule; every problem is reported.
     pub fn validate(&self, errors: &mut Vec<FieldError>) {
         if self.time_zone.parse::<Tz>().is_err() {
-            errors.push(FieldError::new("schedule.time_zone", format!("`{}` is not an IANA time zone", self.time_zone)));
+            errors
+                .push(FieldError::new("schedule.time_zone", format!("`{}` is not an IANA time zone", self.time_zone)));
         }
         if let (Some(s), Some(e)) = (self.start_at, self.end_at)
             && e <= s
@@ -466,7 +467,8 @@ impl Campaign {
         }
         for key in self.agent.dynamic_variables.keys() {
             if key.starts_with("system__") {
-                errors.push(FieldError::new(format!("agent.dynamic_variables.{key}"), "the system__ prefix is reserved"));
+                errors
+                    .push(FieldError::new(format!("agent.dynamic_variables.{key}"), "the system__ prefix is reserved"));
             }
         }
         match self.dial_mode {
@@ -551,13 +553,19 @@ mod tests {
 
     #[test]
     fn dst_changes_move_the_utc_window() {
-        let s = Schedule { windows: vec![CallingWindow { days: Day::ALL.to_vec(), start: "09:00".into(), end: "10:00".into() }], ..weekdays_9_to_5() };
+        let s = Schedule {
+            windows: vec![CallingWindow { days: Day::ALL.to_vec(), start: "09:00".into(), end: "10:00".into() }],
+            ..weekdays_9_to_5()
+        };
         let ny: Tz = "America/New_York".parse().unwrap();
         // Before the 2026-03-08 spring-forward, 09:00 EST = 14:00Z; after it, 09:00 EDT = 13:00Z.
         assert_eq!(s.next_open(ny, utc("2026-03-07T15:00:00Z")), Some(utc("2026-03-08T13:00:00Z")));
         assert_eq!(s.next_open(ny, utc("2026-03-07T12:00:00Z")), Some(utc("2026-03-07T14:00:00Z")));
         // A window starting inside the gap (02:30 does not exist that day) opens when the gap ends.
-        let gap = Schedule { windows: vec![CallingWindow { days: Day::ALL.to_vec(), start: "02:30".into(), end: "04:00".into() }], ..s };
+        let gap = Schedule {
+            windows: vec![CallingWindow { days: Day::ALL.to_vec(), start: "02:30".into(), end: "04:00".into() }],
+            ..s
+        };
         assert_eq!(gap.next_open(ny, utc("2026-03-08T05:00:00Z")), Some(utc("2026-03-08T07:00:00Z")));
     }
 
@@ -606,7 +614,11 @@ mod tests {
         );
         let ok = CampaignInput {
             name: Some("Renewals".into()),
-            agent: Some(AgentSettings { agent_id: "agent_1".into(), caller_id: Some("+15005550001".into()), ..Default::default() }),
+            agent: Some(AgentSettings {
+                agent_id: "agent_1".into(),
+                caller_id: Some("+15005550001".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         }
         .apply(None, now)

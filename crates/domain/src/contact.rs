@@ -92,10 +92,7 @@ impl Contact {
     /// number's region when that region has one zone, else `fallback`
     /// (the campaign's default).
     pub fn effective_time_zone<'a>(&'a self, fallback: &'a str) -> &'a str {
-        self.time_zone
-            .as_deref()
-            .or_else(|| self.region.as_deref().and_then(region_time_zone))
-            .unwrap_or(fallback)
+        self.time_zone.as_deref().or_else(|| self.region.as_deref().and_then(region_time_zone)).unwrap_or(fallback)
     }
 
     /// Whether the contact must not be called.
@@ -284,7 +281,12 @@ impl ContactInput {
     }
 
     /// Applies the fields present in `self` to `contact` (a partial update); `phone` is re-normalised.
-    pub fn patch(&self, contact: &Contact, default_region: &str, now: DateTime<Utc>) -> Result<Contact, Vec<FieldError>> {
+    pub fn patch(
+        &self,
+        contact: &Contact,
+        default_region: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Contact, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut c = contact.clone();
         if let Some(p) = &self.phone {
@@ -329,9 +331,13 @@ impl ContactInput {
         if let Some(custom) = &self.custom {
             for (k, v) in custom {
                 if k.is_empty() || k.starts_with('$') || k.contains('.') {
-                    errors.push(FieldError::new(format!("custom.{k}"), "keys are non-empty and contain no `$` prefix or `.`"));
+                    errors.push(FieldError::new(
+                        format!("custom.{k}"),
+                        "keys are non-empty and contain no `$` prefix or `.`",
+                    ));
                 } else if !(v.is_string() || v.is_number() || v.is_boolean() || v.is_null()) {
-                    errors.push(FieldError::new(format!("custom.{k}"), "values are strings, numbers, booleans or null"));
+                    errors
+                        .push(FieldError::new(format!("custom.{k}"), "values are strings, numbers, booleans or null"));
                 }
             }
             c.custom = custom.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -358,10 +364,8 @@ impl ContactInput {
         match (self.do_not_call, &self.do_not_call_reason) {
             (Some(true), reason) => {
                 if c.do_not_call.is_none() {
-                    c.do_not_call = Some(DoNotCall {
-                        reason: reason.clone().unwrap_or_else(|| "unspecified".into()),
-                        since: now,
-                    });
+                    c.do_not_call =
+                        Some(DoNotCall { reason: reason.clone().unwrap_or_else(|| "unspecified".into()), since: now });
                 } else if let (Some(d), Some(r)) = (&mut c.do_not_call, reason) {
                     d.reason = r.clone();
                 }
@@ -431,11 +435,13 @@ mod tests {
         assert_eq!(c.do_not_call.as_ref().unwrap().reason, "asked");
         // US numbers span zones: the campaign default applies.
         assert_eq!(c.effective_time_zone("America/Chicago"), "America/Chicago");
-        let uk = ContactInput { phone: Some("+442079460018".into()), ..Default::default() }.validate("US", now()).unwrap();
+        let uk =
+            ContactInput { phone: Some("+442079460018".into()), ..Default::default() }.validate("US", now()).unwrap();
         assert_eq!(uk.effective_time_zone("America/Chicago"), "Europe/London");
-        let patched = ContactInput { time_zone: Some("America/Denver".into()), do_not_call: Some(false), ..Default::default() }
-            .patch(&c, "US", now())
-            .unwrap();
+        let patched =
+            ContactInput { time_zone: Some("America/Denver".into()), do_not_call: Some(false), ..Default::default() }
+                .patch(&c, "US", now())
+                .unwrap();
         assert_eq!(patched.effective_time_zone("America/Chicago"), "America/Denver");
         assert!(!patched.is_dnc());
         assert_eq!(patched.phone, c.phone);

@@ -191,7 +191,12 @@ impl Enrollment {
     /// Records the placed call of a new attempt (status `in_call`).
     pub fn placed(&mut self, call_id: CallId, now: DateTime<Utc>) {
         self.attempts += 1;
-        self.history.push(Attempt { n: self.attempts, call_id: call_id.clone(), at: crate::time::to_ms(now), outcome: None });
+        self.history.push(Attempt {
+            n: self.attempts,
+            call_id: call_id.clone(),
+            at: crate::time::to_ms(now),
+            outcome: None,
+        });
         if self.history.len() > HISTORY {
             self.history.remove(0);
         }
@@ -205,7 +210,13 @@ impl Enrollment {
     /// Applies the outcome of the call `call_id` with the campaign's retry
     /// policy. Returns false (and changes nothing) when the call is not the
     /// current attempt's or its outcome was already applied.
-    pub fn record_outcome(&mut self, call_id: &CallId, outcome: Outcome, campaign: &Campaign, now: DateTime<Utc>) -> bool {
+    pub fn record_outcome(
+        &mut self,
+        call_id: &CallId,
+        outcome: Outcome,
+        campaign: &Campaign,
+        now: DateTime<Utc>,
+    ) -> bool {
         if self.current_call_id.as_ref() != Some(call_id) || !self.status.is_in_flight() {
             return false;
         }
@@ -371,7 +382,11 @@ mod tests {
     fn campaign(now: DateTime<Utc>) -> Campaign {
         let mut c = CampaignInput {
             name: Some("c".into()),
-            agent: Some(AgentSettings { agent_id: "a".into(), caller_id: Some("+15005550001".into()), ..Default::default() }),
+            agent: Some(AgentSettings {
+                agent_id: "a".into(),
+                caller_id: Some("+15005550001".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         }
         .apply(None, now)
@@ -410,7 +425,9 @@ mod tests {
         assert!(!el.dialable);
         assert_eq!(el.reasons.len(), 2, "{:?}", el.reasons);
         assert!(matches!(el.reasons[0], Blocker::CampaignNotRunning { status: CampaignStatus::Paused }));
-        assert!(matches!(&el.reasons[1], Blocker::OutsideCallingWindow { local_time, .. } if local_time == "Thu 2026-11-26 07:00"));
+        assert!(
+            matches!(&el.reasons[1], Blocker::OutsideCallingWindow { local_time, .. } if local_time == "Thu 2026-11-26 07:00")
+        );
         assert_eq!(el.next_dialable_at, Some(utc("2026-11-26T17:00:00Z")));
     }
 

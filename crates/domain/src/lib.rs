@@ -25,8 +25,8 @@ mod macros;
 pub mod time;
 
 pub use call::{AnsweredBy, Call, CallStatus, CallUpdate, Direction, MergeError, Source};
-pub use event::CallEvent;
 pub use campaign::{Campaign, CampaignAction, CampaignInput, CampaignStatus, DialMode};
 pub use contact::{Contact, ContactInput, FieldError};
 pub use enrollment::{Eligibility, Enrollment, EnrollmentStatus, Outcome};
+pub use event::CallEvent;
 pub use ids::{CallId, CampaignId, ContactId, EnrollmentId, EventId, IdError};

@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+mod campaigns;
 mod docs;
 pub mod schema;
 
@@ -96,6 +97,8 @@ pub struct ServerGaps {
     pub no_schema_introspection: bool,
     /// Accepts documents its `$jsonSchema` validator forbids.
     pub no_validation: bool,
+    /// Stores a date written by an update operator (`$set`) as a string.
+    pub no_dates_in_updates: bool,
 }
 
 fn is_code(e: &mongodb::error::Error, code: i32) -> bool {
@@ -282,6 +285,14 @@ impl MongoStore {
             .await;
         gaps.no_compound_id_index = built.is_err() || fresh.insert_one(doc! { "_id": "b", "t": 1 }).await.is_err();
         let _ = fresh.drop().await;
+        let dated = self.db.collection::<Document>(&format!("{name}_d"));
+        let when = mongodb::bson::DateTime::from_millis(1_794_916_542_123);
+        let _ = dated.insert_one(doc! { "_id": "d" }).await;
+        let _ = dated.update_one(doc! { "_id": "d" }, doc! { "$set": { "at": when } }).await;
+        let stored = dated.find_one(doc! { "_id": "d" }).await.ok().flatten();
+        gaps.no_dates_in_updates =
+            !matches!(stored.as_ref().and_then(|d| d.get("at")), Some(Bson::DateTime(t)) if *t == when);
+        let _ = dated.drop().await;
         let mut reasons = Vec::new();
         if gaps.no_validation {
             reasons.push(
@@ -294,6 +305,9 @@ impl MongoStore {
                 "server does not report validators / index names back: migrate idempotency and drift are not asserted"
                     .to_owned(),
             );
+        }
+        if gaps.no_dates_in_updates {
+            reasons.push("server stores dates written by $set as strings: the claim, lease and dial-gate cases (which update dates in place) are not run".to_owned());
         }
         if gaps.no_compound_id_index {
             reasons.push("server cannot build compound indexes containing _id: the keyset-pagination indexes are left out (they change speed, not results)".to_owned());
@@ -557,6 +571,7 @@ impl Storage for MongoStore {
             transactions: self.replica_set,
             schema_validation: !self.gaps.no_validation,
             schema_introspection: !self.gaps.no_schema_introspection,
+            dates_in_updates: !self.gaps.no_dates_in_updates,
             notes: vec![],
         }
     }

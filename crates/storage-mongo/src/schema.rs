@@ -10,12 +10,19 @@
 use mongodb::IndexModel;
 use mongodb::bson::{Document, doc};
 use mongodb::options::IndexOptions;
-use switchboard_domain::{AnsweredBy, CallStatus, Direction, Source};
+use switchboard_domain::campaign::DialMode;
+use switchboard_domain::{AnsweredBy, CallStatus, CampaignStatus, Direction, EnrollmentStatus, Outcome, Source};
 
 /// Collection names.
 pub(crate) const CALLS: &str = "calls";
 /// Collection names.
 pub(crate) const CALL_EVENTS: &str = "call_events";
+/// Collection names.
+pub(crate) const CONTACTS: &str = "contacts";
+/// Collection names.
+pub(crate) const CAMPAIGNS: &str = "campaigns";
+/// Collection names.
+pub(crate) const ENROLLMENTS: &str = "campaign_contacts";
 
 fn strings<T: Copy>(all: &[T], f: impl Fn(T) -> &'static str) -> Vec<&'static str> {
     all.iter().map(|x| f(*x)).collect()
@@ -93,7 +100,87 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
             "payload": { "bsonType": "object" },
         }
     }};
-    vec![(CALLS, calls), (CALL_EVENTS, events)]
+    let contacts = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "phone", "tags", "custom", "dnc", "created_at", "updated_at", "version"],
+        "properties": {
+            "_id": { "bsonType": "string", "pattern": "^con_[0-9a-f]{32}$" },
+            "phone": { "bsonType": "string", "pattern": "^\\+[1-9][0-9]{6,14}$" },
+            "region": text(2),
+            "name": text(200),
+            "name_lc": text(200),
+            "email": text(254),
+            "email_lc": { "bsonType": "string", "pattern": "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$" },
+            "tags": { "bsonType": "array", "items": text(64) },
+            "custom": { "bsonType": "object" },
+            "time_zone": text(64),
+            "location": { "bsonType": "object", "required": ["type", "coordinates"], "properties": {
+                "type": { "enum": ["Point"] },
+                "coordinates": { "bsonType": "array", "minItems": 2, "maxItems": 2, "items": { "bsonType": "double" } } } },
+            "dnc": { "bsonType": "bool" },
+            "do_not_call": { "bsonType": "object", "required": ["reason", "since"] },
+            "source": text(256),
+            "created_at": date(),
+            "updated_at": date(),
+            "version": long(1),
+        }
+    }};
+    let campaign_statuses = strings(CampaignStatus::ALL, CampaignStatus::as_str);
+    let modes = strings(DialMode::ALL, DialMode::as_str);
+    let campaigns = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "name", "status", "agent", "schedule", "pacing", "retry", "dial_mode", "inflight",
+                     "max_concurrent", "interval_ms", "next_dial_at", "dials", "created_at", "updated_at", "version"],
+        "properties": {
+            "_id": { "bsonType": "string", "pattern": "^cmp_[0-9a-f]{32}$" },
+            "name": { "bsonType": "string", "minLength": 1, "maxLength": 200 },
+            "status": { "enum": campaign_statuses },
+            "agent": { "bsonType": "object", "required": ["agent_id"] },
+            "schedule": { "bsonType": "object", "required": ["windows", "holidays", "time_zone"] },
+            "pacing": { "bsonType": "object", "required": ["max_concurrent", "calls_per_minute"] },
+            "retry": { "bsonType": "object", "required": ["max_attempts", "daily_cap"] },
+            "dial_mode": { "enum": modes },
+            "inflight": { "bsonType": "array", "items": { "bsonType": "string" } },
+            "max_concurrent": { "bsonType": ["int", "long"], "minimum": 1, "maximum": 1000 },
+            "interval_ms": long(0),
+            "next_dial_at": date(),
+            "dials": long(0),
+            "created_at": date(),
+            "updated_at": date(),
+            "version": long(1),
+        }
+    }};
+    let enrollment_statuses = strings(EnrollmentStatus::ALL, EnrollmentStatus::as_str);
+    let outcomes = strings(Outcome::ALL, Outcome::as_str);
+    let enrollments = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "campaign_id", "contact_id", "status", "attempts", "history", "next_attempt_at",
+                     "lease_token", "created_at", "updated_at", "version"],
+        "properties": {
+            "_id": { "bsonType": "string", "pattern": "^enr_[0-9a-f]{32}$" },
+            "campaign_id": { "bsonType": "string", "pattern": "^cmp_[0-9a-f]{32}$" },
+            "contact_id": { "bsonType": "string", "pattern": "^con_[0-9a-f]{32}$" },
+            "status": { "enum": enrollment_statuses },
+            "attempts": long(0),
+            "history": { "bsonType": "array", "maxItems": 10 },
+            "next_attempt_at": date(),
+            "last_outcome": { "enum": outcomes },
+            "lease": { "bsonType": "object", "required": ["owner", "expires_at"], "properties": {
+                "owner": text(128), "expires_at": date() } },
+            "lease_token": long(0),
+            "current_call_id": { "bsonType": "string", "pattern": "^call_[0-9a-f]{32}$" },
+            "created_at": date(),
+            "updated_at": date(),
+            "version": long(1),
+        }
+    }};
+    vec![
+        (CALLS, calls),
+        (CALL_EVENTS, events),
+        (CONTACTS, contacts),
+        (CAMPAIGNS, campaigns),
+        (ENROLLMENTS, enrollments),
+    ]
 }
 
 fn index(name: &str, keys: Document) -> IndexModel {
@@ -157,5 +244,36 @@ pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
         (CALL_EVENTS, index("occurred", doc! { "occurred_at": 1, "_id": 1 })),
         (CALL_EVENTS, index("type_occurred", doc! { "event_type": 1, "occurred_at": 1, "_id": 1 })),
         (CALL_EVENTS, index("source_occurred", doc! { "source": 1, "occurred_at": 1, "_id": 1 })),
+        (
+            CONTACTS,
+            IndexModel::builder()
+                .keys(doc! { "phone": 1 })
+                .options(IndexOptions::builder().name("phone_uq".to_owned()).unique(true).build())
+                .build(),
+        ),
+        (CONTACTS, index("created", doc! { "created_at": -1, "_id": -1 })),
+        (CONTACTS, index("name_lc", doc! { "name_lc": 1 })),
+        (CONTACTS, index("email_lc", doc! { "email_lc": 1 })),
+        (CONTACTS, index("tags_created", doc! { "tags": 1, "created_at": -1, "_id": -1 })),
+        (CONTACTS, index("dnc_created", doc! { "dnc": 1, "created_at": -1, "_id": -1 })),
+        (CONTACTS, index("source", doc! { "source": 1 })),
+        (CAMPAIGNS, index("created", doc! { "created_at": -1, "_id": -1 })),
+        (CAMPAIGNS, index("status_created", doc! { "status": 1, "created_at": -1, "_id": -1 })),
+        (
+            ENROLLMENTS,
+            IndexModel::builder()
+                .keys(doc! { "campaign_id": 1, "contact_id": 1 })
+                .options(IndexOptions::builder().name("campaign_contact_uq".to_owned()).unique(true).build())
+                .build(),
+        ),
+        // The claim: equality on campaign and status, sort on next_attempt_at (ESR).
+        (ENROLLMENTS, index("due", doc! { "campaign_id": 1, "status": 1, "next_attempt_at": 1, "_id": 1 })),
+        (ENROLLMENTS, index("campaign_created", doc! { "campaign_id": 1, "created_at": 1, "_id": 1 })),
+        (
+            ENROLLMENTS,
+            index("campaign_status_created", doc! { "campaign_id": 1, "status": 1, "created_at": 1, "_id": 1 }),
+        ),
+        (ENROLLMENTS, index("leases", doc! { "status": 1, "lease.expires_at": 1 })),
+        (ENROLLMENTS, index("contact", doc! { "contact_id": 1 })),
     ]
 }

@@ -185,7 +185,9 @@ impl ContactStore for SqliteStore {
         let id = id.clone();
         self.write(move |conn| {
             let busy: bool = conn
-                .prepare_cached("SELECT 1 FROM campaign_contacts WHERE contact_id = ?1 AND status IN ('dialing','in_call')")
+                .prepare_cached(
+                    "SELECT 1 FROM campaign_contacts WHERE contact_id = ?1 AND status IN ('dialing','in_call')",
+                )
                 .and_then(|mut st| st.exists([id.as_str()]))
                 .map_err(map_err)?;
             if busy {
@@ -198,7 +200,12 @@ impl ContactStore for SqliteStore {
         .await
     }
 
-    async fn list_contacts(&self, filter: &ContactFilter, sort: ContactSort, page: &PageRequest) -> StoreResult<Page<Contact>> {
+    async fn list_contacts(
+        &self,
+        filter: &ContactFilter,
+        sort: ContactSort,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Contact>> {
         let cursor = decode_cursor(page, sort.name())?;
         let limit = page.clamped_limit();
         let mut w = Where::default();
@@ -206,12 +213,10 @@ impl ContactStore for SqliteStore {
             let hi = format!("{q}\u{10FFFF}");
             let digits = q.trim_start_matches('+');
             if digits.is_empty() {
-                w.push("((name_lc >= ? AND name_lc < ?) OR (email_lc >= ? AND email_lc < ?))", [
-                    q.clone().into(),
-                    hi.clone().into(),
-                    q.into(),
-                    hi.into(),
-                ]);
+                w.push(
+                    "((name_lc >= ? AND name_lc < ?) OR (email_lc >= ? AND email_lc < ?))",
+                    [q.clone().into(), hi.clone().into(), q.into(), hi.into()],
+                );
             } else {
                 let p = format!("+{digits}");
                 let phi = format!("{p}\u{10FFFF}");
@@ -234,7 +239,8 @@ impl ContactStore for SqliteStore {
         if let Some(c) = cursor {
             w.push(&format!("(created_at, id) {cmp} (?, ?)"), [c.key.into(), c.id.into()]);
         }
-        let sql = format!("SELECT doc FROM contacts {} ORDER BY created_at {dir}, id {dir} LIMIT {}", w.sql(), limit + 1);
+        let sql =
+            format!("SELECT doc FROM contacts {} ORDER BY created_at {dir}, id {dir} LIMIT {}", w.sql(), limit + 1);
         let docs = self
             .read(move |conn| {
                 let mut st = conn.prepare_cached(&sql).map_err(map_err)?;
@@ -412,7 +418,9 @@ impl CampaignStore for SqliteStore {
         self.write(move |conn| {
             let row: Option<(String, i64, i64, i64)> = conn
                 .prepare_cached("SELECT status, max_concurrent, interval_ms, next_dial_at FROM campaigns WHERE id = ?1")
-                .and_then(|mut st| st.query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+                .and_then(|mut st| {
+                    st.query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional()
+                })
                 .map_err(map_err)?;
             let Some((status, max, interval, next)) = row else { return Ok(SlotGrant::NotRunning) };
             if status != "running" {
@@ -496,7 +504,11 @@ fn write_enrollment(conn: &Connection, e: &Enrollment, insert: bool) -> StoreRes
         .map_err(map_err)
 }
 
-fn enrollment_where(conn: &Connection, clause: &str, values: &[&dyn rusqlite::ToSql]) -> StoreResult<Option<Enrollment>> {
+fn enrollment_where(
+    conn: &Connection,
+    clause: &str,
+    values: &[&dyn rusqlite::ToSql],
+) -> StoreResult<Option<Enrollment>> {
     let sql = format!("SELECT doc FROM campaign_contacts WHERE {clause}");
     conn.prepare_cached(&sql)
         .and_then(|mut st| st.query_row(values, |r| r.get::<_, String>(0)).optional())
@@ -535,10 +547,16 @@ impl EnrollmentStore for SqliteStore {
         self.read(move |conn| enrollment_where(conn, "id = ?1", &[&id.as_str()])).await
     }
 
-    async fn find_enrollment(&self, campaign_id: &CampaignId, contact_id: &ContactId) -> StoreResult<Option<Enrollment>> {
+    async fn find_enrollment(
+        &self,
+        campaign_id: &CampaignId,
+        contact_id: &ContactId,
+    ) -> StoreResult<Option<Enrollment>> {
         let (a, b) = (campaign_id.clone(), contact_id.clone());
-        self.read(move |conn| enrollment_where(conn, "campaign_id = ?1 AND contact_id = ?2", &[&a.as_str(), &b.as_str()]))
-            .await
+        self.read(move |conn| {
+            enrollment_where(conn, "campaign_id = ?1 AND contact_id = ?2", &[&a.as_str(), &b.as_str()])
+        })
+        .await
     }
 
     async fn list_enrollments(
@@ -682,7 +700,9 @@ impl EnrollmentStore for SqliteStore {
                 .map_err(map_err)?;
             match status.as_deref() {
                 None => Ok(false),
-                Some("dialing" | "in_call") => Err(StoreError::conflict(format!("enrollment {id} has a call in flight"))),
+                Some("dialing" | "in_call") => {
+                    Err(StoreError::conflict(format!("enrollment {id} has a call in flight")))
+                }
                 Some(_) => {
                     conn.execute("DELETE FROM campaign_contacts WHERE id = ?1", [id.as_str()]).map_err(map_err)?;
                     Ok(true)
@@ -715,4 +735,3 @@ fn to_rfc3339(ms: i64) -> String {
     // The same form serde gives chrono timestamps, so the document decodes identically.
     serde_json::to_value(from_millis(ms)).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
-

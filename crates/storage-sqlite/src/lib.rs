@@ -605,7 +605,13 @@ impl Storage for SqliteStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { transactions: true, schema_validation: true, schema_introspection: true, notes: vec![] }
+        Capabilities {
+            transactions: true,
+            schema_validation: true,
+            schema_introspection: true,
+            dates_in_updates: true,
+            notes: vec![],
+        }
     }
 
     async fn ping(&self) -> StoreResult<()> {

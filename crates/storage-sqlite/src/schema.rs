@@ -11,7 +11,7 @@
 pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_calls_and_events",
-    r#"
+        r#"
 CREATE TABLE calls (
     id                          TEXT    PRIMARY KEY CHECK (id GLOB 'call_*'),
     call_sid                    TEXT    CHECK (call_sid IS NULL OR length(call_sid) BETWEEN 2 AND 64),

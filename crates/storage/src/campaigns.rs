@@ -127,7 +127,12 @@ pub trait ContactStore: Send + Sync {
     /// Deletes a contact and its enrollments; a contact with a call in flight is a `Conflict`.
     async fn delete_contact(&self, id: &ContactId) -> StoreResult<bool>;
     /// A filtered page.
-    async fn list_contacts(&self, filter: &ContactFilter, sort: ContactSort, page: &PageRequest) -> StoreResult<Page<Contact>>;
+    async fn list_contacts(
+        &self,
+        filter: &ContactFilter,
+        sort: ContactSort,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Contact>>;
     /// Deletes the contacts of one import (`source`), e.g. to undo a failed import.
     async fn delete_contacts_by_source(&self, source: &str) -> StoreResult<u64>;
 }
@@ -160,7 +165,11 @@ pub trait EnrollmentStore: Send + Sync {
     /// An enrollment by id.
     async fn get_enrollment(&self, id: &EnrollmentId) -> StoreResult<Option<Enrollment>>;
     /// The enrollment of a contact in a campaign.
-    async fn find_enrollment(&self, campaign_id: &CampaignId, contact_id: &ContactId) -> StoreResult<Option<Enrollment>>;
+    async fn find_enrollment(
+        &self,
+        campaign_id: &CampaignId,
+        contact_id: &ContactId,
+    ) -> StoreResult<Option<Enrollment>>;
     /// Enrollments of a campaign in enrollment order, optionally of some statuses.
     async fn list_enrollments(
         &self,

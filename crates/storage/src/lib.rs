@@ -42,6 +42,8 @@ pub struct Capabilities {
     pub schema_validation: bool,
     /// The live schema (validators, index names) can be read back, so drift is detectable.
     pub schema_introspection: bool,
+    /// A date written by an update operator (`$set`) is stored as a date (MongoDB always; a stand-in may not).
+    pub dates_in_updates: bool,
     /// Free-form notes on other differences.
     pub notes: Vec<String>,
 }

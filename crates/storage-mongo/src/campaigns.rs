@@ -1,0 +1,724 @@
+//! Contacts, campaigns, enrollments and the dial gate on MongoDB.
+//!
+//! Records are stored as their serde form with the queried timestamps as
+//! BSON dates, `_id` for the id, and a few derived fields for indexes
+//! (`name_lc`, `email_lc`, `dnc`, a GeoJSON `location`; on campaigns the
+//! gate's `max_concurrent` / `interval_ms` copies).
+//!
+//! Atomicity without transactions:
+//! - A claim is one `findOneAndUpdate` on the `due` index (ESR: campaign,
+//!   status, then `next_attempt_at`), so concurrent claimers never get the
+//!   same enrollment.
+//! - The dial gate is one conditional `findOneAndUpdate` on the campaign:
+//!   `status: running`, `next_dial_at <= now`, and `inflight.{max-1}` absent
+//!   (the array has fewer than `max_concurrent` keys) — then `$push` the key.
+//!   Releasing is `$pull`, idempotent.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use mongodb::bson::{self, Bson, Document, doc};
+use mongodb::options::{FindOneAndUpdateOptions, FindOptions, ReturnDocument};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use switchboard_domain::{
+    Campaign, CampaignId, CampaignStatus, Contact, ContactId, Enrollment, EnrollmentId, EnrollmentStatus,
+};
+use switchboard_storage::{
+    BulkContacts, CampaignStore, ContactFilter, ContactSort, ContactStore, Cursor, EnrollmentStore, OnDuplicate, Page,
+    PageRequest, SlotGrant, StoreError, StoreResult,
+};
+
+use crate::schema::{CAMPAIGNS, CONTACTS, ENROLLMENTS};
+use crate::{MongoStore, and, is_code, keyset, map_err};
+
+const WAITING: [&str; 2] = ["pending", "retry_wait"];
+const IN_FLIGHT: [&str; 2] = ["dialing", "in_call"];
+
+fn bad(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(anyhow::anyhow!("document does not convert: {e}"))
+}
+
+fn ms(t: DateTime<Utc>) -> bson::DateTime {
+    bson::DateTime::from_millis(t.timestamp_millis())
+}
+
+/// Serde form → BSON document: `id` becomes `_id`; `dates` (dotted paths) become BSON dates.
+fn to_bson<T: Serialize>(v: &T, dates: &[&str]) -> StoreResult<Document> {
+    let json = serde_json::to_value(v).map_err(bad)?;
+    let mut d = bson::serialize_to_document(&json).map_err(bad)?;
+    if let Some(id) = d.remove("id") {
+        d.insert("_id", id);
+    }
+    for path in dates {
+        let (parent, leaf) = match path.rsplit_once('.') {
+            Some((p, l)) => (Some(p), l),
+            None => (None, *path),
+        };
+        let target = match parent {
+            None => Some(&mut d),
+            Some(p) => d.get_document_mut(p).ok(),
+        };
+        if let Some(t) = target
+            && let Some(Bson::String(s)) = t.get(leaf)
+        {
+            let parsed = DateTime::parse_from_rfc3339(s.as_str()).map_err(bad)?;
+            t.insert(leaf, bson::DateTime::from_millis(parsed.timestamp_millis()));
+        }
+    }
+    Ok(d)
+}
+
+/// The inverse of [`to_bson`].
+fn from_bson<T: DeserializeOwned>(mut d: Document, dates: &[&str]) -> StoreResult<T> {
+    if let Some(id) = d.remove("_id") {
+        d.insert("id", id);
+    }
+    for path in dates {
+        let (parent, leaf) = match path.rsplit_once('.') {
+            Some((p, l)) => (Some(p), l),
+            None => (None, *path),
+        };
+        let target = match parent {
+            None => Some(&mut d),
+            Some(p) => d.get_document_mut(p).ok(),
+        };
+        if let Some(t) = target
+            && let Some(Bson::DateTime(dt)) = t.get(leaf)
+        {
+            let s = switchboard_domain::time::from_millis(dt.timestamp_millis())
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            t.insert(leaf, s);
+        }
+    }
+    let json: serde_json::Value = Bson::Document(d).into_relaxed_extjson();
+    serde_json::from_value(json).map_err(bad)
+}
+
+// ---- contacts ----
+
+const CONTACT_DATES: &[&str] = &["created_at", "updated_at"];
+
+fn contact_doc(c: &Contact) -> StoreResult<Document> {
+    let mut d = to_bson(c, CONTACT_DATES)?;
+    d.insert("name_lc", c.name.as_ref().map(|n| n.to_lowercase()));
+    d.insert("email_lc", c.email.as_ref().map(|e| e.to_lowercase()));
+    d.insert("dnc", c.is_dnc());
+    // GeoJSON, so a 2dsphere index can serve geospatial queries.
+    match c.location {
+        Some(p) => d.insert("location", doc! { "type": "Point", "coordinates": [p.lon, p.lat] }),
+        None => d.remove("location"),
+    };
+    // Absent rather than null keeps the validator simple (optional fields are typed when present).
+    let nulls: Vec<String> = d.iter().filter(|(_, v)| matches!(v, Bson::Null)).map(|(k, _)| k.clone()).collect();
+    for k in nulls {
+        d.remove(&k);
+    }
+    Ok(d)
+}
+
+fn contact_from(mut d: Document) -> StoreResult<Contact> {
+    for k in ["name_lc", "email_lc", "dnc"] {
+        d.remove(k);
+    }
+    if let Some(Bson::Document(loc)) = d.remove("location")
+        && let Ok(c) = loc.get_array("coordinates")
+    {
+        let lon = c.first().and_then(Bson::as_f64).unwrap_or_default();
+        let lat = c.get(1).and_then(Bson::as_f64).unwrap_or_default();
+        d.insert("location", doc! { "lon": lon, "lat": lat });
+    }
+    from_bson(d, CONTACT_DATES)
+}
+
+fn contact_filter_doc(f: &ContactFilter) -> Document {
+    let mut q = Document::new();
+    if let Some(s) = f.search.as_ref().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()) {
+        let prefix = |v: &str| doc! { "$regex": format!("^{}", regex_escape(v)) };
+        let mut ors = vec![doc! { "name_lc": prefix(&s) }, doc! { "email_lc": prefix(&s) }];
+        let digits = s.trim_start_matches('+');
+        if !digits.is_empty() {
+            ors.push(doc! { "phone": prefix(&format!("+{digits}")) });
+        }
+        q.insert("$or", ors);
+    }
+    if let Some(t) = &f.tag {
+        q.insert("tags", t.to_lowercase());
+    }
+    if let Some(d) = f.dnc {
+        q.insert("dnc", d);
+    }
+    q
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl MongoStore {
+    fn contacts(&self) -> mongodb::Collection<Document> {
+        self.db.collection(CONTACTS)
+    }
+    fn campaigns(&self) -> mongodb::Collection<Document> {
+        self.db.collection(CAMPAIGNS)
+    }
+    fn enrollments(&self) -> mongodb::Collection<Document> {
+        self.db.collection(ENROLLMENTS)
+    }
+
+    async fn contact_where(&self, q: Document) -> StoreResult<Option<Contact>> {
+        self.contacts().find_one(q).await.map_err(map_err)?.map(contact_from).transpose()
+    }
+}
+
+fn phone_conflict(e: mongodb::error::Error, phone: &str) -> StoreError {
+    if is_code(&e, 11000) { StoreError::conflict(format!("a contact with phone {phone} exists")) } else { map_err(e) }
+}
+
+#[async_trait]
+impl ContactStore for MongoStore {
+    async fn insert_contact(&self, contact: &Contact) -> StoreResult<()> {
+        self.contacts().insert_one(contact_doc(contact)?).await.map_err(|e| phone_conflict(e, &contact.phone))?;
+        Ok(())
+    }
+
+    async fn insert_contacts(&self, contacts: &[Contact], on_duplicate: OnDuplicate) -> StoreResult<BulkContacts> {
+        let phones: Vec<String> = contacts.iter().map(|c| c.phone.clone()).collect();
+        let existing = self.existing_phones(&phones).await?;
+        let mut out = BulkContacts::default();
+        if on_duplicate == OnDuplicate::Fail
+            && let Some(p) = existing.first()
+        {
+            return Err(StoreError::conflict(format!("a contact with phone {p} exists")));
+        }
+        let mut fresh = Vec::new();
+        for (i, c) in contacts.iter().enumerate() {
+            if !existing.contains(&c.phone) {
+                fresh.push(contact_doc(c)?);
+                continue;
+            }
+            match on_duplicate {
+                OnDuplicate::Skip | OnDuplicate::Fail => out.skipped.push(i),
+                OnDuplicate::Update => {
+                    let Some(stored) = self.find_contact_by_phone(&c.phone).await? else { continue };
+                    let mut merged = c.clone();
+                    merged.id = stored.id.clone();
+                    merged.created_at = stored.created_at;
+                    merged.version = stored.version;
+                    self.replace_contact(&merged).await?;
+                    out.updated += 1;
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            let n = fresh.len() as u64;
+            self.contacts().insert_many(fresh).await.map_err(|e| {
+                if is_code(&e, 11000) {
+                    StoreError::conflict(format!("a phone of the batch was stored concurrently: {e}"))
+                } else {
+                    map_err(e)
+                }
+            })?;
+            out.inserted = n;
+        }
+        Ok(out)
+    }
+
+    async fn get_contact(&self, id: &ContactId) -> StoreResult<Option<Contact>> {
+        self.contact_where(doc! { "_id": id.as_str() }).await
+    }
+
+    async fn find_contact_by_phone(&self, phone: &str) -> StoreResult<Option<Contact>> {
+        self.contact_where(doc! { "phone": phone }).await
+    }
+
+    async fn existing_phones(&self, phones: &[String]) -> StoreResult<Vec<String>> {
+        let mut out = Vec::new();
+        for chunk in phones.chunks(1000) {
+            let opts = FindOptions::builder().projection(doc! { "phone": 1, "_id": 0 }).build();
+            let docs: Vec<Document> = self
+                .contacts()
+                .find(doc! { "phone": { "$in": chunk } })
+                .with_options(opts)
+                .await
+                .map_err(map_err)?
+                .try_collect()
+                .await
+                .map_err(map_err)?;
+            out.extend(docs.into_iter().filter_map(|d| d.get_str("phone").ok().map(str::to_owned)));
+        }
+        Ok(out)
+    }
+
+    async fn replace_contact(&self, contact: &Contact) -> StoreResult<Contact> {
+        let mut c = contact.clone();
+        c.version += 1;
+        let r = self
+            .contacts()
+            .replace_one(doc! { "_id": c.id.as_str(), "version": contact.version }, contact_doc(&c)?)
+            .await
+            .map_err(|e| phone_conflict(e, &c.phone))?;
+        if r.matched_count == 1 {
+            return Ok(c);
+        }
+        match self.get_contact(&c.id).await? {
+            None => Err(StoreError::NotFound("contact")),
+            Some(s) => {
+                Err(StoreError::conflict(format!("contact {} changed concurrently (version {})", c.id, s.version)))
+            }
+        }
+    }
+
+    async fn delete_contact(&self, id: &ContactId) -> StoreResult<bool> {
+        let busy = self
+            .enrollments()
+            .find_one(doc! { "contact_id": id.as_str(), "status": { "$in": IN_FLIGHT.to_vec() } })
+            .await
+            .map_err(map_err)?;
+        if busy.is_some() {
+            return Err(StoreError::conflict(format!("contact {id} has a call in flight")));
+        }
+        self.enrollments().delete_many(doc! { "contact_id": id.as_str() }).await.map_err(map_err)?;
+        let r = self.contacts().delete_one(doc! { "_id": id.as_str() }).await.map_err(map_err)?;
+        Ok(r.deleted_count == 1)
+    }
+
+    async fn list_contacts(
+        &self,
+        filter: &ContactFilter,
+        sort: ContactSort,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Contact>> {
+        let cursor = page.cursor.as_deref().map(|c| Cursor::decode(c, sort.name())).transpose()?;
+        let limit = page.clamped_limit();
+        let (op, dir) = match sort {
+            ContactSort::CreatedDesc => ("$lt", -1),
+            ContactSort::CreatedAsc => ("$gt", 1),
+        };
+        let mut q = contact_filter_doc(filter);
+        if let Some(c) = cursor {
+            q = and(q, keyset("created_at", op, c.key, &c.id));
+        }
+        let opts =
+            FindOptions::builder().sort(doc! { "created_at": dir, "_id": dir }).limit(i64::from(limit) + 1).build();
+        let docs: Vec<Document> =
+            self.contacts().find(q).with_options(opts).await.map_err(map_err)?.try_collect().await.map_err(map_err)?;
+        let items = docs.into_iter().map(contact_from).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |c| Cursor {
+            sort: sort.name().into(),
+            key: c.created_at.timestamp_millis(),
+            id: c.id.to_string(),
+        }))
+    }
+
+    async fn delete_contacts_by_source(&self, source: &str) -> StoreResult<u64> {
+        let ids: Vec<Document> = self
+            .contacts()
+            .find(doc! { "source": source })
+            .with_options(FindOptions::builder().projection(doc! { "_id": 1 }).build())
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        let ids: Vec<Bson> = ids.into_iter().filter_map(|d| d.get("_id").cloned()).collect();
+        for chunk in ids.chunks(1000) {
+            self.enrollments().delete_many(doc! { "contact_id": { "$in": chunk } }).await.map_err(map_err)?;
+        }
+        let r = self.contacts().delete_many(doc! { "source": source }).await.map_err(map_err)?;
+        Ok(r.deleted_count)
+    }
+}
+
+// ---- campaigns ----
+
+const CAMPAIGN_DATES: &[&str] = &["created_at", "updated_at", "next_dial_at", "schedule.start_at", "schedule.end_at"];
+
+fn campaign_doc(c: &Campaign) -> StoreResult<Document> {
+    let mut d = to_bson(c, CAMPAIGN_DATES)?;
+    d.insert("max_concurrent", i64::from(c.pacing.max_concurrent));
+    d.insert("interval_ms", c.pacing.interval().num_milliseconds());
+    d.insert("dials", c.dials as i64);
+    Ok(d)
+}
+
+fn campaign_from(mut d: Document) -> StoreResult<Campaign> {
+    d.remove("max_concurrent");
+    d.remove("interval_ms");
+    from_bson(d, CAMPAIGN_DATES)
+}
+
+#[async_trait]
+impl CampaignStore for MongoStore {
+    async fn insert_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
+        self.campaigns().insert_one(campaign_doc(campaign)?).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_campaign(&self, id: &CampaignId) -> StoreResult<Option<Campaign>> {
+        self.campaigns().find_one(doc! { "_id": id.as_str() }).await.map_err(map_err)?.map(campaign_from).transpose()
+    }
+
+    async fn replace_campaign(&self, campaign: &Campaign) -> StoreResult<Campaign> {
+        let full = campaign_doc(campaign)?;
+        // Settings and status only: the gate's fields belong to the gate.
+        let mut set = Document::new();
+        for k in [
+            "name",
+            "description",
+            "status",
+            "agent",
+            "schedule",
+            "pacing",
+            "retry",
+            "dial_mode",
+            "updated_at",
+            "max_concurrent",
+            "interval_ms",
+        ] {
+            match full.get(k) {
+                Some(v) => set.insert(k, v.clone()),
+                None => None,
+            };
+        }
+        let r = self
+            .campaigns()
+            .update_one(
+                doc! { "_id": campaign.id.as_str(), "version": campaign.version },
+                doc! { "$set": set, "$inc": { "version": 1 } },
+            )
+            .await
+            .map_err(map_err)?;
+        match (r.matched_count, self.get_campaign(&campaign.id).await?) {
+            (1, Some(stored)) => Ok(stored),
+            (_, None) => Err(StoreError::NotFound("campaign")),
+            (_, Some(stored)) => Err(StoreError::conflict(format!(
+                "campaign {} changed concurrently (now version {}, {})",
+                campaign.id, stored.version, stored.status
+            ))),
+        }
+    }
+
+    async fn list_campaigns(&self, statuses: &[CampaignStatus], page: &PageRequest) -> StoreResult<Page<Campaign>> {
+        const SORT: &str = "campaigns_created_desc";
+        let cursor = page.cursor.as_deref().map(|c| Cursor::decode(c, SORT)).transpose()?;
+        let limit = page.clamped_limit();
+        let mut q = Document::new();
+        if !statuses.is_empty() {
+            q.insert("status", doc! { "$in": statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>() });
+        }
+        if let Some(c) = cursor {
+            q = and(q, keyset("created_at", "$lt", c.key, &c.id));
+        }
+        let opts =
+            FindOptions::builder().sort(doc! { "created_at": -1, "_id": -1 }).limit(i64::from(limit) + 1).build();
+        let docs: Vec<Document> =
+            self.campaigns().find(q).with_options(opts).await.map_err(map_err)?.try_collect().await.map_err(map_err)?;
+        let items = docs.into_iter().map(campaign_from).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |c| Cursor {
+            sort: SORT.into(),
+            key: c.created_at.timestamp_millis(),
+            id: c.id.to_string(),
+        }))
+    }
+
+    async fn acquire_dial_slot(&self, id: &CampaignId, key: &str, now: DateTime<Utc>) -> StoreResult<SlotGrant> {
+        for _ in 0..16 {
+            let Some(c) = self.get_campaign(id).await? else { return Ok(SlotGrant::NotRunning) };
+            if c.status != CampaignStatus::Running {
+                return Ok(SlotGrant::NotRunning);
+            }
+            if c.inflight.iter().any(|k| k == key) {
+                return Ok(SlotGrant::Granted);
+            }
+            let max = c.pacing.max_concurrent.max(1);
+            if c.inflight.len() as u32 >= max {
+                return Ok(SlotGrant::Full);
+            }
+            if c.next_dial_at > now {
+                return Ok(SlotGrant::Paced(c.next_dial_at));
+            }
+            let filter = doc! {
+                "_id": id.as_str(),
+                "status": "running",
+                "max_concurrent": i64::from(max),
+                "next_dial_at": { "$lte": ms(now) },
+                format!("inflight.{}", max - 1): { "$exists": false },
+                "inflight": { "$ne": key },
+            };
+            let update = doc! {
+                "$push": { "inflight": key },
+                "$set": { "next_dial_at": ms(now + c.pacing.interval()) },
+                "$inc": { "dials": 1_i64 },
+            };
+            if self.campaigns().find_one_and_update(filter, update).await.map_err(map_err)?.is_some() {
+                return Ok(SlotGrant::Granted);
+            }
+            // Lost a race: re-read and decide again.
+        }
+        Err(StoreError::conflict("the dial gate kept changing; gave up"))
+    }
+
+    async fn release_dial_slot(&self, id: &CampaignId, key: &str) -> StoreResult<bool> {
+        let r = self
+            .campaigns()
+            .update_one(doc! { "_id": id.as_str(), "inflight": key }, doc! { "$pull": { "inflight": key } })
+            .await
+            .map_err(map_err)?;
+        Ok(r.modified_count == 1)
+    }
+}
+
+// ---- enrollments ----
+
+const ENROLLMENT_DATES: &[&str] = &["created_at", "updated_at", "next_attempt_at", "lease.expires_at"];
+
+fn enrollment_doc(e: &Enrollment) -> StoreResult<Document> {
+    let mut d = to_bson(e, ENROLLMENT_DATES)?;
+    let nulls: Vec<String> = d.iter().filter(|(_, v)| matches!(v, Bson::Null)).map(|(k, _)| k.clone()).collect();
+    for k in nulls {
+        d.remove(&k);
+    }
+    Ok(d)
+}
+
+fn enrollment_from(d: Document) -> StoreResult<Enrollment> {
+    from_bson(d, ENROLLMENT_DATES)
+}
+
+async fn collect(cursor: mongodb::Cursor<Document>) -> StoreResult<Vec<Enrollment>> {
+    let docs: Vec<Document> = cursor.try_collect().await.map_err(map_err)?;
+    docs.into_iter().map(enrollment_from).collect()
+}
+
+#[async_trait]
+impl EnrollmentStore for MongoStore {
+    async fn enroll(&self, campaign_id: &CampaignId, contacts: &[ContactId], now: DateTime<Utc>) -> StoreResult<u64> {
+        if self.get_campaign(campaign_id).await?.is_none() {
+            return Err(StoreError::NotFound("campaign"));
+        }
+        let ids: Vec<&str> = contacts.iter().map(|c| c.as_str()).collect();
+        let mut known = 0usize;
+        for chunk in ids.chunks(1000) {
+            known += self.contacts().count_documents(doc! { "_id": { "$in": chunk } }).await.map_err(map_err)? as usize;
+        }
+        if known != ids.len() {
+            for c in contacts {
+                if self.get_contact(c).await?.is_none() {
+                    return Err(StoreError::Invalid(format!("contact {c} does not exist")));
+                }
+            }
+        }
+        let mut added = 0;
+        for c in contacts {
+            let e = Enrollment::new(campaign_id.clone(), c.clone(), now);
+            match self.enrollments().insert_one(enrollment_doc(&e)?).await {
+                Ok(_) => added += 1,
+                Err(err) if is_code(&err, 11000) => {}
+                Err(err) => return Err(map_err(err)),
+            }
+        }
+        Ok(added)
+    }
+
+    async fn get_enrollment(&self, id: &EnrollmentId) -> StoreResult<Option<Enrollment>> {
+        self.enrollments()
+            .find_one(doc! { "_id": id.as_str() })
+            .await
+            .map_err(map_err)?
+            .map(enrollment_from)
+            .transpose()
+    }
+
+    async fn find_enrollment(
+        &self,
+        campaign_id: &CampaignId,
+        contact_id: &ContactId,
+    ) -> StoreResult<Option<Enrollment>> {
+        self.enrollments()
+            .find_one(doc! { "campaign_id": campaign_id.as_str(), "contact_id": contact_id.as_str() })
+            .await
+            .map_err(map_err)?
+            .map(enrollment_from)
+            .transpose()
+    }
+
+    async fn list_enrollments(
+        &self,
+        campaign_id: &CampaignId,
+        statuses: &[EnrollmentStatus],
+        page: &PageRequest,
+    ) -> StoreResult<Page<Enrollment>> {
+        const SORT: &str = "enrollments_created_asc";
+        let cursor = page.cursor.as_deref().map(|c| Cursor::decode(c, SORT)).transpose()?;
+        let limit = page.clamped_limit();
+        let mut q = doc! { "campaign_id": campaign_id.as_str() };
+        if !statuses.is_empty() {
+            q.insert("status", doc! { "$in": statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>() });
+        }
+        if let Some(c) = cursor {
+            q = and(q, keyset("created_at", "$gt", c.key, &c.id));
+        }
+        let opts = FindOptions::builder().sort(doc! { "created_at": 1, "_id": 1 }).limit(i64::from(limit) + 1).build();
+        let items = collect(self.enrollments().find(q).with_options(opts).await.map_err(map_err)?).await?;
+        Ok(Page::from_overfetch(items, limit, |e| Cursor {
+            sort: SORT.into(),
+            key: e.created_at.timestamp_millis(),
+            id: e.id.to_string(),
+        }))
+    }
+
+    async fn count_enrollments(&self, campaign_id: &CampaignId) -> StoreResult<Vec<(EnrollmentStatus, u64)>> {
+        let mut out = Vec::new();
+        // One count per status on the (campaign_id, status, …) index; a $group would scan the campaign.
+        for s in EnrollmentStatus::ALL {
+            let n = self
+                .enrollments()
+                .count_documents(doc! { "campaign_id": campaign_id.as_str(), "status": s.as_str() })
+                .await
+                .map_err(map_err)?;
+            if n > 0 {
+                out.push((*s, n));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn claim_enrollment(
+        &self,
+        campaign_id: &CampaignId,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Option<Enrollment>> {
+        let filter = doc! {
+            "campaign_id": campaign_id.as_str(),
+            "status": { "$in": WAITING.to_vec() },
+            "next_attempt_at": { "$lte": ms(now) },
+        };
+        let update = doc! {
+            "$set": { "status": "dialing", "lease": { "owner": owner, "expires_at": ms(lease_until) }, "updated_at": ms(now) },
+            "$inc": { "lease_token": 1_i64, "version": 1_i64 },
+        };
+        let opts = FindOneAndUpdateOptions::builder()
+            .sort(doc! { "next_attempt_at": 1, "_id": 1 })
+            .return_document(ReturnDocument::After)
+            .build();
+        self.enrollments()
+            .find_one_and_update(filter, update)
+            .with_options(opts)
+            .await
+            .map_err(map_err)?
+            .map(enrollment_from)
+            .transpose()
+    }
+
+    async fn replace_enrollment(&self, enrollment: &Enrollment) -> StoreResult<Enrollment> {
+        let mut e = enrollment.clone();
+        e.version += 1;
+        let r = self
+            .enrollments()
+            .replace_one(doc! { "_id": e.id.as_str(), "version": enrollment.version }, enrollment_doc(&e)?)
+            .await
+            .map_err(map_err)?;
+        if r.matched_count == 1 {
+            return Ok(e);
+        }
+        match self.get_enrollment(&e.id).await? {
+            None => Err(StoreError::NotFound("enrollment")),
+            Some(now) => Err(StoreError::conflict(format!(
+                "enrollment {} changed concurrently (now version {}, {})",
+                e.id, now.version, now.status
+            ))),
+        }
+    }
+
+    async fn expired_leases(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Enrollment>> {
+        let opts = FindOptions::builder().sort(doc! { "lease.expires_at": 1 }).limit(i64::from(limit)).build();
+        let q = doc! { "status": "dialing", "lease.expires_at": { "$lt": ms(now) } };
+        collect(self.enrollments().find(q).with_options(opts).await.map_err(map_err)?).await
+    }
+
+    async fn remove_enrollment(&self, id: &EnrollmentId) -> StoreResult<bool> {
+        let r = self
+            .enrollments()
+            .delete_one(doc! { "_id": id.as_str(), "status": { "$nin": IN_FLIGHT.to_vec() } })
+            .await
+            .map_err(map_err)?;
+        if r.deleted_count == 1 {
+            return Ok(true);
+        }
+        match self.get_enrollment(id).await? {
+            Some(_) => Err(StoreError::conflict(format!("enrollment {id} has a call in flight"))),
+            None => Ok(false),
+        }
+    }
+
+    async fn cancel_waiting(&self, campaign_id: &CampaignId, now: DateTime<Utc>) -> StoreResult<u64> {
+        let r = self
+            .enrollments()
+            .update_many(
+                doc! { "campaign_id": campaign_id.as_str(), "status": { "$in": WAITING.to_vec() } },
+                doc! {
+                    "$set": { "status": "cancelled", "reason": "campaign cancelled", "updated_at": ms(now) },
+                    "$inc": { "version": 1_i64 },
+                },
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(r.modified_count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_domain::campaign::AgentSettings;
+    use switchboard_domain::time::now_ms;
+    use switchboard_domain::{CampaignInput, ContactInput};
+
+    #[test]
+    fn records_round_trip_through_bson() {
+        let mut c = CampaignInput {
+            name: Some("c".into()),
+            agent: Some(AgentSettings {
+                agent_id: "a".into(),
+                caller_id: Some("+15005550001".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .apply(None, now_ms())
+        .unwrap();
+        c.schedule.start_at = Some(now_ms());
+        c.schedule.holidays = vec![chrono::NaiveDate::from_ymd_opt(2026, 12, 25).unwrap()];
+        c.inflight = vec!["k".into()];
+        let d = campaign_doc(&c).unwrap();
+        assert!(matches!(d.get("next_dial_at"), Some(Bson::DateTime(_))), "{d:?}");
+        assert_eq!(campaign_from(d).unwrap(), c);
+        let k = ContactInput {
+            phone: Some("+14155552671".into()),
+            location: Some(switchboard_domain::contact::GeoPoint { lon: -122.4, lat: 37.8 }),
+            custom: Some([("plan".to_owned(), serde_json::json!(3))].into()),
+            ..Default::default()
+        }
+        .validate("US", now_ms())
+        .unwrap();
+        let d = contact_doc(&k).unwrap();
+        assert_eq!(d.get_document("location").unwrap().get_str("type").unwrap(), "Point");
+        assert_eq!(contact_from(d).unwrap(), k);
+        let mut e = Enrollment::new(c.id.clone(), k.id.clone(), now_ms());
+        e.placed(switchboard_domain::CallId::new(), now_ms());
+        e.lease = Some(switchboard_domain::enrollment::Lease { owner: "w".into(), expires_at: now_ms() });
+        let d = enrollment_doc(&e).unwrap();
+        assert!(matches!(d.get_document("lease").unwrap().get("expires_at"), Some(Bson::DateTime(_))));
+        assert_eq!(enrollment_from(d).unwrap(), e);
+    }
+}
