@@ -210,6 +210,43 @@ impl GoogleSettings {
     }
 }
 
+fn default_region() -> String {
+    "US".into()
+}
+
+/// Contact settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactSettings {
+    /// ISO region for phone numbers written without a country code.
+    #[serde(default = "default_region")]
+    pub default_region: String,
+}
+
+impl Default for ContactSettings {
+    fn default() -> Self {
+        ContactSettings { default_region: default_region() }
+    }
+}
+
+/// Dialer settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialerSettings {
+    /// Run the dialer in `serve`.
+    pub enabled: bool,
+    /// Time between steps.
+    pub interval_ms: u64,
+    /// How long a claim is held before another instance may recover it.
+    pub lease_secs: i64,
+}
+
+impl Default for DialerSettings {
+    fn default() -> Self {
+        DialerSettings { enabled: true, interval_ms: 1000, lease_secs: 60 }
+    }
+}
+
 /// Redis settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +294,12 @@ pub struct Settings {
     /// Google Sheets.
     #[serde(default)]
     pub google: GoogleSettings,
+    /// Contacts.
+    #[serde(default)]
+    pub contacts: ContactSettings,
+    /// The dialer.
+    #[serde(default)]
+    pub dialer: DialerSettings,
 }
 
 /// A setting is missing or invalid.
@@ -402,6 +445,15 @@ impl Settings {
             }
         }
         self.google.service_account()?;
+        if self.contacts.default_region.parse::<phonenumber::country::Id>().is_err() {
+            return Err(err(
+                "contacts.default_region",
+                format!("`{}` is not an ISO region code such as US or GB", self.contacts.default_region),
+            ));
+        }
+        if self.dialer.interval_ms == 0 || self.dialer.lease_secs < 5 {
+            return Err(err("dialer.interval_ms", "interval_ms must be positive and lease_secs at least 5"));
+        }
         if self.api_tokens.iter().any(|t| t.expose().len() < 16) {
             return Err(err("api_tokens", "every token must be at least 16 characters"));
         }

@@ -16,8 +16,10 @@
 
 pub mod bench;
 pub mod config;
+pub mod dialer;
 pub mod error;
 pub mod http;
+pub mod import;
 pub mod integrations;
 pub mod metrics;
 pub mod seed;
@@ -77,18 +79,75 @@ impl App {
         Ok(App { state })
     }
 
-    /// Serves HTTP on `listener` until `shutdown` resolves, then drains in-flight requests.
+    /// The provider clients the settings configure (either may be absent).
+    pub fn provider_clients(
+        settings: &Settings,
+    ) -> (Option<integrations::twilio::TwilioClient>, Option<integrations::elevenlabs::ElevenLabsClient>) {
+        let opts = integrations::ClientOptions::default();
+        let twilio = match (&settings.twilio.account_sid, &settings.twilio.auth_token) {
+            (Some(sid), Some(token)) => Some(integrations::twilio::TwilioClient::new(
+                &settings.twilio.api_base,
+                sid,
+                integrations::twilio::TwilioAuth::AuthToken(token.clone()),
+                &opts,
+            )),
+            _ => None,
+        };
+        let elevenlabs =
+            settings.elevenlabs.api_key.as_ref().map(|k| {
+                integrations::elevenlabs::ElevenLabsClient::new(&settings.elevenlabs.api_base, k.clone(), &opts)
+            });
+        (twilio, elevenlabs)
+    }
+
+    /// The dialer of this instance, placing calls through the configured providers.
+    pub fn dialer(&self) -> dialer::Dialer {
+        let s = &self.state.settings;
+        let (twilio, elevenlabs) = Self::provider_clients(s);
+        let owner = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+        dialer::Dialer::new(
+            self.state.store.clone(),
+            twilio,
+            elevenlabs,
+            dialer::Callbacks { public_base: s.public_base() },
+            owner,
+        )
+        .with_lease(chrono::Duration::seconds(s.dialer.lease_secs))
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves, then drains
+    /// in-flight requests. The dialer runs beside it when enabled and stops first.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let dialer = self.state.settings.dialer.enabled.then(|| {
+            let d = self.dialer();
+            let every = std::time::Duration::from_millis(self.state.settings.dialer.interval_ms);
+            let mut rx = stop_rx.clone();
+            tokio::spawn(d.run(every, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }))
+        });
         let router = http::router(self.state);
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        if let Some(d) = dialer {
+            let _ = d.await;
+        }
+        served?;
         Ok(())
     }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "switchboard".into())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -100,6 +100,8 @@ impl EventStore for Instrumented {
     }
 }
 
+switchboard_storage::forward_campaign_stores!(Instrumented, 0, timed);
+
 #[async_trait]
 impl Storage for Instrumented {
     fn backend_name(&self) -> &'static str {

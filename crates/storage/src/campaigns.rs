@@ -198,3 +198,177 @@ pub trait EnrollmentStore: Send + Sync {
     /// Moves every waiting enrollment of a campaign to `cancelled`; returns how many.
     async fn cancel_waiting(&self, campaign_id: &CampaignId, now: DateTime<Utc>) -> StoreResult<u64>;
 }
+
+/// Implements [`ContactStore`], [`CampaignStore`] and [`EnrollmentStore`] for a
+/// decorator by forwarding every method to `self.$field`, each call wrapped in
+/// `$wrap(op_name, future)` (e.g. a timer). The caller must depend on `async-trait`.
+#[macro_export]
+macro_rules! forward_campaign_stores {
+    ($ty:ty, $field:tt, $wrap:path) => {
+        #[async_trait::async_trait]
+        impl $crate::ContactStore for $ty {
+            async fn insert_contact(&self, c: &::switchboard_domain::Contact) -> $crate::StoreResult<()> {
+                $wrap("insert_contact", self.$field.insert_contact(c)).await
+            }
+            async fn insert_contacts(
+                &self,
+                c: &[::switchboard_domain::Contact],
+                d: $crate::OnDuplicate,
+            ) -> $crate::StoreResult<$crate::BulkContacts> {
+                $wrap("insert_contacts", self.$field.insert_contacts(c, d)).await
+            }
+            async fn get_contact(
+                &self,
+                id: &::switchboard_domain::ContactId,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Contact>> {
+                $wrap("get_contact", self.$field.get_contact(id)).await
+            }
+            async fn find_contact_by_phone(
+                &self,
+                p: &str,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Contact>> {
+                $wrap("find_contact_by_phone", self.$field.find_contact_by_phone(p)).await
+            }
+            async fn existing_phones(&self, p: &[String]) -> $crate::StoreResult<Vec<String>> {
+                $wrap("existing_phones", self.$field.existing_phones(p)).await
+            }
+            async fn replace_contact(
+                &self,
+                c: &::switchboard_domain::Contact,
+            ) -> $crate::StoreResult<::switchboard_domain::Contact> {
+                $wrap("replace_contact", self.$field.replace_contact(c)).await
+            }
+            async fn delete_contact(&self, id: &::switchboard_domain::ContactId) -> $crate::StoreResult<bool> {
+                $wrap("delete_contact", self.$field.delete_contact(id)).await
+            }
+            async fn list_contacts(
+                &self,
+                f: &$crate::ContactFilter,
+                s: $crate::ContactSort,
+                p: &$crate::PageRequest,
+            ) -> $crate::StoreResult<$crate::Page<::switchboard_domain::Contact>> {
+                $wrap("list_contacts", self.$field.list_contacts(f, s, p)).await
+            }
+            async fn delete_contacts_by_source(&self, s: &str) -> $crate::StoreResult<u64> {
+                $wrap("delete_contacts_by_source", self.$field.delete_contacts_by_source(s)).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::CampaignStore for $ty {
+            async fn insert_campaign(&self, c: &::switchboard_domain::Campaign) -> $crate::StoreResult<()> {
+                $wrap("insert_campaign", self.$field.insert_campaign(c)).await
+            }
+            async fn get_campaign(
+                &self,
+                id: &::switchboard_domain::CampaignId,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Campaign>> {
+                $wrap("get_campaign", self.$field.get_campaign(id)).await
+            }
+            async fn replace_campaign(
+                &self,
+                c: &::switchboard_domain::Campaign,
+            ) -> $crate::StoreResult<::switchboard_domain::Campaign> {
+                $wrap("replace_campaign", self.$field.replace_campaign(c)).await
+            }
+            async fn list_campaigns(
+                &self,
+                s: &[::switchboard_domain::CampaignStatus],
+                p: &$crate::PageRequest,
+            ) -> $crate::StoreResult<$crate::Page<::switchboard_domain::Campaign>> {
+                $wrap("list_campaigns", self.$field.list_campaigns(s, p)).await
+            }
+            async fn acquire_dial_slot(
+                &self,
+                id: &::switchboard_domain::CampaignId,
+                key: &str,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<$crate::SlotGrant> {
+                $wrap("acquire_dial_slot", self.$field.acquire_dial_slot(id, key, now)).await
+            }
+            async fn release_dial_slot(
+                &self,
+                id: &::switchboard_domain::CampaignId,
+                key: &str,
+            ) -> $crate::StoreResult<bool> {
+                $wrap("release_dial_slot", self.$field.release_dial_slot(id, key)).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::EnrollmentStore for $ty {
+            async fn enroll(
+                &self,
+                c: &::switchboard_domain::CampaignId,
+                k: &[::switchboard_domain::ContactId],
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<u64> {
+                $wrap("enroll", self.$field.enroll(c, k, now)).await
+            }
+            async fn get_enrollment(
+                &self,
+                id: &::switchboard_domain::EnrollmentId,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Enrollment>> {
+                $wrap("get_enrollment", self.$field.get_enrollment(id)).await
+            }
+            async fn find_enrollment(
+                &self,
+                c: &::switchboard_domain::CampaignId,
+                k: &::switchboard_domain::ContactId,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Enrollment>> {
+                $wrap("find_enrollment", self.$field.find_enrollment(c, k)).await
+            }
+            async fn list_enrollments(
+                &self,
+                c: &::switchboard_domain::CampaignId,
+                s: &[::switchboard_domain::EnrollmentStatus],
+                p: &$crate::PageRequest,
+            ) -> $crate::StoreResult<$crate::Page<::switchboard_domain::Enrollment>> {
+                $wrap("list_enrollments", self.$field.list_enrollments(c, s, p)).await
+            }
+            async fn count_enrollments(
+                &self,
+                c: &::switchboard_domain::CampaignId,
+            ) -> $crate::StoreResult<Vec<(::switchboard_domain::EnrollmentStatus, u64)>> {
+                $wrap("count_enrollments", self.$field.count_enrollments(c)).await
+            }
+            async fn claim_enrollment(
+                &self,
+                c: &::switchboard_domain::CampaignId,
+                now: ::chrono::DateTime<::chrono::Utc>,
+                owner: &str,
+                until: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Enrollment>> {
+                $wrap("claim_enrollment", self.$field.claim_enrollment(c, now, owner, until)).await
+            }
+            async fn replace_enrollment(
+                &self,
+                e: &::switchboard_domain::Enrollment,
+            ) -> $crate::StoreResult<::switchboard_domain::Enrollment> {
+                $wrap("replace_enrollment", self.$field.replace_enrollment(e)).await
+            }
+            async fn expired_leases(
+                &self,
+                now: ::chrono::DateTime<::chrono::Utc>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<::switchboard_domain::Enrollment>> {
+                $wrap("expired_leases", self.$field.expired_leases(now, limit)).await
+            }
+            async fn remove_enrollment(&self, id: &::switchboard_domain::EnrollmentId) -> $crate::StoreResult<bool> {
+                $wrap("remove_enrollment", self.$field.remove_enrollment(id)).await
+            }
+            async fn cancel_waiting(
+                &self,
+                c: &::switchboard_domain::CampaignId,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<u64> {
+                $wrap("cancel_waiting", self.$field.cancel_waiting(c, now)).await
+            }
+        }
+    };
+}
+
+/// A pass-through for [`forward_campaign_stores!`] when nothing wraps the calls.
+pub async fn unwrapped<T>(_op: &'static str, fut: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    fut.await
+}

@@ -129,6 +129,13 @@ pub struct CallPage {
     pub next_cursor: Option<String>,
 }
 
+impl CallPage {
+    /// The wire page of a store page.
+    pub fn from_page(p: switchboard_storage::Page<Call>) -> CallPage {
+        CallPage { data: p.items.into_iter().map(CallOut::from).collect(), next_cursor: p.next_cursor }
+    }
+}
+
 const LIST_PARAMS: &[&str] = &[
     "status",
     "direction",
@@ -206,7 +213,7 @@ pub async fn list_calls(State(state): State<AppState>, uri: Uri) -> Result<Json<
     let page = q.page();
     q.finish()?;
     let p = state.store.list_calls(&filter, sort, &page).await.map_err(cursor_error)?;
-    Ok(Json(CallPage { data: p.items.into_iter().map(CallOut::from).collect(), next_cursor: p.next_cursor }))
+    Ok(Json(CallPage::from_page(p)))
 }
 
 /// A store `Invalid` on a list is always about the cursor.

@@ -2,6 +2,8 @@
 //! health, metrics, the OpenAPI document and Swagger UI.
 
 pub mod calls;
+pub mod campaigns;
+pub mod contacts;
 pub mod events;
 pub mod health;
 pub mod openapi;
@@ -73,6 +75,8 @@ pub fn router(state: AppState) -> Router {
     let _ = crate::metrics::handle();
     let api = Router::new()
         .merge(calls::router())
+        .merge(contacts::router())
+        .merge(campaigns::router())
         .merge(events::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes));

@@ -58,6 +58,14 @@ pub async fn ingest(
         WebhookOutcome::Replay => Ingested::Replay,
         WebhookOutcome::Applied(outcome) => {
             tracing::debug!(call_id = %outcome.call.id, status = %outcome.call.status, created = outcome.created, "webhook applied");
+            // A campaign call that just ended moves its enrollment on (retry or finish). The
+            // webhook is already durable; if this fails, the dialer's reconciliation applies it.
+            if outcome.call.enrollment_id.is_some()
+                && outcome.call.status.is_terminal()
+                && let Err(e) = crate::dialer::apply_call_outcome(&*state.store, &outcome.call, received).await
+            {
+                tracing::warn!(call_id = %outcome.call.id, error = %e, "outcome not applied yet; the dialer will reconcile it");
+            }
             Ingested::Applied
         }
     };

@@ -1,0 +1,634 @@
+//! The dialer (architecture §4): a background job, safe with several
+//! instances on one store, whose single [`Dialer::step`] takes `now` so
+//! tests drive time.
+//!
+//! One step:
+//! 1. **Recover** enrollments whose lease expired while `dialing` (a dialer
+//!    died between claim and placement): no call was recorded for them, so
+//!    they go back to waiting and their gate slot is freed. An enrollment
+//!    whose call was recorded is `in_call`, never `dialing`, so it is never
+//!    re-dialled.
+//! 2. **Start** scheduled campaigns whose start time has come.
+//! 3. Per running campaign: **reconcile** calls in flight (apply outcomes
+//!    the webhooks delivered but that were not applied, fail calls that
+//!    never got a final status, free leaked gate slots), then **claim** due
+//!    enrollments one at a time (atomic, leased, fenced), re-check
+//!    eligibility with fresh data, take a slot from the store's dial gate
+//!    (concurrency and pacing across instances), **record** the attempt and
+//!    the call (status `queued`) before the provider is asked, then
+//!    **place** it. A placement is never repeated after a failure that may
+//!    have reached the provider.
+//! 4. **Complete** campaigns in which no enrollment can be dialled again.
+//!
+//! Outcomes arrive through the webhooks ([`apply_call_outcome`]) and, as a
+//! safety net, through step 3's reconciliation.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use switchboard_domain::campaign::DialMode;
+use switchboard_domain::enrollment::{Outcome, evaluate};
+use switchboard_domain::{
+    Call, CallId, CallStatus, CallUpdate, Campaign, CampaignStatus, Contact, Enrollment, EnrollmentStatus, Source,
+};
+use switchboard_storage::{PageRequest, SlotGrant, Storage, StoreError, StoreResult};
+
+use crate::integrations::UpstreamError;
+use crate::integrations::elevenlabs::{ClientData, ElevenLabsClient, OutboundCall, RegisterCall};
+use crate::integrations::twilio::{CreateCall, TwilioClient};
+
+/// How long a claim is held before another instance may recover it.
+pub const DEFAULT_LEASE: Duration = Duration::seconds(60);
+/// A placed call with no final status after this long is failed.
+pub const STUCK_CALL: Duration = Duration::hours(3);
+/// Claims per campaign per step (keeps one step short).
+const CLAIMS_PER_STEP: usize = 200;
+
+/// What one step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// Calls placed.
+    pub placed: u64,
+    /// Claimed but not dialable now, put back with their next time.
+    pub deferred: u64,
+    /// Finished without a call (DNC, attempts used, schedule closed, contact gone).
+    pub finished_without_call: u64,
+    /// Expired leases recovered.
+    pub recovered: u64,
+    /// Outcomes applied by reconciliation.
+    pub reconciled: u64,
+    /// Placements that failed.
+    pub placement_failures: u64,
+    /// Campaigns started / completed.
+    pub started: u64,
+    /// Campaigns completed.
+    pub completed: u64,
+}
+
+/// Where the provider should send callbacks.
+#[derive(Debug, Clone)]
+pub struct Callbacks {
+    /// `PUBLIC_BASE_URL`.
+    pub public_base: String,
+}
+
+/// The dialer of one instance.
+#[derive(Clone)]
+pub struct Dialer {
+    store: Arc<dyn Storage>,
+    twilio: Option<TwilioClient>,
+    elevenlabs: Option<ElevenLabsClient>,
+    callbacks: Callbacks,
+    owner: String,
+    lease: Duration,
+}
+
+fn waiting_status(e: &Enrollment) -> EnrollmentStatus {
+    if e.attempts == 0 { EnrollmentStatus::Pending } else { EnrollmentStatus::RetryWait }
+}
+
+/// Fills `{{contact.name}}`, `{{contact.phone}}`, `{{contact.email}}`, `{{contact.custom.KEY}}`.
+pub fn render_template(template: &str, contact: &Contact) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let key = rest[start + 2..start + end].trim();
+        let value = match key {
+            "contact.name" => contact.name.clone().unwrap_or_default(),
+            "contact.phone" => contact.phone.clone(),
+            "contact.email" => contact.email.clone().unwrap_or_default(),
+            k => match k.strip_prefix("contact.custom.") {
+                Some(field) => match contact.custom.get(field) {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                },
+                None => format!("{{{{{k}}}}}"),
+            },
+        };
+        out.push_str(&value);
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Applies a finished call's outcome to its enrollment (idempotent; a call
+/// that is not the enrollment's current attempt changes nothing) and frees
+/// its gate slot. Returns whether the enrollment changed.
+pub async fn apply_call_outcome(store: &dyn Storage, call: &Call, now: DateTime<Utc>) -> StoreResult<bool> {
+    let (Some(eid), Some(outcome)) = (call.enrollment_id.as_deref(), Outcome::of_call(call)) else {
+        return Ok(false);
+    };
+    let Ok(eid) = switchboard_domain::EnrollmentId::parse(eid) else { return Ok(false) };
+    for _ in 0..8 {
+        let Some(mut e) = store.get_enrollment(&eid).await? else { return Ok(false) };
+        let Some(campaign) = store.get_campaign(&e.campaign_id).await? else { return Ok(false) };
+        let attempt = e.history.iter().rev().find(|a| a.call_id == call.id).map(|a| a.n);
+        if !e.record_outcome(&call.id, outcome, &campaign, now) {
+            // Already applied (or another attempt's call): make sure the slot is free anyway.
+            if let Some(n) = attempt {
+                store.release_dial_slot(&e.campaign_id, &format!("{}:{n}", e.id)).await?;
+            }
+            return Ok(false);
+        }
+        match store.replace_enrollment(&e).await {
+            Ok(saved) => {
+                if let Some(n) = attempt {
+                    store.release_dial_slot(&saved.campaign_id, &format!("{}:{n}", saved.id)).await?;
+                }
+                tracing::info!(enrollment = %saved.id, call = %call.id, outcome = %outcome, status = %saved.status, "call outcome applied");
+                return Ok(true);
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::conflict(format!("enrollment {eid} kept changing while applying an outcome")))
+}
+
+impl Dialer {
+    /// A dialer named `owner` (unique per instance) placing calls through the given clients.
+    pub fn new(
+        store: Arc<dyn Storage>,
+        twilio: Option<TwilioClient>,
+        elevenlabs: Option<ElevenLabsClient>,
+        callbacks: Callbacks,
+        owner: impl Into<String>,
+    ) -> Dialer {
+        Dialer { store, twilio, elevenlabs, callbacks, owner: owner.into(), lease: DEFAULT_LEASE }
+    }
+
+    /// Sets the lease length.
+    pub fn with_lease(mut self, lease: Duration) -> Dialer {
+        self.lease = lease;
+        self
+    }
+
+    /// Runs [`Dialer::step`] every `every` until `stop` resolves.
+    pub async fn run(self, every: StdDuration, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {
+                    match self.step(switchboard_domain::time::now_ms()).await {
+                        Ok(r) if r != StepReport::default() => tracing::debug!(report = ?r, "dialer step"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "dialer step failed; retrying next tick"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass over every campaign at `now`.
+    pub async fn step(&self, now: DateTime<Utc>) -> StoreResult<StepReport> {
+        let mut report = StepReport::default();
+        self.recover(now, &mut report).await?;
+        for c in self.campaigns(&[CampaignStatus::Scheduled]).await? {
+            if c.schedule.start_at.is_none_or(|s| s <= now) {
+                let mut started = c.clone();
+                started.status = CampaignStatus::Running;
+                started.updated_at = now;
+                if self.store.replace_campaign(&started).await.is_ok() {
+                    report.started += 1;
+                }
+            }
+        }
+        for campaign in self.campaigns(&[CampaignStatus::Running, CampaignStatus::Paused]).await? {
+            self.reconcile(&campaign, now, &mut report).await?;
+            if campaign.status == CampaignStatus::Running {
+                self.dial(&campaign, now, &mut report).await?;
+                if self.maybe_complete(&campaign, now).await? {
+                    report.completed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn campaigns(&self, statuses: &[CampaignStatus]) -> StoreResult<Vec<Campaign>> {
+        let mut out = Vec::new();
+        let mut page = PageRequest::first(200);
+        loop {
+            let p = self.store.list_campaigns(statuses, &page).await?;
+            out.extend(p.items);
+            match p.next_cursor {
+                Some(c) => page.cursor = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    async fn recover(&self, now: DateTime<Utc>, report: &mut StepReport) -> StoreResult<()> {
+        for e in self.store.expired_leases(now, 500).await? {
+            let key = format!("{}:{}", e.id, e.attempts + 1);
+            let mut back = e.clone();
+            back.status = waiting_status(&e);
+            back.lease = None;
+            back.updated_at = now;
+            back.reason = Some(format!(
+                "lease of {} expired before a call was placed",
+                e.lease.as_ref().map(|l| l.owner.as_str()).unwrap_or("?")
+            ));
+            match self.store.replace_enrollment(&back).await {
+                Ok(_) => {
+                    self.store.release_dial_slot(&e.campaign_id, &key).await?;
+                    report.recovered += 1;
+                    tracing::warn!(enrollment = %e.id, "recovered an expired dialer lease");
+                }
+                Err(StoreError::Conflict { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconcile(&self, campaign: &Campaign, now: DateTime<Utc>, report: &mut StepReport) -> StoreResult<()> {
+        let mut page = PageRequest::first(200);
+        loop {
+            let p = self.store.list_enrollments(&campaign.id, &[EnrollmentStatus::InCall], &page).await?;
+            for e in &p.items {
+                let Some(call_id) = &e.current_call_id else { continue };
+                let call = match self.store.get_call(call_id).await {
+                    Ok(c) => c,
+                    Err(StoreError::NotFound(_)) => continue,
+                    Err(err) => return Err(err),
+                };
+                if call.status.is_terminal() {
+                    if apply_call_outcome(&*self.store, &call, now).await? {
+                        report.reconciled += 1;
+                    }
+                } else if now - call.started_at > STUCK_CALL {
+                    // No final status ever came: the call is failed, never re-dialled as the same attempt.
+                    let update = CallUpdate {
+                        id: Some(call.id.clone()),
+                        source: Some(Source::Switchboard),
+                        status: Some(CallStatus::Failed),
+                        observed_at: Some(now),
+                        ..Default::default()
+                    };
+                    let out = self.store.upsert_call(&update).await?;
+                    if apply_call_outcome(&*self.store, &out.call, now).await? {
+                        report.reconciled += 1;
+                    }
+                }
+            }
+            match p.next_cursor {
+                Some(c) => page.cursor = Some(c),
+                None => break,
+            }
+        }
+        // Free gate slots whose attempt is no longer in flight (a crash between outcome and release).
+        if let Some(fresh) = self.store.get_campaign(&campaign.id).await? {
+            for key in &fresh.inflight {
+                let Some((eid, n)) = key.rsplit_once(':') else { continue };
+                let held = match switchboard_domain::EnrollmentId::parse(eid) {
+                    Ok(id) => self.store.get_enrollment(&id).await?,
+                    Err(_) => None,
+                };
+                let live = held.is_some_and(|e| {
+                    e.status.is_in_flight()
+                        && (e.status == EnrollmentStatus::Dialing && n == (e.attempts + 1).to_string()
+                            || e.status == EnrollmentStatus::InCall && n == e.attempts.to_string())
+                });
+                if !live {
+                    self.store.release_dial_slot(&campaign.id, key).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn dial(&self, campaign: &Campaign, now: DateTime<Utc>, report: &mut StepReport) -> StoreResult<()> {
+        for _ in 0..CLAIMS_PER_STEP {
+            let Some(claimed) = self.store.claim_enrollment(&campaign.id, now, &self.owner, now + self.lease).await?
+            else {
+                return Ok(());
+            };
+            let Some(contact) = self.store.get_contact(&claimed.contact_id).await? else {
+                let mut gone = claimed.clone();
+                gone.status = EnrollmentStatus::Skipped;
+                gone.lease = None;
+                gone.reason = Some("contact deleted".into());
+                gone.updated_at = now;
+                self.store.replace_enrollment(&gone).await?;
+                report.finished_without_call += 1;
+                continue;
+            };
+            // Fresh campaign state: a pause or settings change since the step began applies now.
+            let fresh = self.store.get_campaign(&campaign.id).await?.unwrap_or_else(|| campaign.clone());
+            let mut check = claimed.clone();
+            check.status = waiting_status(&claimed);
+            let verdict = evaluate(&fresh, &contact, &check, now);
+            if !verdict.dialable {
+                let mut back = claimed.clone();
+                back.lease = None;
+                back.updated_at = now;
+                let why = serde_json::to_string(&verdict.reasons).unwrap_or_default();
+                match verdict.next_dialable_at {
+                    Some(next) => {
+                        back.status = waiting_status(&claimed);
+                        back.next_attempt_at = next.max(now);
+                        report.deferred += 1;
+                    }
+                    None if fresh.status.is_final() || fresh.status != CampaignStatus::Running => {
+                        // Paused or stopped meanwhile: leave it waiting, unchanged.
+                        back.status = waiting_status(&claimed);
+                        report.deferred += 1;
+                    }
+                    None => {
+                        back.status =
+                            if claimed.attempts > 0 { EnrollmentStatus::Failed } else { EnrollmentStatus::Skipped };
+                        report.finished_without_call += 1;
+                    }
+                }
+                back.reason = Some(why);
+                self.store.replace_enrollment(&back).await?;
+                if fresh.status != CampaignStatus::Running {
+                    return Ok(());
+                }
+                continue;
+            }
+            let key = format!("{}:{}", claimed.id, claimed.attempts + 1);
+            match self.store.acquire_dial_slot(&campaign.id, &key, now).await? {
+                SlotGrant::Granted => {}
+                other => {
+                    // No capacity now: hand it back untouched (still due) and stop this campaign for this step.
+                    let mut back = claimed.clone();
+                    back.status = waiting_status(&claimed);
+                    back.lease = None;
+                    self.store.replace_enrollment(&back).await?;
+                    tracing::trace!(campaign = %campaign.id, gate = ?other, "dial gate closed for now");
+                    return Ok(());
+                }
+            }
+            if self.place(&fresh, &contact, claimed, &key, now).await? {
+                report.placed += 1;
+            } else {
+                report.placement_failures += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the attempt and the call, then asks the provider. Returns whether the call was placed.
+    async fn place(
+        &self,
+        campaign: &Campaign,
+        contact: &Contact,
+        claimed: Enrollment,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let call_id = CallId::new();
+        let from = match campaign.dial_mode {
+            DialMode::TwilioFirst => campaign.agent.caller_id.clone(),
+            DialMode::ElevenLabsNative => None,
+        };
+        let record = CallUpdate {
+            id: Some(call_id.clone()),
+            source: Some(Source::Switchboard),
+            observed_at: Some(now),
+            status: Some(CallStatus::Queued),
+            direction: Some(switchboard_domain::Direction::OutboundApi),
+            to: Some(contact.phone.clone()),
+            from,
+            campaign_id: Some(campaign.id.to_string()),
+            contact_id: Some(contact.id.to_string()),
+            enrollment_id: Some(claimed.id.to_string()),
+            agent_id: Some(campaign.agent.agent_id.clone()),
+            ..Default::default()
+        };
+        self.store.upsert_call(&record).await?;
+        let mut placed = claimed.clone();
+        placed.placed(call_id.clone(), now);
+        let placed = match self.store.replace_enrollment(&placed).await {
+            Ok(p) => p,
+            Err(StoreError::Conflict { .. }) => {
+                // Our lease was recovered by another instance: do not dial.
+                self.store.release_dial_slot(&campaign.id, key).await?;
+                self.mark_call(&call_id, CallStatus::Canceled, now).await?;
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let result = self.request(campaign, contact, &placed).await;
+        match result {
+            Ok((call_sid, conversation_id)) => {
+                let link = CallUpdate {
+                    id: Some(call_id.clone()),
+                    source: Some(Source::Switchboard),
+                    call_sid,
+                    conversation_id,
+                    ..Default::default()
+                };
+                if let Err(e) = self.store.upsert_call(&link).await {
+                    // The webhooks carry the same keys; the merge attaches them later.
+                    tracing::warn!(call = %call_id, error = %e, "could not attach provider keys right away");
+                }
+                tracing::info!(campaign = %campaign.id, enrollment = %placed.id, call = %call_id, "call placed");
+                Ok(true)
+            }
+            Err(err) => {
+                self.placement_failed(campaign, placed, &call_id, key, err, now).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    async fn mark_call(&self, id: &CallId, status: CallStatus, now: DateTime<Utc>) -> StoreResult<Call> {
+        let update = CallUpdate {
+            id: Some(id.clone()),
+            source: Some(Source::Switchboard),
+            status: Some(status),
+            observed_at: Some(now),
+            ..Default::default()
+        };
+        Ok(self.store.upsert_call(&update).await?.call)
+    }
+
+    async fn placement_failed(
+        &self,
+        campaign: &Campaign,
+        placed: Enrollment,
+        call_id: &CallId,
+        key: &str,
+        err: UpstreamError,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let surely_not_placed =
+            matches!(err, UpstreamError::RateLimited { .. }) || matches!(&err, UpstreamError::Transport { .. });
+        let definite =
+            matches!(err, UpstreamError::Rejected { .. } | UpstreamError::Auth { .. } | UpstreamError::NotFound { .. });
+        tracing::warn!(campaign = %campaign.id, enrollment = %placed.id, call = %call_id, error = %err, "placement failed");
+        if surely_not_placed {
+            // Never reached the provider (or it said so): undo the attempt, try again in a minute.
+            let mut back = placed.clone();
+            back.attempts = back.attempts.saturating_sub(1);
+            back.history.retain(|a| &a.call_id != call_id);
+            back.current_call_id = None;
+            back.status = waiting_status(&back);
+            back.next_attempt_at = now + Duration::seconds(60);
+            back.reason = Some(format!("placement not accepted, retrying: {err}"));
+            self.store.replace_enrollment(&back).await?;
+            self.store.release_dial_slot(&campaign.id, key).await?;
+            self.mark_call(call_id, CallStatus::Canceled, now).await?;
+        } else if definite {
+            let call = self.mark_call(call_id, CallStatus::Failed, now).await?;
+            apply_call_outcome(&*self.store, &call, now).await?;
+            if let Some(mut e) = self.store.get_enrollment(&placed.id).await? {
+                e.reason = Some(format!("placement refused: {err}"));
+                let _ = self.store.replace_enrollment(&e).await;
+            }
+        }
+        // Otherwise (5xx, timeout) the provider may have placed it: keep the attempt
+        // in flight and wait for its webhooks; reconciliation fails it if none come.
+        Ok(())
+    }
+
+    /// The provider request of one placement: (call_sid, conversation_id).
+    async fn request(
+        &self,
+        campaign: &Campaign,
+        contact: &Contact,
+        e: &Enrollment,
+    ) -> Result<(Option<String>, Option<String>), UpstreamError> {
+        let mut vars: std::collections::HashMap<String, serde_json::Value> = campaign
+            .agent
+            .dynamic_variables
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(render_template(v, contact))))
+            .collect();
+        vars.insert("switchboard_enrollment_id".into(), e.id.to_string().into());
+        let mut override_ = serde_json::Map::new();
+        if let Some(m) = &campaign.agent.first_message {
+            override_.insert("first_message".into(), render_template(m, contact).into());
+        }
+        if let Some(p) = &campaign.agent.prompt {
+            override_.insert("prompt".into(), serde_json::json!({ "prompt": render_template(p, contact) }));
+        }
+        let client_data = ClientData {
+            // The attempt key: echoed back in ElevenLabs webhooks, so the conversation finds its attempt.
+            user_id: Some(e.attempt_key()),
+            dynamic_variables: vars,
+            conversation_config_override: (!override_.is_empty()).then(|| serde_json::json!({ "agent": override_ })),
+        };
+        let missing = |what: &str| UpstreamError::Rejected {
+            provider: "switchboard",
+            status: 0,
+            code: None,
+            message: format!("{what} is not configured"),
+        };
+        match campaign.dial_mode {
+            DialMode::ElevenLabsNative => {
+                let el = self.elevenlabs.as_ref().ok_or_else(|| missing("ElevenLabs (ELEVENLABS_API_KEY)"))?;
+                let out = el
+                    .outbound_call(&OutboundCall {
+                        agent_id: campaign.agent.agent_id.clone(),
+                        agent_phone_number_id: campaign.agent.phone_number_id.clone().unwrap_or_default(),
+                        to_number: contact.phone.clone(),
+                        conversation_initiation_client_data: Some(client_data),
+                    })
+                    .await?;
+                Ok((out.call_sid, out.conversation_id))
+            }
+            DialMode::TwilioFirst => {
+                let el = self.elevenlabs.as_ref().ok_or_else(|| missing("ElevenLabs (ELEVENLABS_API_KEY)"))?;
+                let tw =
+                    self.twilio.as_ref().ok_or_else(|| missing("Twilio (TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN)"))?;
+                let from = campaign.agent.caller_id.clone().unwrap_or_default();
+                let twiml = el
+                    .register_call(&RegisterCall {
+                        agent_id: campaign.agent.agent_id.clone(),
+                        from_number: from.clone(),
+                        to_number: contact.phone.clone(),
+                        direction: "outbound".into(),
+                        conversation_initiation_client_data: Some(client_data),
+                    })
+                    .await?;
+                let base = &self.callbacks.public_base;
+                let call = tw
+                    .create_call(&CreateCall {
+                        to: contact.phone.clone(),
+                        from,
+                        twiml: Some(twiml),
+                        status_callback: Some(format!("{base}/webhooks/twilio/status")),
+                        status_callback_events: vec![
+                            "initiated".into(),
+                            "ringing".into(),
+                            "answered".into(),
+                            "completed".into(),
+                        ],
+                        record: true,
+                        machine_detection: Some("Enable".into()),
+                        async_amd: true,
+                        async_amd_status_callback: Some(format!("{base}/webhooks/twilio/amd")),
+                        ..Default::default()
+                    })
+                    .await?;
+                Ok((Some(call.sid), None))
+            }
+        }
+    }
+
+    /// Completes a running campaign when no enrollment can ever be dialled again.
+    async fn maybe_complete(&self, campaign: &Campaign, now: DateTime<Utc>) -> StoreResult<bool> {
+        let counts = self.store.count_enrollments(&campaign.id).await?;
+        let total: u64 = counts.iter().map(|(_, n)| n).sum();
+        let open: u64 = counts.iter().filter(|(s, _)| !s.is_final()).map(|(_, n)| n).sum();
+        if total == 0 || open > 0 {
+            return Ok(false);
+        }
+        let Some(mut c) = self.store.get_campaign(&campaign.id).await? else { return Ok(false) };
+        if c.status != CampaignStatus::Running {
+            return Ok(false);
+        }
+        c.status = CampaignStatus::Completed;
+        c.updated_at = now;
+        match self.store.replace_campaign(&c).await {
+            Ok(_) => {
+                tracing::info!(campaign = %c.id, "campaign completed: every enrollment is final");
+                Ok(true)
+            }
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_contact_fields_and_keep_unknown_ones() {
+        let c = switchboard_domain::ContactInput {
+            phone: Some("+14155552671".into()),
+            name: Some("Dana".into()),
+            custom: Some(
+                [("plan".to_owned(), serde_json::json!("gold")), ("n".to_owned(), serde_json::json!(3))].into(),
+            ),
+            ..Default::default()
+        }
+        .validate("US", switchboard_domain::time::now_ms())
+        .unwrap();
+        assert_eq!(
+            render_template(
+                "Hi {{contact.name}} ({{ contact.phone }}), {{contact.custom.plan}}/{{contact.custom.n}} {{other}}",
+                &c
+            ),
+            "Hi Dana (+14155552671), gold/3 {{other}}"
+        );
+        assert_eq!(render_template("{{contact.email}}|{{unclosed", &c), "|{{unclosed");
+    }
+}

@@ -1,0 +1,468 @@
+//! `/api/v1/campaigns`: CRUD, lifecycle (`start` / `pause` / `resume` /
+//! `cancel`, 409 naming the current state when illegal), enrollments,
+//! progress, per-outcome analytics, per-contact eligibility and preflight.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::routing::{delete, get, post};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use switchboard_domain::enrollment::{Blocker, Outcome, evaluate};
+use switchboard_domain::time::now_ms;
+use switchboard_domain::{
+    Campaign, CampaignAction, CampaignId, CampaignInput, CampaignStatus, ContactId, Eligibility, Enrollment,
+    EnrollmentStatus,
+};
+use switchboard_storage::{CallFilter, CallSort, ContactFilter, ContactSort, PageRequest, StoreError};
+
+use super::contacts::{field_errors, json_body};
+use super::query::Query;
+use crate::AppState;
+use crate::error::ApiError;
+
+fn campaign_id(id: &str) -> Result<CampaignId, ApiError> {
+    CampaignId::parse(id).map_err(|e| ApiError::field("id", e.to_string()))
+}
+
+async fn load(state: &AppState, id: &str) -> Result<Campaign, ApiError> {
+    state.store.get_campaign(&campaign_id(id)?).await?.ok_or(ApiError::NotFound("campaign"))
+}
+
+/// A page of campaigns.
+#[derive(Debug, Serialize)]
+pub struct CampaignPage {
+    /// Campaigns, newest first.
+    pub data: Vec<Campaign>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Campaign>), ApiError> {
+    let input: CampaignInput = json_body(&body)?;
+    let c = input.apply(None, now_ms()).map_err(field_errors)?;
+    state.store.insert_campaign(&c).await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<CampaignPage>, ApiError> {
+    let mut q = Query::parse(uri.query(), &["status", "limit", "cursor"]);
+    let mut statuses = Vec::new();
+    for s in q.all("status") {
+        match s.parse::<CampaignStatus>() {
+            Ok(s) => statuses.push(s),
+            Err(e) => q.bad("status", e),
+        }
+    }
+    let page = q.page();
+    q.finish()?;
+    let p = state.store.list_campaigns(&statuses, &page).await?;
+    Ok(Json(CampaignPage { data: p.items, next_cursor: p.next_cursor }))
+}
+
+async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+    Ok(Json(load(&state, &id).await?))
+}
+
+async fn patch(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<Campaign>, ApiError> {
+    let input: CampaignInput = json_body(&body)?;
+    for _ in 0..5 {
+        let stored = load(&state, &id).await?;
+        if stored.status.is_final() {
+            return Err(ApiError::Conflict(format!("the campaign is {}; it can no longer be changed", stored.status)));
+        }
+        if stored.status != CampaignStatus::Draft && !input.live_safe() {
+            return Err(ApiError::Conflict(format!(
+                "the campaign is {}; only name, description and pacing can change after it starts",
+                stored.status
+            )));
+        }
+        let next = input.apply(Some(&stored), now_ms()).map_err(field_errors)?;
+        match state.store.replace_campaign(&next).await {
+            Ok(saved) => return Ok(Json(saved)),
+            Err(StoreError::Conflict { what }) if what.contains("changed concurrently") => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict("the campaign kept changing; try again".into()))
+}
+
+async fn transition(state: &AppState, id: &str, action: CampaignAction) -> Result<Json<Campaign>, ApiError> {
+    for _ in 0..5 {
+        let stored = load(state, id).await?;
+        let now = now_ms();
+        let starts_later = stored.schedule.start_at.is_some_and(|s| s > now);
+        let to = stored.status.after(action, starts_later).map_err(|e| ApiError::Conflict(e.to_string()))?;
+        if action == CampaignAction::Start {
+            let problems = stored.problems();
+            if !problems.is_empty() {
+                return Err(field_errors(problems));
+            }
+        }
+        let mut next = stored.clone();
+        next.status = to;
+        next.updated_at = now;
+        match state.store.replace_campaign(&next).await {
+            Ok(saved) => {
+                if to == CampaignStatus::Cancelled {
+                    let n = state.store.cancel_waiting(&saved.id, now).await?;
+                    tracing::info!(campaign = %saved.id, cancelled = n, "campaign cancelled");
+                }
+                tracing::info!(campaign = %saved.id, action = %action, status = %saved.status, "campaign lifecycle");
+                return Ok(Json(saved));
+            }
+            Err(StoreError::Conflict { what }) if what.contains("changed concurrently") => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict("the campaign kept changing; try again".into()))
+}
+
+async fn start(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+    transition(&s, &id, CampaignAction::Start).await
+}
+async fn pause(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+    transition(&s, &id, CampaignAction::Pause).await
+}
+async fn resume(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+    transition(&s, &id, CampaignAction::Resume).await
+}
+async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+    transition(&s, &id, CampaignAction::Cancel).await
+}
+
+/// How to enroll: explicit ids, or every contact matching a filter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollBody {
+    #[serde(default)]
+    contact_ids: Option<Vec<String>>,
+    #[serde(default)]
+    filter: Option<EnrollFilter>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollFilter {
+    search: Option<String>,
+    tag: Option<String>,
+    dnc: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+struct Enrolled {
+    added: u64,
+    already_enrolled: u64,
+}
+
+async fn enroll(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
+    let c = load(&state, &id).await?;
+    if c.status.is_final() {
+        return Err(ApiError::Conflict(format!("the campaign is {}; it takes no new contacts", c.status)));
+    }
+    let body: EnrollBody = json_body(&body)?;
+    let now = now_ms();
+    let (mut added, mut total) = (0u64, 0u64);
+    match (body.contact_ids, body.filter) {
+        (Some(ids), None) => {
+            if ids.is_empty() || ids.len() > 10_000 {
+                return Err(ApiError::field("contact_ids", "give 1..=10000 ids (use `filter` for more)"));
+            }
+            let mut parsed = Vec::new();
+            let mut errs = Vec::new();
+            for (i, s) in ids.iter().enumerate() {
+                match ContactId::parse(s) {
+                    Ok(id) => parsed.push(id),
+                    Err(e) => {
+                        errs.push(switchboard_domain::FieldError::new(format!("contact_ids[{i}]"), e.to_string()))
+                    }
+                }
+            }
+            if !errs.is_empty() {
+                return Err(field_errors(errs));
+            }
+            total = parsed.len() as u64;
+            added = state.store.enroll(&c.id, &parsed, now).await?;
+        }
+        (None, Some(f)) => {
+            let filter = ContactFilter { search: f.search, tag: f.tag, dnc: f.dnc };
+            let mut page = PageRequest::first(200);
+            loop {
+                let p = state.store.list_contacts(&filter, ContactSort::CreatedAsc, &page).await?;
+                let ids: Vec<ContactId> = p.items.iter().map(|c| c.id.clone()).collect();
+                total += ids.len() as u64;
+                if !ids.is_empty() {
+                    added += state.store.enroll(&c.id, &ids, now).await?;
+                }
+                match p.next_cursor {
+                    Some(cur) => page.cursor = Some(cur),
+                    None => break,
+                }
+            }
+        }
+        _ => return Err(ApiError::field("body", "give exactly one of `contact_ids` or `filter`")),
+    }
+    Ok((StatusCode::OK, Json(Enrolled { added, already_enrolled: total - added })))
+}
+
+/// A page of enrollments.
+#[derive(Debug, Serialize)]
+pub struct EnrollmentPage {
+    /// Enrollments in enrollment order.
+    pub data: Vec<Enrollment>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+async fn list_enrollments(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Json<EnrollmentPage>, ApiError> {
+    let c = load(&state, &id).await?;
+    let mut q = Query::parse(uri.query(), &["status", "limit", "cursor"]);
+    let mut statuses = Vec::new();
+    for s in q.all("status") {
+        match s.parse::<EnrollmentStatus>() {
+            Ok(s) => statuses.push(s),
+            Err(e) => q.bad("status", e),
+        }
+    }
+    let page = q.page();
+    q.finish()?;
+    let p = state.store.list_enrollments(&c.id, &statuses, &page).await?;
+    Ok(Json(EnrollmentPage { data: p.items, next_cursor: p.next_cursor }))
+}
+
+async fn remove_enrollment(
+    State(state): State<AppState>,
+    Path((id, contact)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let c = load(&state, &id).await?;
+    let contact = ContactId::parse(&contact).map_err(|e| ApiError::field("contact_id", e.to_string()))?;
+    let e = state.store.find_enrollment(&c.id, &contact).await?.ok_or(ApiError::NotFound("enrollment"))?;
+    state.store.remove_enrollment(&e.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET …/contacts/{contact_id}/eligibility`.
+#[derive(Debug, Serialize)]
+struct EligibilityOut {
+    contact_id: String,
+    enrollment_status: EnrollmentStatus,
+    attempts: u32,
+    #[serde(flatten)]
+    eligibility: Eligibility,
+    evaluated_at: DateTime<Utc>,
+}
+
+async fn eligibility(
+    State(state): State<AppState>,
+    Path((id, contact)): Path<(String, String)>,
+) -> Result<Json<EligibilityOut>, ApiError> {
+    let c = load(&state, &id).await?;
+    let contact_id = ContactId::parse(&contact).map_err(|e| ApiError::field("contact_id", e.to_string()))?;
+    let e = state.store.find_enrollment(&c.id, &contact_id).await?.ok_or(ApiError::NotFound("enrollment"))?;
+    let k = state.store.get_contact(&contact_id).await?.ok_or(ApiError::NotFound("contact"))?;
+    let now = now_ms();
+    Ok(Json(EligibilityOut {
+        contact_id: k.id.to_string(),
+        enrollment_status: e.status,
+        attempts: e.attempts,
+        eligibility: evaluate(&c, &k, &e, now),
+        evaluated_at: now,
+    }))
+}
+
+/// Campaign progress.
+#[derive(Debug, Serialize)]
+struct Progress {
+    status: CampaignStatus,
+    enrollments: u64,
+    by_status: BTreeMap<String, u64>,
+    calls_placed: u64,
+    in_flight: usize,
+    /// Calls answered by a person / calls finished.
+    answer_rate: Option<f64>,
+    average_duration_secs: Option<f64>,
+    by_outcome: BTreeMap<String, u64>,
+    /// At the configured pacing, when the open enrollments would all have had an attempt (ignores windows; see preflight).
+    eta: Option<DateTime<Utc>>,
+}
+
+async fn outcomes(state: &AppState, c: &Campaign) -> Result<(BTreeMap<String, u64>, u64, f64, u64), ApiError> {
+    let filter = CallFilter { campaign_id: Some(c.id.to_string()), ..Default::default() };
+    let mut page = PageRequest::first(200);
+    let mut by = BTreeMap::new();
+    let (mut finished, mut dur_sum, mut dur_n) = (0u64, 0f64, 0u64);
+    loop {
+        let p = state.store.list_calls(&filter, CallSort::StartedAtAsc, &page).await?;
+        for call in &p.items {
+            if let Some(o) = Outcome::of_call(call) {
+                *by.entry(o.as_str().to_owned()).or_insert(0) += 1;
+                finished += 1;
+                if let Some(d) = call.duration_secs.or(call.conversation_duration_secs) {
+                    dur_sum += d as f64;
+                    dur_n += 1;
+                }
+            }
+        }
+        match p.next_cursor {
+            Some(cur) => page.cursor = Some(cur),
+            None => break,
+        }
+    }
+    Ok((by, finished, dur_sum, dur_n))
+}
+
+async fn progress(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Progress>, ApiError> {
+    let c = load(&state, &id).await?;
+    let counts = state.store.count_enrollments(&c.id).await?;
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    let waiting: u64 = counts.iter().filter(|(s, _)| s.is_waiting()).map(|(_, n)| n).sum();
+    let (by_outcome, finished, dur_sum, dur_n) = outcomes(&state, &c).await?;
+    let answered = by_outcome.get("answered").copied().unwrap_or(0);
+    let eta = (waiting > 0 && c.status == CampaignStatus::Running)
+        .then(|| now_ms() + c.pacing.interval() * i32::try_from(waiting).unwrap_or(i32::MAX));
+    Ok(Json(Progress {
+        status: c.status,
+        enrollments: total,
+        by_status: counts.into_iter().map(|(s, n)| (s.as_str().to_owned(), n)).collect(),
+        calls_placed: c.dials,
+        in_flight: c.inflight.len(),
+        answer_rate: (finished > 0).then(|| answered as f64 / finished as f64),
+        average_duration_secs: (dur_n > 0).then(|| dur_sum / dur_n as f64),
+        by_outcome,
+        eta,
+    }))
+}
+
+/// Preflight: who is dialable now, per day ahead, when the campaign would finish, who is skipped and why.
+#[derive(Debug, Serialize)]
+struct Preflight {
+    evaluated_at: DateTime<Utc>,
+    enrollments: u64,
+    eligible_now: u64,
+    /// Contacts whose first dialable moment falls on each of the next days (UTC dates).
+    eligible_by_day: BTreeMap<String, u64>,
+    /// Contacts that will never be dialled, by reason code.
+    skipped_by_reason: BTreeMap<String, u64>,
+    /// Up to 50 of them, with every reason.
+    skipped: Vec<SkippedContact>,
+    /// At the configured pacing from the first dialable moment, ignoring retries.
+    eta: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize)]
+struct SkippedContact {
+    contact_id: String,
+    reasons: Vec<Blocker>,
+}
+
+fn reason_code(b: &Blocker) -> String {
+    serde_json::to_value(b)
+        .ok()
+        .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+async fn preflight(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Preflight>, ApiError> {
+    let mut c = load(&state, &id).await?;
+    let now = now_ms();
+    // Forecast as if it were running now (a draft has not started yet).
+    if !c.status.is_final() {
+        c.status = CampaignStatus::Running;
+    }
+    let mut out = Preflight {
+        evaluated_at: now,
+        enrollments: 0,
+        eligible_now: 0,
+        eligible_by_day: BTreeMap::new(),
+        skipped_by_reason: BTreeMap::new(),
+        skipped: vec![],
+        eta: None,
+    };
+    let mut firsts: Vec<DateTime<Utc>> = Vec::new();
+    let mut page = PageRequest::first(200);
+    loop {
+        let p = state
+            .store
+            .list_enrollments(&c.id, &[EnrollmentStatus::Pending, EnrollmentStatus::RetryWait], &page)
+            .await?;
+        for e in &p.items {
+            out.enrollments += 1;
+            let Some(k) = state.store.get_contact(&e.contact_id).await? else { continue };
+            let el = evaluate(&c, &k, e, now);
+            match el.next_dialable_at {
+                Some(t) => {
+                    if el.dialable {
+                        out.eligible_now += 1;
+                    }
+                    if t < now + Duration::days(14) {
+                        *out.eligible_by_day.entry(t.date_naive().to_string()).or_insert(0) += 1;
+                    }
+                    firsts.push(t);
+                }
+                None => {
+                    for r in &el.reasons {
+                        *out.skipped_by_reason.entry(reason_code(r)).or_insert(0) += 1;
+                    }
+                    if out.skipped.len() < 50 {
+                        out.skipped.push(SkippedContact { contact_id: k.id.to_string(), reasons: el.reasons });
+                    }
+                }
+            }
+        }
+        match p.next_cursor {
+            Some(cur) => page.cursor = Some(cur),
+            None => break,
+        }
+    }
+    // ETA: one start per pacing interval, never before each contact's first dialable moment.
+    firsts.sort();
+    let mut t: Option<DateTime<Utc>> = None;
+    for f in firsts {
+        let next = match t {
+            None => f,
+            Some(prev) => (prev + c.pacing.interval()).max(f),
+        };
+        t = Some(next);
+    }
+    out.eta = t;
+    Ok(Json(out))
+}
+
+async fn analytics(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = load(&state, &id).await?;
+    let (by_outcome, finished, dur_sum, dur_n) = outcomes(&state, &c).await?;
+    Ok(Json(serde_json::json!({
+        "campaign_id": c.id,
+        "calls_finished": finished,
+        "by_outcome": by_outcome,
+        "average_duration_secs": (dur_n > 0).then(|| dur_sum / dur_n as f64),
+    })))
+}
+
+/// The campaign routes.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/campaigns", post(create).get(list))
+        .route("/campaigns/{id}", get(get_one).patch(patch))
+        .route("/campaigns/{id}/start", post(start))
+        .route("/campaigns/{id}/pause", post(pause))
+        .route("/campaigns/{id}/resume", post(resume))
+        .route("/campaigns/{id}/cancel", post(cancel))
+        .route("/campaigns/{id}/contacts", post(enroll).get(list_enrollments))
+        .route("/campaigns/{id}/contacts/{contact_id}", delete(remove_enrollment))
+        .route("/campaigns/{id}/contacts/{contact_id}/eligibility", get(eligibility))
+        .route("/campaigns/{id}/progress", get(progress))
+        .route("/campaigns/{id}/preflight", post(preflight))
+        .route("/campaigns/{id}/analytics", get(analytics))
+}

@@ -1,0 +1,257 @@
+//! `/api/v1/contacts`: create, get, partial update, delete, list with search
+//! and filters, lookup by phone, a contact's call history, import and export.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use switchboard_domain::contact::normalize_phone;
+use switchboard_domain::time::now_ms;
+use switchboard_domain::{Contact, ContactId, ContactInput};
+use switchboard_storage::{CallFilter, CallSort, ContactFilter, ContactSort, OnDuplicate, StoreError};
+
+use super::calls::CallPage;
+use super::query::Query;
+use crate::AppState;
+use crate::error::{ApiError, FieldError};
+use crate::import::{ExportFormat, ImportFormat, ImportOptions};
+
+/// A page of contacts.
+#[derive(Debug, Serialize)]
+pub struct ContactPage {
+    /// Contacts.
+    pub data: Vec<Contact>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// Domain field errors → API field errors.
+pub fn field_errors(errs: Vec<switchboard_domain::FieldError>) -> ApiError {
+    ApiError::Validation(errs.into_iter().map(|e| FieldError { field: e.field, reason: e.reason }).collect())
+}
+
+/// Parses a JSON body, naming the field a problem is at.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::field("body", "a JSON body is required"));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::field("body", e.to_string()))
+}
+
+fn contact_id(id: &str) -> Result<ContactId, ApiError> {
+    ContactId::parse(id).map_err(|e| ApiError::field("id", e.to_string()))
+}
+
+async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Contact>), ApiError> {
+    let input: ContactInput = json_body(&body)?;
+    let mut contact = input.validate(&state.settings.contacts.default_region, now_ms()).map_err(field_errors)?;
+    if contact.source.is_none() {
+        contact.source = Some("api".into());
+    }
+    state.store.insert_contact(&contact).await?;
+    Ok((StatusCode::CREATED, Json(contact)))
+}
+
+async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Contact>, ApiError> {
+    state.store.get_contact(&contact_id(&id)?).await?.map(Json).ok_or(ApiError::NotFound("contact"))
+}
+
+async fn patch(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<Contact>, ApiError> {
+    let id = contact_id(&id)?;
+    let input: ContactInput = json_body(&body)?;
+    for _ in 0..5 {
+        let stored = state.store.get_contact(&id).await?.ok_or(ApiError::NotFound("contact"))?;
+        let next = input.patch(&stored, &state.settings.contacts.default_region, now_ms()).map_err(field_errors)?;
+        match state.store.replace_contact(&next).await {
+            Ok(saved) => return Ok(Json(saved)),
+            Err(StoreError::Conflict { what }) if what.contains("changed concurrently") => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict("the contact kept changing; try again".into()))
+}
+
+async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if state.store.delete_contact(&contact_id(&id)?).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("contact"))
+    }
+}
+
+/// The list filters shared by list and export.
+fn filter_of(q: &mut Query) -> ContactFilter {
+    let dnc = match q.one("dnc").as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(v) => {
+            q.bad("dnc", format!("`{v}` is not true or false"));
+            None
+        }
+    };
+    ContactFilter { search: q.one("search"), tag: q.one("tag"), dnc }
+}
+
+fn sort_of(q: &mut Query) -> ContactSort {
+    match q.one("sort").as_deref() {
+        None | Some("-created_at") => ContactSort::CreatedDesc,
+        Some("created_at") => ContactSort::CreatedAsc,
+        Some(v) => {
+            q.bad("sort", format!("`{v}` is not one of: -created_at, created_at"));
+            ContactSort::CreatedDesc
+        }
+    }
+}
+
+async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<ContactPage>, ApiError> {
+    let mut q = Query::parse(uri.query(), &["search", "tag", "dnc", "sort", "limit", "cursor"]);
+    let filter = filter_of(&mut q);
+    let sort = sort_of(&mut q);
+    let page = q.page();
+    q.finish()?;
+    let p = state.store.list_contacts(&filter, sort, &page).await?;
+    Ok(Json(ContactPage { data: p.items, next_cursor: p.next_cursor }))
+}
+
+async fn lookup(State(state): State<AppState>, uri: Uri) -> Result<Json<Contact>, ApiError> {
+    let q = Query::parse(uri.query(), &["phone"]);
+    let raw = q.one("phone").ok_or_else(|| ApiError::field("phone", "is required"))?;
+    q.finish()?;
+    let (e164, _) =
+        normalize_phone(&raw, &state.settings.contacts.default_region).map_err(|e| ApiError::field("phone", e))?;
+    state.store.find_contact_by_phone(&e164).await?.map(Json).ok_or(ApiError::NotFound("contact"))
+}
+
+async fn calls(State(state): State<AppState>, Path(id): Path<String>, uri: Uri) -> Result<Json<CallPage>, ApiError> {
+    let id = contact_id(&id)?;
+    let mut q = Query::parse(uri.query(), &["limit", "cursor"]);
+    let page = q.page();
+    q.finish()?;
+    if state.store.get_contact(&id).await?.is_none() {
+        return Err(ApiError::NotFound("contact"));
+    }
+    let filter = CallFilter { contact_id: Some(id.to_string()), ..Default::default() };
+    let p = state.store.list_calls(&filter, CallSort::StartedAtDesc, &page).await?;
+    Ok(Json(CallPage::from_page(p)))
+}
+
+fn import_options(q: &mut Query, state: &AppState) -> ImportOptions {
+    let format = match q.one("format").as_deref() {
+        None | Some("csv") => ImportFormat::Csv,
+        Some("json") => ImportFormat::Json,
+        Some("ndjson") => ImportFormat::Ndjson,
+        Some(v) => {
+            q.bad("format", format!("`{v}` is not one of: csv, json, ndjson"));
+            ImportFormat::Csv
+        }
+    };
+    let on_duplicate = match q.one("on_duplicate").as_deref() {
+        None | Some("skip") => OnDuplicate::Skip,
+        Some("update") => OnDuplicate::Update,
+        Some("fail") => OnDuplicate::Fail,
+        Some(v) => {
+            q.bad("on_duplicate", format!("`{v}` is not one of: skip, update, fail"));
+            OnDuplicate::Skip
+        }
+    };
+    let flag = |q: &mut Query, k: &str| match q.one(k).as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            q.bad(k, format!("`{v}` is not true or false"));
+            false
+        }
+    };
+    let mut mapping = Vec::new();
+    for m in q.all("map") {
+        match m.split_once('=') {
+            Some((col, field)) => mapping.push((col.trim().to_owned(), field.trim().to_owned())),
+            None => q.bad("map", format!("`{m}` is not COLUMN=field")),
+        }
+    }
+    ImportOptions {
+        format,
+        on_duplicate,
+        dry_run: flag(q, "dry_run"),
+        partial: flag(q, "partial"),
+        default_region: state.settings.contacts.default_region.clone(),
+        mapping,
+        ..ImportOptions::default()
+    }
+}
+
+/// `POST /contacts/import`: the body is the file (CSV, a JSON array or NDJSON), or a
+/// `multipart/form-data` upload with the file in a part named `file`.
+async fn import(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut q = Query::parse(uri.query(), &["format", "on_duplicate", "dry_run", "partial", "map"]);
+    let opts = import_options(&mut q, &state);
+    q.finish()?;
+    // Spool the upload to a temporary file: the importer reads it twice (validate, then write)
+    // and never holds it in memory.
+    let spool = tempfile::NamedTempFile::new().map_err(|e| ApiError::Internal(e.into()))?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    crate::import::spool_upload(body, &content_type, spool.path()).await?;
+    let path = spool.path().to_owned();
+    let report = crate::import::import_file(state.store.clone(), &path, opts, None).await?;
+    let status = if report.applied || report.dry_run { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok((status, Json(report)).into_response())
+}
+
+/// `GET /contacts/export?format=csv|ndjson` with the list filters, streamed.
+async fn export(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let mut q = Query::parse(uri.query(), &["format", "search", "tag", "dnc"]);
+    let filter = filter_of(&mut q);
+    let format = match q.one("format").as_deref() {
+        None | Some("csv") => ExportFormat::Csv,
+        Some("ndjson") | Some("json") => ExportFormat::Ndjson,
+        Some(v) => {
+            q.bad("format", format!("`{v}` is not one of: csv, ndjson"));
+            ExportFormat::Csv
+        }
+    };
+    q.finish()?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::import::export_chunks(&*store, &filter, format, |chunk| {
+            let tx = tx.clone();
+            async move { tx.send(Ok(Bytes::from(chunk))).await.is_ok() }
+        })
+        .await
+        {
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+    });
+    let stream = tokio_stream_from(rx);
+    let ct = match format {
+        ExportFormat::Csv => "text/csv; charset=utf-8",
+        ExportFormat::Ndjson => "application/x-ndjson",
+    };
+    Ok(([(header::CONTENT_TYPE, ct)], Body::from_stream(stream)).into_response())
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// The contact routes.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/contacts", post(create).get(list))
+        .route("/contacts/lookup", get(lookup))
+        .route("/contacts/import", post(import))
+        .route("/contacts/export", get(export))
+        .route("/contacts/{id}", get(get_one).patch(patch).delete(delete))
+        .route("/contacts/{id}/calls", get(calls))
+}
