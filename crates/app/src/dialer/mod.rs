@@ -82,6 +82,8 @@ pub struct Dialer {
     callbacks: Callbacks,
     owner: String,
     lease: Duration,
+    /// Set by [`Dialer::run`]: on the real clock, a step may wait out short pacing gaps.
+    live_budget: Option<StdDuration>,
 }
 
 fn waiting_status(e: &Enrollment) -> EnrollmentStatus {
@@ -162,7 +164,7 @@ impl Dialer {
         callbacks: Callbacks,
         owner: impl Into<String>,
     ) -> Dialer {
-        Dialer { store, twilio, elevenlabs, callbacks, owner: owner.into(), lease: DEFAULT_LEASE }
+        Dialer { store, twilio, elevenlabs, callbacks, owner: owner.into(), lease: DEFAULT_LEASE, live_budget: None }
     }
 
     /// Sets the lease length.
@@ -172,7 +174,13 @@ impl Dialer {
     }
 
     /// Runs [`Dialer::step`] every `every` until `stop` resolves.
-    pub async fn run(self, every: StdDuration, stop: impl Future<Output = ()>) {
+    ///
+    /// On the real clock a campaign whose pacing interval is shorter than
+    /// `every` keeps dialling within one step, waiting out each interval, for
+    /// up to `every`; so `calls_per_minute` is reached even when it is higher
+    /// than one call per step. Campaigns are dialled concurrently.
+    pub async fn run(mut self, every: StdDuration, stop: impl Future<Output = ()>) {
+        self.live_budget = Some(every);
         tokio::pin!(stop);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -204,14 +212,26 @@ impl Dialer {
                 }
             }
         }
-        for campaign in self.campaigns(&[CampaignStatus::Running, CampaignStatus::Paused]).await? {
-            self.reconcile(&campaign, now, &mut report).await?;
+        let campaigns = self.campaigns(&[CampaignStatus::Running, CampaignStatus::Paused]).await?;
+        let per_campaign = campaigns.iter().map(|campaign| async move {
+            let mut r = StepReport::default();
+            self.reconcile(campaign, now, &mut r).await?;
             if campaign.status == CampaignStatus::Running {
-                self.dial(&campaign, now, &mut report).await?;
-                if self.maybe_complete(&campaign, now).await? {
-                    report.completed += 1;
+                self.dial(campaign, now, &mut r).await?;
+                if self.maybe_complete(campaign, now).await? {
+                    r.completed += 1;
                 }
             }
+            Ok::<_, StoreError>(r)
+        });
+        for r in futures::future::join_all(per_campaign).await {
+            let r = r?;
+            report.placed += r.placed;
+            report.deferred += r.deferred;
+            report.finished_without_call += r.finished_without_call;
+            report.reconciled += r.reconciled;
+            report.placement_failures += r.placement_failures;
+            report.completed += r.completed;
         }
         Ok(report)
     }
@@ -309,7 +329,8 @@ impl Dialer {
         Ok(())
     }
 
-    async fn dial(&self, campaign: &Campaign, now: DateTime<Utc>, report: &mut StepReport) -> StoreResult<()> {
+    async fn dial(&self, campaign: &Campaign, mut now: DateTime<Utc>, report: &mut StepReport) -> StoreResult<()> {
+        let started = std::time::Instant::now();
         for _ in 0..CLAIMS_PER_STEP {
             let Some(claimed) = self.store.claim_enrollment(&campaign.id, now, &self.owner, now + self.lease).await?
             else {
@@ -360,7 +381,18 @@ impl Dialer {
                 continue;
             }
             let key = format!("{}:{}", claimed.id, claimed.attempts + 1);
-            match self.store.acquire_dial_slot(&campaign.id, &key, now).await? {
+            let mut grant = self.store.acquire_dial_slot(&campaign.id, &key, now).await?;
+            // On the real clock, wait out a short pacing gap within this step's budget.
+            while let (SlotGrant::Paced(next), Some(budget)) = (&grant, self.live_budget) {
+                let wait = (*next - switchboard_domain::time::now_ms()).to_std().unwrap_or_default();
+                if started.elapsed() + wait > budget {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+                now = switchboard_domain::time::now_ms();
+                grant = self.store.acquire_dial_slot(&campaign.id, &key, now).await?;
+            }
+            match grant {
                 SlotGrant::Granted => {}
                 other => {
                     // No capacity now: hand it back untouched (still due) and stop this campaign for this step.

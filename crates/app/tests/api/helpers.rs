@@ -152,6 +152,38 @@ impl TestApp {
         body
     }
 
+    /// Sends `method path` with a JSON body (or none) and the API token; returns status and JSON.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(API_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    /// POSTs raw bytes with the API token.
+    pub async fn post_bytes(&self, path: &str, body: Vec<u8>, content_type: &str) -> (StatusCode, serde_json::Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(API_TOKEN)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// POSTs a Twilio callback signed over PUBLIC_BASE_URL + path.
     pub async fn twilio(&self, path: &str, params: &[(&str, &str)]) -> reqwest::Response {
         let owned: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -2,6 +2,8 @@
 //! API integration tests: one binary, a real server on 127.0.0.1:0 per test.
 
 mod calls;
+mod campaigns;
+mod contacts;
 mod google;
 mod helpers;
 mod service;
