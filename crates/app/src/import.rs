@@ -271,6 +271,10 @@ fn row_contact(cells: &[(String, String)], opts: &ImportOptions, source: &str) -
 
 /// One parsed row: its line and either the cells or a parse error.
 type Row = (u64, Result<Vec<(String, String)>, String>);
+/// A JSON object per line (or array item) with its line.
+type Objects = Box<dyn Iterator<Item = (u64, Result<serde_json::Map<String, Value>, String>)> + Send>;
+/// Told the stage and the rows read so far.
+pub type Progress = Arc<dyn Fn(&str, u64) + Send + Sync>;
 
 /// Streams rows of a file as (field, text) pairs.
 fn rows(path: &Path, opts: &ImportOptions) -> anyhow::Result<(Vec<String>, Box<dyn Iterator<Item = Row> + Send>)> {
@@ -324,7 +328,7 @@ fn rows(path: &Path, opts: &ImportOptions) -> anyhow::Result<(Vec<String>, Box<d
         }
         ImportFormat::Ndjson | ImportFormat::Json => {
             let mapping = opts.mapping.clone();
-            let objects: Box<dyn Iterator<Item = (u64, Result<serde_json::Map<String, Value>, String>)> + Send> =
+            let objects: Objects =
                 if opts.format == ImportFormat::Ndjson {
                     Box::new(BufReader::new(file).lines().enumerate().filter_map(|(i, l)| {
                         let line = i as u64 + 1;
@@ -380,7 +384,7 @@ pub async fn import_file(
     store: Arc<dyn Storage>,
     path: &Path,
     opts: ImportOptions,
-    progress: Option<Arc<dyn Fn(&str, u64) + Send + Sync>>,
+    progress: Option<Progress>,
 ) -> Result<ImportReport, ApiError> {
     let source = format!("import:{}", uuid::Uuid::now_v7().simple());
     let mut report = ImportReport { dry_run: opts.dry_run, source: source.clone(), ..Default::default() };
@@ -400,7 +404,7 @@ pub async fn import_file(
     };
     for (line, row) in iter {
         report.rows += 1;
-        if report.rows % 10_000 == 0 {
+        if report.rows.is_multiple_of(10_000) {
             tick("validating", report.rows);
         }
         let contact = match row {
@@ -464,7 +468,7 @@ pub async fn import_file(
     let mut failure: Option<ApiError> = None;
     for (_, row) in iter {
         read += 1;
-        if read % 10_000 == 0 {
+        if read.is_multiple_of(10_000) {
             tick("writing", read);
         }
         let Ok(cells) = row else { continue };
@@ -473,11 +477,11 @@ pub async fn import_file(
             continue;
         }
         batch.push(c);
-        if batch.len() >= opts.batch {
-            if let Err(e) = flush(&*store, &mut batch, write_mode, &mut report).await {
-                failure = Some(e);
-                break;
-            }
+        if batch.len() >= opts.batch
+            && let Err(e) = flush(&*store, &mut batch, write_mode, &mut report).await
+        {
+            failure = Some(e);
+            break;
         }
     }
     if failure.is_none()

@@ -2,7 +2,6 @@
 //! and the dialer end to end against the simulator.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
@@ -360,9 +359,10 @@ async fn two_dialers_run_a_campaign_without_duplicate_or_out_of_window_dials() {
             .await
             .iter()
             .filter(|e| {
-                !e.status.is_final()
-                    && !(e.status.is_waiting()
-                        && off_day.contains(&contacts.iter().find(|k| k.id == e.contact_id).unwrap().phone))
+                // Still to do: not final, and not a contact waiting for its next window (a holiday today).
+                let deferred = e.status.is_waiting()
+                    && off_day.contains(&contacts.iter().find(|k| k.id == e.contact_id).unwrap().phone);
+                !e.status.is_final() && !deferred
             })
             .count();
         if open == 0 {
@@ -412,5 +412,4 @@ async fn two_dialers_run_a_campaign_without_duplicate_or_out_of_window_dials() {
     }
     let c = store.get_campaign(&campaign.id).await.unwrap().unwrap();
     assert!(c.inflight.is_empty(), "no slot leaked: {:?}", c.inflight);
-    let _ = Arc::new(());
 }
