@@ -328,30 +328,25 @@ fn rows(path: &Path, opts: &ImportOptions) -> anyhow::Result<(Vec<String>, Box<d
         }
         ImportFormat::Ndjson | ImportFormat::Json => {
             let mapping = opts.mapping.clone();
-            let objects: Objects =
-                if opts.format == ImportFormat::Ndjson {
-                    Box::new(BufReader::new(file).lines().enumerate().filter_map(|(i, l)| {
-                        let line = i as u64 + 1;
-                        match l {
-                            Err(e) => Some((line, Err(format!("not UTF-8 text: {e}")))),
-                            Ok(l) if l.trim().is_empty() => None,
-                            Ok(l) => {
-                                Some((line, serde_json::from_str(&l).map_err(|e| format!("not a JSON object: {e}"))))
-                            }
-                        }
-                    }))
-                } else {
-                    let mut text = String::new();
-                    BufReader::new(file)
-                        .read_to_string(&mut text)
-                        .map_err(|e| anyhow::anyhow!("not UTF-8 text: {e}"))?;
-                    let arr: Vec<Value> = serde_json::from_str(text.trim_start_matches('\u{feff}'))
-                        .map_err(|e| anyhow::anyhow!("not a JSON array of objects: {e}"))?;
-                    Box::new(arr.into_iter().enumerate().map(|(i, v)| match v {
-                        Value::Object(m) => (i as u64 + 1, Ok(m)),
-                        other => (i as u64 + 1, Err(format!("item is {other}, not an object"))),
-                    }))
-                };
+            let objects: Objects = if opts.format == ImportFormat::Ndjson {
+                Box::new(BufReader::new(file).lines().enumerate().filter_map(|(i, l)| {
+                    let line = i as u64 + 1;
+                    match l {
+                        Err(e) => Some((line, Err(format!("not UTF-8 text: {e}")))),
+                        Ok(l) if l.trim().is_empty() => None,
+                        Ok(l) => Some((line, serde_json::from_str(&l).map_err(|e| format!("not a JSON object: {e}")))),
+                    }
+                }))
+            } else {
+                let mut text = String::new();
+                BufReader::new(file).read_to_string(&mut text).map_err(|e| anyhow::anyhow!("not UTF-8 text: {e}"))?;
+                let arr: Vec<Value> = serde_json::from_str(text.trim_start_matches('\u{feff}'))
+                    .map_err(|e| anyhow::anyhow!("not a JSON array of objects: {e}"))?;
+                Box::new(arr.into_iter().enumerate().map(|(i, v)| match v {
+                    Value::Object(m) => (i as u64 + 1, Ok(m)),
+                    other => (i as u64 + 1, Err(format!("item is {other}, not an object"))),
+                }))
+            };
             let iter = objects.map(move |(line, o)| {
                 let cells = o.and_then(|m| {
                     let keys: Vec<String> = m.keys().cloned().collect();

@@ -48,6 +48,16 @@ enum Command {
         #[arg(long = "sheet", value_name = "ID=CSV")]
         sheets: Vec<String>,
     },
+    /// Import records from a file (`import contacts leads.csv`).
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
+    },
+    /// Export records to a file or stdout (`export contacts --out all.csv`).
+    Export {
+        #[command(subcommand)]
+        what: ExportWhat,
+    },
     /// Create or update collections/tables, validators and indexes (idempotent).
     Migrate {
         /// Only report drift; exit non-zero if there is any.
@@ -106,6 +116,136 @@ fn seed_sheet(sim: &switchboard::sim::Simulator, spec: &str) -> anyhow::Result<S
     .map_err(|e| anyhow::anyhow!("--sheet {spec}: {e}"))
 }
 
+#[derive(Subcommand)]
+enum ImportWhat {
+    /// Contacts from CSV, a JSON array or NDJSON (by extension, or --format).
+    Contacts {
+        /// The file.
+        file: std::path::PathBuf,
+        /// csv, json or ndjson (default: from the extension).
+        #[arg(long)]
+        format: Option<String>,
+        /// When a phone is already stored: skip, update or fail.
+        #[arg(long, default_value = "skip")]
+        on_duplicate: String,
+        /// Validate and report only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Import the valid rows even if some rows are invalid.
+        #[arg(long)]
+        partial: bool,
+        /// Explicit column mapping, `COLUMN=field` (repeatable), e.g. `--map "Cell Phone=phone"`.
+        #[arg(long = "map")]
+        mapping: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportWhat {
+    /// Contacts as CSV or NDJSON, oldest first, with the list filters.
+    Contacts {
+        /// csv or ndjson.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Output file (default: stdout).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Name / phone / e-mail prefix.
+        #[arg(long)]
+        search: Option<String>,
+        /// Tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only do-not-call (true) or only callable (false) contacts.
+        #[arg(long)]
+        dnc: Option<bool>,
+    },
+}
+
+async fn import_contacts(
+    settings: &config::Settings,
+    file: std::path::PathBuf,
+    format: Option<String>,
+    on_duplicate: String,
+    dry_run: bool,
+    partial: bool,
+    mapping: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    use switchboard::import::{ImportFormat, ImportOptions};
+    use switchboard_storage::OnDuplicate;
+    let format = match format.as_deref() {
+        None => ImportFormat::from_path(&file),
+        Some("csv") => ImportFormat::Csv,
+        Some("json") => ImportFormat::Json,
+        Some("ndjson") => ImportFormat::Ndjson,
+        Some(f) => anyhow::bail!("--format {f}: expected csv, json or ndjson"),
+    };
+    let on_duplicate = match on_duplicate.as_str() {
+        "skip" => OnDuplicate::Skip,
+        "update" => OnDuplicate::Update,
+        "fail" => OnDuplicate::Fail,
+        o => anyhow::bail!("--on-duplicate {o}: expected skip, update or fail"),
+    };
+    let mut map = Vec::new();
+    for m in mapping {
+        let (c, f) = m.split_once('=').ok_or_else(|| anyhow::anyhow!("--map {m}: expected COLUMN=field"))?;
+        map.push((c.trim().to_owned(), f.trim().to_owned()));
+    }
+    let store = store::open(settings).await?;
+    store.migrate().await?;
+    let total = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {pos} rows ({per_sec}) {elapsed}")
+            .expect("valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let b = bar.clone();
+    let progress: switchboard::import::Progress = std::sync::Arc::new(move |stage: &str, n: u64| {
+        b.set_message(stage.to_owned());
+        b.set_position(n);
+    });
+    let opts = ImportOptions {
+        format,
+        on_duplicate,
+        dry_run,
+        partial,
+        default_region: settings.contacts.default_region.clone(),
+        mapping: map,
+        ..ImportOptions::default()
+    };
+    let report = switchboard::import::import_file(store, &file, opts, Some(progress))
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e:?}", file.display()))?;
+    bar.finish_and_clear();
+    println!(
+        "{}: {} rows ({} bytes): {} valid, {} invalid, {} duplicates in the file, {} already stored",
+        file.display(),
+        report.rows,
+        total,
+        report.valid,
+        report.invalid,
+        report.duplicates_in_file,
+        report.duplicates_in_store
+    );
+    for e in report.errors.iter().take(20) {
+        println!("  line {}: {}: {}", e.line, e.field, e.reason);
+    }
+    if report.errors.len() > 20 {
+        println!("  … {} more errors (first 1,000 kept)", report.errors.len() - 20);
+    }
+    if report.applied {
+        println!(
+            "imported: {} inserted, {} updated, {} skipped (source {})",
+            report.inserted, report.updated, report.skipped, report.source
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{}", report.message.unwrap_or_else(|| "nothing imported".into()));
+        Ok(if dry_run { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut overrides = Vec::new();
     if let Some(l) = cli.listen {
@@ -162,6 +302,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 handle.base_url
             );
             shutdown_signal().await;
+        }
+        Command::Import { what: ImportWhat::Contacts { file, format, on_duplicate, dry_run, partial, mapping } } => {
+            return import_contacts(&settings, file, format, on_duplicate, dry_run, partial, mapping).await;
+        }
+        Command::Export { what: ExportWhat::Contacts { format, out, search, tag, dnc } } => {
+            use std::io::Write;
+            let format = match format.as_str() {
+                "csv" => switchboard::import::ExportFormat::Csv,
+                "ndjson" | "json" => switchboard::import::ExportFormat::Ndjson,
+                f => anyhow::bail!("--format {f}: expected csv or ndjson"),
+            };
+            let store = store::open(&settings).await?;
+            let filter = switchboard_storage::ContactFilter { search, tag, dnc };
+            let sink: std::sync::Mutex<Box<dyn Write + Send>> = std::sync::Mutex::new(match &out {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", p.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            });
+            let n = switchboard::import::export_chunks(&*store, &filter, format, |chunk| {
+                let ok = sink.lock().expect("sink lock").write_all(&chunk).is_ok();
+                async move { ok }
+            })
+            .await?;
+            sink.lock().expect("sink lock").flush()?;
+            if let Some(p) = out {
+                eprintln!("exported {n} contacts to {}", p.display());
+            }
         }
         Command::Migrate { check } => {
             let store = store::open(&settings).await?;

@@ -98,3 +98,26 @@ fn sim_seeds_spreadsheets_from_csv_files() {
     assert_eq!(body["sheets"][0]["title"], "Leads");
     assert_eq!(body["sheets"][0]["values"][1], serde_json::json!(["+15005550006", "Dana, Jr."]));
 }
+
+#[test]
+fn import_and_export_contacts_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("leads.csv");
+    std::fs::write(&csv, "phone,name,tags\n+14155550101,Dana,vip\n(415) 555-0102,Fox,\nnope,Bad,\n").unwrap();
+    let out = switchboard(dir.path()).args(["import", "contacts", "leads.csv"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("3 rows") && stdout.contains("2 valid, 1 invalid"), "{stdout}");
+    assert!(stdout.contains("line 4: phone:"), "{stdout}");
+    assert!(stdout.contains("nothing was imported"), "{stdout}");
+    let out = switchboard(dir.path()).args(["import", "contacts", "leads.csv", "--partial"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported: 2 inserted"));
+    let out = switchboard(dir.path()).args(["export", "contacts", "--tag", "vip"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("+14155550101,Dana"), "{text}");
+    let out =
+        switchboard(dir.path()).args(["import", "contacts", "leads.csv", "--on-duplicate", "maybe"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--on-duplicate maybe"));
+}
