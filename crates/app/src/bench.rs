@@ -111,7 +111,8 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(mut v: Vec<Duration>) -> Latency {
+    /// The summary of a set of samples.
+    pub fn of(mut v: Vec<Duration>) -> Latency {
         v.sort_unstable();
         Latency { p50: percentile(&v, 50.0), p99: percentile(&v, 99.0), max: v.last().copied().unwrap_or_default() }
     }
@@ -131,7 +132,8 @@ pub struct Machine {
 }
 
 impl Machine {
-    fn detect() -> Machine {
+    /// The machine this runs on.
+    pub fn detect() -> Machine {
         let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("model name"))

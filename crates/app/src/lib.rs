@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod bench_campaigns;
 pub mod config;
 pub mod dialer;
 pub mod error;

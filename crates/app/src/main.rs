@@ -93,6 +93,15 @@ enum Command {
         /// List requests per size.
         #[arg(long, default_value_t = 500)]
         list_samples: usize,
+        /// `calls` (webhooks and lists) or `campaigns` (import, claims, dialer).
+        #[arg(long, default_value = "calls")]
+        suite: String,
+        /// Campaigns suite: CSV rows to import.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Campaigns suite: enrollments claimed and dialled.
+        #[arg(long, default_value_t = 100_000)]
+        contacts: u64,
     },
 }
 
@@ -366,7 +375,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.calls as f64 / report.elapsed.as_secs_f64().max(1e-9)
             );
         }
-        Command::Bench { duration, concurrency, rate, list_sizes, list_samples } => {
+        Command::Bench { suite, rows, contacts, duration, .. } if suite == "campaigns" => {
+            let opts = switchboard::bench_campaigns::CampaignBenchOptions { rows, contacts, secs: duration };
+            let report = switchboard::bench_campaigns::run(opts).await?;
+            println!("{report}");
+        }
+        Command::Bench { suite, .. } if suite != "calls" => {
+            anyhow::bail!("--suite {suite}: expected calls or campaigns")
+        }
+        Command::Bench { duration, concurrency, rate, list_sizes, list_samples, .. } => {
             let opts = switchboard::bench::BenchOptions {
                 duration_secs: duration,
                 concurrency,

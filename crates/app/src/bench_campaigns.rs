@@ -1,0 +1,348 @@
+//! `switchboard bench --suite campaigns`: the Phase 2 figures, measured in
+//! one run on a fresh embedded store.
+//!
+//! 1. **Import**: a generated CSV of `rows` contacts through the real
+//!    importer (validate pass + write pass); rows/s and the process's peak
+//!    resident memory before and after (Linux `VmHWM`).
+//! 2. **Claims**: `contacts` enrollments claimed by 8 concurrent tasks; the
+//!    latency of each atomic claim (p50 / p99 / max) and claims/s.
+//! 3. **Dialer decisions**: the real dialer (`Dialer::run` on the real
+//!    clock) against an in-process simulator at a high time scale, over a
+//!    campaign of `contacts` enrollments of which half are on a holiday in
+//!    their zone (deferred) and half are dialled; decisions/s (claim →
+//!    eligibility → place or defer) for `secs` seconds.
+//!
+//! Figures go to the README; nothing here asserts a speed.
+
+use std::fmt;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use switchboard_domain::campaign::{AgentSettings, CallingWindow, Day, Pacing, Schedule};
+use switchboard_domain::time::now_ms;
+use switchboard_domain::{CampaignInput, CampaignStatus, ContactId};
+use switchboard_storage::{ContactFilter, ContactSort, PageRequest, Storage};
+use switchboard_storage_sqlite::{SqliteOptions, SqliteStore};
+
+use crate::bench::{Latency, Machine};
+use crate::config::Secret;
+use crate::dialer::{Callbacks, Dialer};
+use crate::import::{ImportOptions, import_file};
+use crate::integrations::ClientOptions;
+use crate::integrations::elevenlabs::ElevenLabsClient;
+use crate::integrations::twilio::{TwilioAuth, TwilioClient};
+use crate::sim::{Scenario, SimSettings, Simulator};
+
+/// Options.
+#[derive(Debug, Clone)]
+pub struct CampaignBenchOptions {
+    /// CSV rows to import.
+    pub rows: u64,
+    /// Enrollments for the claim and dialer phases.
+    pub contacts: u64,
+    /// Seconds the dialer runs.
+    pub secs: u64,
+}
+
+/// Results.
+#[derive(Debug, Clone)]
+pub struct CampaignBenchReport {
+    /// Where it ran.
+    pub machine: Machine,
+    /// Rows imported.
+    pub rows: u64,
+    /// CSV size.
+    pub csv_bytes: u64,
+    /// Import wall time (both passes).
+    pub import_elapsed: Duration,
+    /// Peak RSS before the import (KiB).
+    pub rss_before_kib: Option<u64>,
+    /// Peak RSS after the import (KiB).
+    pub rss_after_kib: Option<u64>,
+    /// Claims made.
+    pub claims: u64,
+    /// Claim phase wall time.
+    pub claim_elapsed: Duration,
+    /// Claim latency.
+    pub claim_latency: Latency,
+    /// Dialer decisions.
+    pub decisions: u64,
+    /// Of which placed calls.
+    pub placed: u64,
+    /// Dialer wall time.
+    pub dialer_elapsed: Duration,
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn all_ids(store: &dyn Storage) -> anyhow::Result<Vec<ContactId>> {
+    let mut ids = Vec::new();
+    let mut page = PageRequest::first(200);
+    loop {
+        let p = store.list_contacts(&ContactFilter::default(), ContactSort::CreatedAsc, &page).await?;
+        ids.extend(p.items.into_iter().map(|c| c.id));
+        match p.next_cursor {
+            Some(c) => page.cursor = Some(c),
+            None => return Ok(ids),
+        }
+    }
+}
+
+fn campaign(name: &str, holiday_zone_today: Option<chrono::NaiveDate>) -> switchboard_domain::Campaign {
+    let mut c = CampaignInput {
+        name: Some(name.into()),
+        agent: Some(AgentSettings {
+            agent_id: "agent_bench".into(),
+            caller_id: Some("+15005550001".into()),
+            ..Default::default()
+        }),
+        schedule: Some(Schedule {
+            windows: vec![CallingWindow { days: Day::ALL.to_vec(), start: "00:00".into(), end: "23:59".into() }],
+            time_zone: "UTC".into(),
+            ..Schedule::default()
+        }),
+        pacing: Some(Pacing { max_concurrent: 1000, calls_per_minute: 6000 }),
+        ..Default::default()
+    }
+    .apply(None, now_ms())
+    .expect("valid bench campaign");
+    if let Some(d) = holiday_zone_today {
+        c.schedule.holidays = vec![d, d + chrono::Duration::days(1)];
+    }
+    c.status = CampaignStatus::Running;
+    c
+}
+
+/// Runs the three phases.
+pub async fn run(opts: CampaignBenchOptions) -> anyhow::Result<CampaignBenchReport> {
+    anyhow::ensure!(opts.contacts >= 10 && opts.rows >= opts.contacts, "need rows >= contacts >= 10");
+    let tmp = tempfile::Builder::new().prefix("switchboard-bench-campaigns-").tempdir()?;
+    let store: Arc<dyn Storage> = Arc::new(SqliteStore::open(tmp.path().join("bench.db"), SqliteOptions::default())?);
+    store.migrate().await?;
+
+    // 1. Import. Every third contact lives in Pacific/Kiritimati (used as the holiday zone in phase 3).
+    let csv = tmp.path().join("contacts.csv");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&csv)?);
+        writeln!(w, "phone,first_name,last_name,email,tags,time_zone,plan")?;
+        for i in 0..opts.rows {
+            let tz = if i % 2 == 0 { "Pacific/Kiritimati" } else { "UTC" };
+            writeln!(
+                w,
+                "+1415{:07},First{i},Last,p{i}@example.com,bench;wave{},{tz},\"gold, annual\"",
+                2_000_000 + i,
+                i % 10
+            )?;
+        }
+        w.flush()?;
+    }
+    let csv_bytes = std::fs::metadata(&csv)?.len();
+    tracing::info!(rows = opts.rows, bytes = csv_bytes, "importing the generated CSV");
+    let rss_before_kib = peak_rss_kib();
+    let started = Instant::now();
+    let report = import_file(store.clone(), &csv, ImportOptions::default(), None)
+        .await
+        .map_err(|e| anyhow::anyhow!("import failed: {e:?}"))?;
+    let import_elapsed = started.elapsed();
+    let rss_after_kib = peak_rss_kib();
+    anyhow::ensure!(
+        report.applied && report.inserted == opts.rows,
+        "import wrote {} of {} rows",
+        report.inserted,
+        opts.rows
+    );
+
+    let ids: Vec<ContactId> = all_ids(&*store).await?.into_iter().take(opts.contacts as usize).collect();
+
+    // 2. Claims: 8 tasks claim every enrollment of a campaign.
+    let c1 = campaign("claims", None);
+    store.insert_campaign(&c1).await?;
+    for chunk in ids.chunks(1000) {
+        store.enroll(&c1.id, chunk, now_ms()).await?;
+    }
+    tracing::info!(enrollments = ids.len(), "claiming");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            let id = c1.id.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let now = now_ms();
+                    let s = Instant::now();
+                    let got = store
+                        .claim_enrollment(&id, now, &format!("bench-{t}"), now + chrono::Duration::minutes(5))
+                        .await?;
+                    lat.push(s.elapsed());
+                    if got.is_none() {
+                        return Ok::<_, anyhow::Error>(lat);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for t in tasks {
+        let mut l = t.await??;
+        l.pop(); // the final empty claim
+        lat.extend(l);
+    }
+    let claim_elapsed = started.elapsed();
+    let claims = lat.len() as u64;
+    let claim_latency = Latency::of(lat);
+
+    // 3. The dialer against the simulator: half deferred (holiday in their zone), half placed.
+    let kiri: chrono_tz::Tz = "Pacific/Kiritimati".parse().expect("zone");
+    let c2 = campaign("dialer", Some(now_ms().with_timezone(&kiri).date_naive()));
+    store.insert_campaign(&c2).await?;
+    for chunk in ids.chunks(1000) {
+        store.enroll(&c2.id, chunk, now_ms()).await?;
+    }
+    let sim_settings = SimSettings {
+        scenario: Scenario { time_scale: 100_000.0, cps: 1_000_000.0, max_concurrency: 100_000, ..Scenario::default() },
+        ..SimSettings::default()
+    };
+    let (account, token, key) =
+        (sim_settings.account_sid.clone(), sim_settings.auth_token.clone(), sim_settings.elevenlabs_api_key.clone());
+    let sim = Simulator::spawn(sim_settings, "127.0.0.1:0".parse().expect("address")).await?;
+    let copts = ClientOptions::default();
+    let dialer = Dialer::new(
+        store.clone(),
+        Some(TwilioClient::new(&sim.base_url, &account, TwilioAuth::AuthToken(Secret::new(token)), &copts)),
+        Some(ElevenLabsClient::new(&sim.base_url, Secret::new(key), &copts)),
+        // Webhooks are not the subject here; they go nowhere.
+        Callbacks { public_base: "http://127.0.0.1:9".into() },
+        "bench-dialer",
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let started = Instant::now();
+    let runner = tokio::spawn(dialer.run(Duration::from_millis(1000), async move {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(Duration::from_secs(opts.secs)).await;
+    let _ = stop_tx.send(());
+    runner.await.context("dialer task")?;
+    let dialer_elapsed = started.elapsed();
+    let counts = store.count_enrollments(&c2.id).await?;
+    let stored = store.get_campaign(&c2.id).await?.context("campaign")?;
+    let placed = stored.dials;
+    // Decisions: every enrollment that left "due now" (placed, or deferred to its next window).
+    let pending_due = count_due(&*store, &c2.id).await?;
+    let decisions = ids.len() as u64 - pending_due;
+    tracing::info!(?counts, placed, decisions, "dialer phase done");
+    Ok(CampaignBenchReport {
+        machine: Machine::detect(),
+        rows: opts.rows,
+        csv_bytes,
+        import_elapsed,
+        rss_before_kib,
+        rss_after_kib,
+        claims,
+        claim_elapsed,
+        claim_latency,
+        decisions,
+        placed,
+        dialer_elapsed,
+    })
+}
+
+/// Enrollments still due now (never looked at by the dialer).
+async fn count_due(store: &dyn Storage, id: &switchboard_domain::CampaignId) -> anyhow::Result<u64> {
+    let now = now_ms();
+    let mut n = 0;
+    let mut page = PageRequest::first(200);
+    loop {
+        let p = store.list_enrollments(id, &[switchboard_domain::EnrollmentStatus::Pending], &page).await?;
+        n += p.items.iter().filter(|e| e.next_attempt_at <= now && e.lease_token == 0).count() as u64;
+        match p.next_cursor {
+            Some(c) => page.cursor = Some(c),
+            None => return Ok(n),
+        }
+    }
+}
+
+fn per_sec(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64().max(1e-9)
+}
+
+impl fmt::Display for CampaignBenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.machine;
+        writeln!(
+            f,
+            "Machine: {} CPUs, {}, {} {}; embedded SQLite (synchronous=FULL)",
+            m.nproc,
+            m.cpu.as_deref().unwrap_or("unknown CPU"),
+            m.os,
+            m.arch
+        )?;
+        writeln!(f)?;
+        writeln!(f, "| Phase | Figure |")?;
+        writeln!(f, "| --- | --- |")?;
+        let import_rate = per_sec(self.rows, self.import_elapsed);
+        writeln!(
+            f,
+            "| Import {} rows ({:.1} MB CSV), validate + write | {:.1} s, **{:.0} rows/s** |",
+            self.rows,
+            self.csv_bytes as f64 / 1e6,
+            self.import_elapsed.as_secs_f64(),
+            import_rate
+        )?;
+        if let (Some(a), Some(b)) = (self.rss_before_kib, self.rss_after_kib) {
+            writeln!(
+                f,
+                "| Peak RSS before → after the import | {:.1} MB → {:.1} MB |",
+                a as f64 / 1024.0,
+                b as f64 / 1024.0
+            )?;
+        }
+        let claim_rate = per_sec(self.claims, self.claim_elapsed);
+        writeln!(
+            f,
+            "| Claims ({} enrollments, 8 tasks) | **{:.0} claims/s**, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms |",
+            self.claims,
+            claim_rate,
+            self.claim_latency.p50.as_secs_f64() * 1e3,
+            self.claim_latency.p99.as_secs_f64() * 1e3,
+            self.claim_latency.max.as_secs_f64() * 1e3
+        )?;
+        let decision_rate = per_sec(self.decisions, self.dialer_elapsed);
+        writeln!(
+            f,
+            "| Dialer decisions in {:.0} s (half deferred, half placed on the simulator) | **{:.0} decisions/s** ({} decisions, {} calls placed) |",
+            self.dialer_elapsed.as_secs_f64(),
+            decision_rate,
+            self.decisions,
+            self.placed
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Ratios in this run: decisions/s ÷ claims/s = {:.2}; import rows/s ÷ claims/s = {:.2}.",
+            decision_rate / claim_rate.max(1e-9),
+            import_rate / claim_rate.max(1e-9)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small run: every phase works and reports; no speed is asserted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_run_reports_every_phase() {
+        let r = run(CampaignBenchOptions { rows: 300, contacts: 100, secs: 1 }).await.unwrap();
+        assert_eq!(r.rows, 300);
+        assert_eq!(r.claims, 100);
+        assert!(r.decisions > 0 && r.decisions <= 100, "{r:?}");
+        assert!(r.placed > 0, "{r:?}");
+        assert!(r.to_string().contains("decisions/s"));
+    }
+}
