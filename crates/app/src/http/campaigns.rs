@@ -41,14 +41,23 @@ pub struct CampaignPage {
     pub next_cursor: Option<String>,
 }
 
-async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Campaign>), ApiError> {
+/// Create a campaign (draft): name, description, agent, schedule, pacing, retry, dial_mode.
+#[utoipa::path(post, path = "/api/v1/campaigns", request_body(content = Object, content_type = "application/json", description = "JSON fields as described in the README"), tag = "campaigns",
+    responses((status = 201, description = "Created"), (status = 400, description = "Invalid input; `errors` names each field")),
+    security(("bearer" = [])))]
+pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     let input: CampaignInput = json_body(&body)?;
     let c = input.apply(None, now_ms()).map_err(field_errors)?;
     state.store.insert_campaign(&c).await?;
     Ok((StatusCode::CREATED, Json(c)))
 }
 
-async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<CampaignPage>, ApiError> {
+/// List campaigns, newest first.
+#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns",
+    params(("status" = Option<Vec<String>>, Query, description = "draft, scheduled, running, paused, completed, cancelled"), ("limit" = Option<u32>, Query, description = "1..=200"), ("cursor" = Option<String>, Query, description = "next_cursor")),
+    responses((status = 200, description = "A page: data, next_cursor"), (status = 400, description = "Invalid input; `errors` names each field")),
+    security(("bearer" = [])))]
+pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<CampaignPage>, ApiError> {
     let mut q = Query::parse(uri.query(), &["status", "limit", "cursor"]);
     let mut statuses = Vec::new();
     for s in q.all("status") {
@@ -63,11 +72,25 @@ async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<CampaignPa
     Ok(Json(CampaignPage { data: p.items, next_cursor: p.next_cursor }))
 }
 
-async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+/// Get a campaign.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
+    responses((status = 200, description = "The campaign"), (status = 404, description = "Unknown campaign")),
+    security(("bearer" = [])))]
+pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
     Ok(Json(load(&state, &id).await?))
 }
 
-async fn patch(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<Campaign>, ApiError> {
+/// Partially update a campaign (after start: name, description and pacing only).
+#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", request_body(content = Object, content_type = "application/json", description = "JSON fields as described in the README"), tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
+    responses((status = 200, description = "The stored campaign"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 409, description = "Not allowed in the campaign's current state; `detail` names it")),
+    security(("bearer" = [])))]
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Campaign>, ApiError> {
     let input: CampaignInput = json_body(&body)?;
     for _ in 0..5 {
         let stored = load(&state, &id).await?;
@@ -121,16 +144,36 @@ async fn transition(state: &AppState, id: &str, action: CampaignAction) -> Resul
     Err(ApiError::Conflict("the campaign kept changing; try again".into()))
 }
 
-async fn start(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+/// draft → scheduled (start time ahead) or running.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/start", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
+    responses((status = 200, description = "The campaign"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 409, description = "Not allowed in the campaign's current state; `detail` names it")),
+    security(("bearer" = [])))]
+pub async fn start(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
     transition(&s, &id, CampaignAction::Start).await
 }
-async fn pause(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+/// running → paused: no new calls; calls in flight finish.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/pause", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
+    responses((status = 200, description = "The campaign"), (status = 409, description = "Not allowed in the campaign's current state; `detail` names it")),
+    security(("bearer" = [])))]
+pub async fn pause(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
     transition(&s, &id, CampaignAction::Pause).await
 }
-async fn resume(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+/// paused → running.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/resume", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
+    responses((status = 200, description = "The campaign"), (status = 409, description = "Not allowed in the campaign's current state; `detail` names it")),
+    security(("bearer" = [])))]
+pub async fn resume(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
     transition(&s, &id, CampaignAction::Resume).await
 }
-async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+/// Any non-final state → cancelled; waiting enrollments are cancelled.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/cancel", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
+    responses((status = 200, description = "The campaign"), (status = 409, description = "Not allowed in the campaign's current state; `detail` names it")),
+    security(("bearer" = [])))]
+pub async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
     transition(&s, &id, CampaignAction::Cancel).await
 }
 
@@ -152,13 +195,19 @@ struct EnrollFilter {
     dnc: Option<bool>,
 }
 
+/// What an enroll request did.
 #[derive(Debug, Serialize)]
-struct Enrolled {
+pub struct Enrolled {
     added: u64,
     already_enrolled: u64,
 }
 
-async fn enroll(
+/// Enroll contacts: {"contact_ids": [...]} or {"filter": {"search","tag","dnc"}}.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/contacts", request_body(content = Object, content_type = "application/json", description = "JSON fields as described in the README"), tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
+    responses((status = 200, description = "added, already_enrolled"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 409, description = "Not allowed in the campaign's current state; `detail` names it")),
+    security(("bearer" = [])))]
+pub async fn enroll(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Bytes,
@@ -221,7 +270,12 @@ pub struct EnrollmentPage {
     pub next_cursor: Option<String>,
 }
 
-async fn list_enrollments(
+/// A campaign's enrollments in enrollment order.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/contacts", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)"), ("status" = Option<Vec<String>>, Query, description = "pending, dialing, in_call, retry_wait, completed, failed, skipped, cancelled"), ("limit" = Option<u32>, Query, description = "1..=200"), ("cursor" = Option<String>, Query, description = "next_cursor")),
+    responses((status = 200, description = "A page: data, next_cursor"), (status = 400, description = "Invalid input; `errors` names each field")),
+    security(("bearer" = [])))]
+pub async fn list_enrollments(
     State(state): State<AppState>,
     Path(id): Path<String>,
     uri: Uri,
@@ -241,7 +295,12 @@ async fn list_enrollments(
     Ok(Json(EnrollmentPage { data: p.items, next_cursor: p.next_cursor }))
 }
 
-async fn remove_enrollment(
+/// Remove an enrollment.
+#[utoipa::path(delete, path = "/api/v1/campaigns/{id}/contacts/{contact_id}", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)"), ("contact_id" = String, Path, description = "Contact id (con_…)")),
+    responses((status = 204, description = "Removed"), (status = 404, description = "Not enrolled"), (status = 409, description = "A call is in flight")),
+    security(("bearer" = [])))]
+pub async fn remove_enrollment(
     State(state): State<AppState>,
     Path((id, contact)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -254,7 +313,7 @@ async fn remove_enrollment(
 
 /// `GET …/contacts/{contact_id}/eligibility`.
 #[derive(Debug, Serialize)]
-struct EligibilityOut {
+pub struct EligibilityOut {
     contact_id: String,
     enrollment_status: EnrollmentStatus,
     attempts: u32,
@@ -263,7 +322,12 @@ struct EligibilityOut {
     evaluated_at: DateTime<Utc>,
 }
 
-async fn eligibility(
+/// Dialable now or not, every reason why not, and when next.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/contacts/{contact_id}/eligibility", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)"), ("contact_id" = String, Path, description = "Contact id (con_…)")),
+    responses((status = 200, description = "dialable, reasons, next_dialable_at, time_zone"), (status = 404, description = "Not enrolled")),
+    security(("bearer" = [])))]
+pub async fn eligibility(
     State(state): State<AppState>,
     Path((id, contact)): Path<(String, String)>,
 ) -> Result<Json<EligibilityOut>, ApiError> {
@@ -283,7 +347,7 @@ async fn eligibility(
 
 /// Campaign progress.
 #[derive(Debug, Serialize)]
-struct Progress {
+pub struct Progress {
     status: CampaignStatus,
     enrollments: u64,
     by_status: BTreeMap<String, u64>,
@@ -322,7 +386,12 @@ async fn outcomes(state: &AppState, c: &Campaign) -> Result<(BTreeMap<String, u6
     Ok((by, finished, dur_sum, dur_n))
 }
 
-async fn progress(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Progress>, ApiError> {
+/// Counts per enrollment status, calls placed, in flight, answer rate, average duration, outcomes, ETA.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/progress", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
+    responses((status = 200, description = "Progress"), (status = 404, description = "Unknown campaign")),
+    security(("bearer" = [])))]
+pub async fn progress(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Progress>, ApiError> {
     let c = load(&state, &id).await?;
     let counts = state.store.count_enrollments(&c.id).await?;
     let total: u64 = counts.iter().map(|(_, n)| n).sum();
@@ -346,7 +415,7 @@ async fn progress(State(state): State<AppState>, Path(id): Path<String>) -> Resu
 
 /// Preflight: who is dialable now, per day ahead, when the campaign would finish, who is skipped and why.
 #[derive(Debug, Serialize)]
-struct Preflight {
+pub struct Preflight {
     evaluated_at: DateTime<Utc>,
     enrollments: u64,
     eligible_now: u64,
@@ -360,8 +429,9 @@ struct Preflight {
     eta: Option<DateTime<Utc>>,
 }
 
+/// A contact preflight says will never be dialled.
 #[derive(Debug, Serialize)]
-struct SkippedContact {
+pub struct SkippedContact {
     contact_id: String,
     reasons: Vec<Blocker>,
 }
@@ -373,7 +443,12 @@ fn reason_code(b: &Blocker) -> String {
         .unwrap_or_default()
 }
 
-async fn preflight(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Preflight>, ApiError> {
+/// Forecast before starting: eligible now and per day, ETA at the configured pacing, who is skipped and why.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/preflight", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
+    responses((status = 200, description = "Preflight"), (status = 404, description = "Unknown campaign")),
+    security(("bearer" = [])))]
+pub async fn preflight(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Preflight>, ApiError> {
     let mut c = load(&state, &id).await?;
     let now = now_ms();
     // Forecast as if it were running now (a draft has not started yet).
@@ -439,7 +514,15 @@ async fn preflight(State(state): State<AppState>, Path(id): Path<String>) -> Res
     Ok(Json(out))
 }
 
-async fn analytics(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+/// Calls by outcome and average duration.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/analytics", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
+    responses((status = 200, description = "Analytics"), (status = 404, description = "Unknown campaign")),
+    security(("bearer" = [])))]
+pub async fn analytics(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let c = load(&state, &id).await?;
     let (by_outcome, finished, dur_sum, dur_n) = outcomes(&state, &c).await?;
     Ok(Json(serde_json::json!({

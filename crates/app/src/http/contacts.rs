@@ -45,7 +45,11 @@ fn contact_id(id: &str) -> Result<ContactId, ApiError> {
     ContactId::parse(id).map_err(|e| ApiError::field("id", e.to_string()))
 }
 
-async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Contact>), ApiError> {
+/// Create a contact (body: phone, name, email, tags, custom, time_zone, location, do_not_call, do_not_call_reason, source).
+#[utoipa::path(post, path = "/api/v1/contacts", request_body(content = Object, content_type = "application/json", description = "JSON fields as described in the README"), tag = "contacts",
+    responses((status = 201, description = "Created"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 409, description = "Phone already stored")),
+    security(("bearer" = [])))]
+pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Contact>), ApiError> {
     let input: ContactInput = json_body(&body)?;
     let mut contact = input.validate(&state.settings.contacts.default_region, now_ms()).map_err(field_errors)?;
     if contact.source.is_none() {
@@ -55,11 +59,25 @@ async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCod
     Ok((StatusCode::CREATED, Json(contact)))
 }
 
-async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Contact>, ApiError> {
+/// Get a contact.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "Contact id (con_…)")),
+    responses((status = 200, description = "The contact"), (status = 404, description = "Unknown contact")),
+    security(("bearer" = [])))]
+pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Contact>, ApiError> {
     state.store.get_contact(&contact_id(&id)?).await?.map(Json).ok_or(ApiError::NotFound("contact"))
 }
 
-async fn patch(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Json<Contact>, ApiError> {
+/// Partially update a contact (only the fields sent).
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", request_body(content = Object, content_type = "application/json", description = "JSON fields as described in the README"), tag = "contacts",
+    params(("id" = String, Path, description = "Contact id (con_…)")),
+    responses((status = 200, description = "The stored contact"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 404, description = "Unknown contact"), (status = 409, description = "Phone already stored")),
+    security(("bearer" = [])))]
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Contact>, ApiError> {
     let id = contact_id(&id)?;
     let input: ContactInput = json_body(&body)?;
     for _ in 0..5 {
@@ -74,7 +92,12 @@ async fn patch(State(state): State<AppState>, Path(id): Path<String>, body: Byte
     Err(ApiError::Conflict("the contact kept changing; try again".into()))
 }
 
-async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+/// Delete a contact and its enrollments.
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "Contact id (con_…)")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown contact"), (status = 409, description = "A call is in flight")),
+    security(("bearer" = [])))]
+pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     if state.store.delete_contact(&contact_id(&id)?).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -107,7 +130,12 @@ fn sort_of(q: &mut Query) -> ContactSort {
     }
 }
 
-async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<ContactPage>, ApiError> {
+/// List contacts with search (name / phone / e-mail prefix), tag and DNC filters, sort and cursor.
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts",
+    params(("search" = Option<String>, Query, description = "Case-insensitive prefix of name, e-mail or phone"), ("tag" = Option<String>, Query, description = "Tag"), ("dnc" = Option<bool>, Query, description = "Do-not-call"), ("sort" = Option<String>, Query, description = "-created_at (default) or created_at"), ("limit" = Option<u32>, Query, description = "1..=200"), ("cursor" = Option<String>, Query, description = "next_cursor")),
+    responses((status = 200, description = "A page: data, next_cursor"), (status = 400, description = "Invalid input; `errors` names each field")),
+    security(("bearer" = [])))]
+pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<ContactPage>, ApiError> {
     let mut q = Query::parse(uri.query(), &["search", "tag", "dnc", "sort", "limit", "cursor"]);
     let filter = filter_of(&mut q);
     let sort = sort_of(&mut q);
@@ -117,7 +145,12 @@ async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<ContactPag
     Ok(Json(ContactPage { data: p.items, next_cursor: p.next_cursor }))
 }
 
-async fn lookup(State(state): State<AppState>, uri: Uri) -> Result<Json<Contact>, ApiError> {
+/// Find a contact by phone (any format; normalised with the default region).
+#[utoipa::path(get, path = "/api/v1/contacts/lookup", tag = "contacts",
+    params(("phone" = String, Query, description = "Phone")),
+    responses((status = 200, description = "The contact"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 404, description = "No contact with this phone")),
+    security(("bearer" = [])))]
+pub async fn lookup(State(state): State<AppState>, uri: Uri) -> Result<Json<Contact>, ApiError> {
     let q = Query::parse(uri.query(), &["phone"]);
     let raw = q.one("phone").ok_or_else(|| ApiError::field("phone", "is required"))?;
     q.finish()?;
@@ -126,7 +159,16 @@ async fn lookup(State(state): State<AppState>, uri: Uri) -> Result<Json<Contact>
     state.store.find_contact_by_phone(&e164).await?.map(Json).ok_or(ApiError::NotFound("contact"))
 }
 
-async fn calls(State(state): State<AppState>, Path(id): Path<String>, uri: Uri) -> Result<Json<CallPage>, ApiError> {
+/// A contact's call history, newest first.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/calls", tag = "contacts",
+    params(("id" = String, Path, description = "Contact id (con_…)"), ("limit" = Option<u32>, Query, description = "1..=200"), ("cursor" = Option<String>, Query, description = "next_cursor")),
+    responses((status = 200, description = "A page of calls"), (status = 404, description = "Unknown contact")),
+    security(("bearer" = [])))]
+pub async fn calls(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Json<CallPage>, ApiError> {
     let id = contact_id(&id)?;
     let mut q = Query::parse(uri.query(), &["limit", "cursor"]);
     let page = q.page();
@@ -186,7 +228,12 @@ fn import_options(q: &mut Query, state: &AppState) -> ImportOptions {
 
 /// `POST /contacts/import`: the body is the file (CSV, a JSON array or NDJSON), or a
 /// `multipart/form-data` upload with the file in a part named `file`.
-async fn import(
+/// Import contacts: the body is the file (CSV, JSON array, NDJSON) or multipart/form-data with a `file` part. Validates every row first; writes only if all are valid or partial=true.
+#[utoipa::path(post, path = "/api/v1/contacts/import", request_body(content = String, content_type = "text/csv", description = "The file: CSV (or JSON / NDJSON with `format`), or multipart/form-data with a `file` part"), tag = "contacts",
+    params(("format" = Option<String>, Query, description = "csv (default), json, ndjson"), ("on_duplicate" = Option<String>, Query, description = "skip (default), update, fail"), ("dry_run" = Option<bool>, Query, description = "Validate only"), ("partial" = Option<bool>, Query, description = "Write the valid rows even if some are invalid"), ("map" = Option<Vec<String>>, Query, description = "COLUMN=field, repeatable")),
+    responses((status = 200, description = "The import report"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 422, description = "Nothing written; the report says why")),
+    security(("bearer" = [])))]
+pub async fn import(
     State(state): State<AppState>,
     uri: Uri,
     headers: axum::http::HeaderMap,
@@ -207,7 +254,12 @@ async fn import(
 }
 
 /// `GET /contacts/export?format=csv|ndjson` with the list filters, streamed.
-async fn export(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+/// Export contacts as CSV or NDJSON (streamed, oldest first) with the list filters.
+#[utoipa::path(get, path = "/api/v1/contacts/export", tag = "contacts",
+    params(("format" = Option<String>, Query, description = "csv (default) or ndjson"), ("search" = Option<String>, Query, description = "Prefix"), ("tag" = Option<String>, Query, description = "Tag"), ("dnc" = Option<bool>, Query, description = "Do-not-call")),
+    responses((status = 200, description = "The file"), (status = 400, description = "Invalid input; `errors` names each field")),
+    security(("bearer" = [])))]
+pub async fn export(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let mut q = Query::parse(uri.query(), &["format", "search", "tag", "dnc"]);
     let filter = filter_of(&mut q);
     let format = match q.one("format").as_deref() {

@@ -413,3 +413,68 @@ async fn two_dialers_run_a_campaign_without_duplicate_or_out_of_window_dials() {
     let c = store.get_campaign(&campaign.id).await.unwrap().unwrap();
     assert!(c.inflight.is_empty(), "no slot leaked: {:?}", c.inflight);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dialer_follows_the_recipients_window_across_a_dst_change() {
+    let Rig { app, sim, dialers } = rig(Scenario { time_scale: 1000.0, ..Scenario::default() }).await;
+    let store = app.store();
+    let d = &dialers[0];
+    let utc = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    // New York 09:00–10:00 every day; the campaign starts on 2026-03-07 (EST), DST begins 2026-03-08.
+    let start = utc("2026-03-07T00:00:00Z");
+    let mut c = CampaignInput {
+        name: Some("DST".into()),
+        agent: Some(AgentSettings {
+            agent_id: "agent_sim".into(),
+            caller_id: Some("+15005550001".into()),
+            ..Default::default()
+        }),
+        schedule: Some(Schedule {
+            start_at: Some(start),
+            windows: vec![CallingWindow { days: Day::ALL.to_vec(), start: "09:00".into(), end: "10:00".into() }],
+            time_zone: "America/New_York".into(),
+            holidays: vec![],
+            end_at: None,
+        }),
+        pacing: Some(Pacing { max_concurrent: 10, calls_per_minute: 6000 }),
+        ..Default::default()
+    }
+    .apply(None, utc("2026-03-01T00:00:00Z"))
+    .unwrap();
+    c.status = CampaignStatus::Scheduled;
+    store.insert_campaign(&c).await.unwrap();
+    let mut ks = Vec::new();
+    for i in 0..3u32 {
+        let k = ContactInput { phone: Some(format!("+1500555{:04}", 700 + i)), ..Default::default() }
+            .validate("US", start)
+            .unwrap();
+        store.insert_contact(&k).await.unwrap();
+        ks.push(k);
+    }
+    let placed = || sim.sim.calls().len();
+    // Before the start: still scheduled, nothing dialled.
+    d.step(utc("2026-03-06T14:30:00Z")).await.unwrap();
+    assert_eq!(store.get_campaign(&c.id).await.unwrap().unwrap().status, CampaignStatus::Scheduled);
+    // Sat 2026-03-07 14:30Z = 09:30 EST: inside. The scheduled campaign starts and dials contact 0.
+    store.enroll(&c.id, &[ks[0].id.clone()], utc("2026-03-07T14:00:00Z")).await.unwrap();
+    let r = d.step(utc("2026-03-07T14:30:00Z")).await.unwrap();
+    assert_eq!((r.started, r.placed), (1, 1), "{r:?}");
+    let settle = || tokio::time::sleep(StdDuration::from_millis(600));
+    settle().await;
+    // Sun 2026-03-08 13:30Z = 09:30 EDT: inside (an hour earlier in UTC than the day before).
+    store.enroll(&c.id, &[ks[2].id.clone()], utc("2026-03-08T13:00:00Z")).await.unwrap();
+    let r = d.step(utc("2026-03-08T13:30:00Z")).await.unwrap();
+    assert_eq!(r.placed, 1, "{r:?}");
+    settle().await;
+    // Sun 2026-03-08 14:30Z = 10:30 EDT: the UTC time that was inside yesterday is outside today.
+    store.enroll(&c.id, &[ks[1].id.clone()], utc("2026-03-08T14:00:00Z")).await.unwrap();
+    let r = d.step(utc("2026-03-08T14:30:00Z")).await.unwrap();
+    assert_eq!((r.placed, r.deferred), (0, 1), "{r:?}");
+    let e1 = store.find_enrollment(&c.id, &ks[1].id).await.unwrap().unwrap();
+    assert_eq!(e1.next_attempt_at, utc("2026-03-09T13:00:00Z"), "next window: 09:00 EDT on Monday");
+    assert!(e1.status.is_waiting());
+    settle().await;
+    let r = d.step(utc("2026-03-09T13:05:00Z")).await.unwrap();
+    assert_eq!(r.placed, 1, "{r:?}");
+    assert_eq!(placed(), 3);
+}
