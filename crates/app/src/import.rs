@@ -81,6 +81,8 @@ pub struct ImportOptions {
     pub preview_rows: usize,
     /// Rows per write.
     pub batch: usize,
+    /// Enroll every contact of the file (new or already stored) in this campaign.
+    pub enroll_in: Option<switchboard_domain::CampaignId>,
 }
 
 impl Default for ImportOptions {
@@ -94,6 +96,7 @@ impl Default for ImportOptions {
             mapping: vec![],
             preview_rows: 5,
             batch: 1000,
+            enroll_in: None,
         }
     }
 }
@@ -142,6 +145,8 @@ pub struct ImportReport {
     pub message: Option<String>,
     /// The `source` the imported contacts carry (undo handle).
     pub source: String,
+    /// Contacts enrolled in `enroll_in` (already enrolled ones not counted).
+    pub enrolled: u64,
 }
 
 const MAX_ERRORS: usize = 1000;
@@ -383,6 +388,15 @@ pub async fn import_file(
 ) -> Result<ImportReport, ApiError> {
     let source = format!("import:{}", uuid::Uuid::now_v7().simple());
     let mut report = ImportReport { dry_run: opts.dry_run, source: source.clone(), ..Default::default() };
+    if let Some(cid) = &opts.enroll_in {
+        match store.get_campaign(cid).await?.map(|c| c.status) {
+            None => return Err(ApiError::field("campaign_id", format!("campaign {cid} does not exist"))),
+            Some(s) if s.is_final() => {
+                return Err(ApiError::Conflict(format!("campaign {cid} is {s}; it takes no new contacts")));
+            }
+            Some(_) => {}
+        }
+    }
     let (columns, iter) = rows(path, &opts).map_err(|e| ApiError::field("file", e.to_string()))?;
     for c in columns {
         if let Some((h, f)) = c.split_once('=') {
@@ -473,7 +487,7 @@ pub async fn import_file(
         }
         batch.push(c);
         if batch.len() >= opts.batch
-            && let Err(e) = flush(&*store, &mut batch, write_mode, &mut report).await
+            && let Err(e) = flush(&*store, &mut batch, write_mode, opts.enroll_in.as_ref(), &mut report).await
         {
             failure = Some(e);
             break;
@@ -481,7 +495,7 @@ pub async fn import_file(
     }
     if failure.is_none()
         && !batch.is_empty()
-        && let Err(e) = flush(&*store, &mut batch, write_mode, &mut report).await
+        && let Err(e) = flush(&*store, &mut batch, write_mode, opts.enroll_in.as_ref(), &mut report).await
     {
         failure = Some(e);
     }
@@ -499,12 +513,27 @@ async fn flush(
     store: &dyn Storage,
     batch: &mut Vec<Contact>,
     mode: OnDuplicate,
+    enroll_in: Option<&switchboard_domain::CampaignId>,
     report: &mut ImportReport,
 ) -> Result<(), ApiError> {
     let r = store.insert_contacts(batch, mode).await?;
     report.inserted += r.inserted;
     report.updated += r.updated;
     report.skipped += r.skipped.len() as u64;
+    if let Some(cid) = enroll_in {
+        // New contacts keep the id they were built with; stored ones are found by phone.
+        let mut ids = Vec::with_capacity(batch.len());
+        for (i, c) in batch.iter().enumerate() {
+            if r.skipped.contains(&i) || mode == OnDuplicate::Update {
+                if let Some(stored) = store.find_contact_by_phone(&c.phone).await? {
+                    ids.push(stored.id);
+                }
+            } else {
+                ids.push(c.id.clone());
+            }
+        }
+        report.enrolled += store.enroll(cid, &ids, now_ms()).await?;
+    }
     batch.clear();
     Ok(())
 }

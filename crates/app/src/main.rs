@@ -146,6 +146,9 @@ enum ImportWhat {
         /// Explicit column mapping, `COLUMN=field` (repeatable), e.g. `--map "Cell Phone=phone"`.
         #[arg(long = "map")]
         mapping: Vec<String>,
+        /// Also enroll every contact of the file in this campaign (`cmp_…`).
+        #[arg(long)]
+        campaign: Option<String>,
     },
 }
 
@@ -171,15 +174,8 @@ enum ExportWhat {
     },
 }
 
-async fn import_contacts(
-    settings: &config::Settings,
-    file: std::path::PathBuf,
-    format: Option<String>,
-    on_duplicate: String,
-    dry_run: bool,
-    partial: bool,
-    mapping: Vec<String>,
-) -> anyhow::Result<ExitCode> {
+async fn import_contacts(settings: &config::Settings, what: ImportWhat) -> anyhow::Result<ExitCode> {
+    let ImportWhat::Contacts { file, format, on_duplicate, dry_run, partial, mapping, campaign } = what;
     use switchboard::import::{ImportFormat, ImportOptions};
     use switchboard_storage::OnDuplicate;
     let format = match format.as_deref() {
@@ -200,6 +196,9 @@ async fn import_contacts(
         let (c, f) = m.split_once('=').ok_or_else(|| anyhow::anyhow!("--map {m}: expected COLUMN=field"))?;
         map.push((c.trim().to_owned(), f.trim().to_owned()));
     }
+    let enroll_in = campaign
+        .map(|c| switchboard_domain::CampaignId::parse(&c).map_err(|e| anyhow::anyhow!("--campaign: {e}")))
+        .transpose()?;
     let store = store::open(settings).await?;
     store.migrate().await?;
     let total = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
@@ -221,6 +220,7 @@ async fn import_contacts(
         partial,
         default_region: settings.contacts.default_region.clone(),
         mapping: map,
+        enroll_in,
         ..ImportOptions::default()
     };
     let report = switchboard::import::import_file(store, &file, opts, Some(progress))
@@ -245,8 +245,12 @@ async fn import_contacts(
     }
     if report.applied {
         println!(
-            "imported: {} inserted, {} updated, {} skipped (source {})",
-            report.inserted, report.updated, report.skipped, report.source
+            "imported: {} inserted, {} updated, {} skipped (source {}){}",
+            report.inserted,
+            report.updated,
+            report.skipped,
+            report.source,
+            if report.enrolled > 0 { format!("; {} enrolled", report.enrolled) } else { String::new() }
         );
         Ok(ExitCode::SUCCESS)
     } else {
@@ -312,8 +316,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             shutdown_signal().await;
         }
-        Command::Import { what: ImportWhat::Contacts { file, format, on_duplicate, dry_run, partial, mapping } } => {
-            return import_contacts(&settings, file, format, on_duplicate, dry_run, partial, mapping).await;
+        Command::Import { what } => {
+            return import_contacts(&settings, what).await;
         }
         Command::Export { what: ExportWhat::Contacts { format, out, search, tag, dnc } } => {
             use std::io::Write;

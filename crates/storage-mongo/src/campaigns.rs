@@ -466,6 +466,23 @@ impl CampaignStore for MongoStore {
         Err(StoreError::conflict("the dial gate kept changing; gave up"))
     }
 
+    async fn delete_campaign(&self, id: &CampaignId) -> StoreResult<bool> {
+        // Only a campaign that cannot dial any more; the status filter makes the check and the delete one step.
+        let r = self
+            .campaigns()
+            .delete_one(doc! { "_id": id.as_str(), "status": { "$in": ["draft", "completed", "cancelled"] } })
+            .await
+            .map_err(map_err)?;
+        if r.deleted_count == 1 {
+            self.enrollments().delete_many(doc! { "campaign_id": id.as_str() }).await.map_err(map_err)?;
+            return Ok(true);
+        }
+        match self.get_campaign(id).await? {
+            Some(c) => Err(StoreError::conflict(format!("the campaign is {}; cancel it before deleting it", c.status))),
+            None => Ok(false),
+        }
+    }
+
     async fn release_dial_slot(&self, id: &CampaignId, key: &str) -> StoreResult<bool> {
         let r = self
             .campaigns()

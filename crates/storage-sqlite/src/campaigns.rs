@@ -45,6 +45,13 @@ fn decode_contact(doc: String) -> StoreResult<Contact> {
     serde_json::from_str(&doc).map_err(json_err)
 }
 
+/// The stored id, version and creation time of a phone (no document decoding).
+fn contact_key(conn: &Connection, phone: &str) -> StoreResult<Option<(String, i64, i64)>> {
+    conn.prepare_cached("SELECT id, version, created_at FROM contacts WHERE phone = ?1")
+        .and_then(|mut st| st.query_row([phone], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional())
+        .map_err(map_err)
+}
+
 fn write_contact(conn: &Connection, c: &Contact, replace: bool) -> StoreResult<()> {
     let sql = if replace {
         "UPDATE contacts SET phone = ?2, name_lc = ?3, email_lc = ?4, dnc = ?5, source = ?6, created_at = ?7, updated_at = ?8, version = ?9, doc = ?10 WHERE id = ?1"
@@ -72,9 +79,11 @@ fn write_contact(conn: &Connection, c: &Contact, replace: bool) -> StoreResult<(
             }
             other => other,
         })?;
-    conn.prepare_cached("DELETE FROM contact_tags WHERE contact_id = ?1")
-        .and_then(|mut st| st.execute([c.id.as_str()]))
-        .map_err(map_err)?;
+    if replace {
+        conn.prepare_cached("DELETE FROM contact_tags WHERE contact_id = ?1")
+            .and_then(|mut st| st.execute([c.id.as_str()]))
+            .map_err(map_err)?;
+    }
     for t in &c.tags {
         conn.prepare_cached("INSERT OR IGNORE INTO contact_tags (contact_id, tag) VALUES (?1, ?2)")
             .and_then(|mut st| st.execute([c.id.as_str(), t]))
@@ -105,21 +114,21 @@ impl ContactStore for SqliteStore {
         self.write(move |conn| {
             let mut out = BulkContacts::default();
             for (i, c) in contacts.iter().enumerate() {
-                match contact_by(conn, "phone", &c.phone)? {
+                match contact_key(conn, &c.phone)? {
                     None => {
                         write_contact(conn, c, false)?;
                         out.inserted += 1;
                     }
-                    Some(existing) => match on_duplicate {
+                    Some((id, version, created)) => match on_duplicate {
                         OnDuplicate::Skip => out.skipped.push(i),
                         OnDuplicate::Fail => {
                             return Err(StoreError::conflict(format!("a contact with phone {} exists", c.phone)));
                         }
                         OnDuplicate::Update => {
                             let mut merged = c.clone();
-                            merged.id = existing.id.clone();
-                            merged.created_at = existing.created_at;
-                            merged.version = existing.version + 1;
+                            merged.id = ContactId::parse(&id).map_err(|e| StoreError::Other(anyhow::anyhow!(e)))?;
+                            merged.created_at = from_millis(created);
+                            merged.version = version + 1;
                             write_contact(conn, &merged, true)?;
                             out.updated += 1;
                         }
@@ -450,6 +459,30 @@ impl CampaignStore for SqliteStore {
                 .and_then(|mut st| st.execute(params![id.as_str(), now + interval]))
                 .map_err(map_err)?;
             Ok(SlotGrant::Granted)
+        })
+        .await
+    }
+
+    async fn delete_campaign(&self, id: &CampaignId) -> StoreResult<bool> {
+        let id = id.clone();
+        self.write(move |conn| {
+            let status: Option<String> = conn
+                .query_row("SELECT status FROM campaigns WHERE id = ?1", [id.as_str()], |r| r.get(0))
+                .optional()
+                .map_err(map_err)?;
+            match status.as_deref() {
+                None => Ok(false),
+                Some(s @ ("scheduled" | "running" | "paused")) => {
+                    Err(StoreError::conflict(format!("the campaign is {s}; cancel it before deleting it")))
+                }
+                Some(_) => {
+                    conn.execute("DELETE FROM campaign_contacts WHERE campaign_id = ?1", [id.as_str()])
+                        .map_err(map_err)?;
+                    conn.execute("DELETE FROM dial_slots WHERE campaign_id = ?1", [id.as_str()]).map_err(map_err)?;
+                    conn.execute("DELETE FROM campaigns WHERE id = ?1", [id.as_str()]).map_err(map_err)?;
+                    Ok(true)
+                }
+            }
         })
         .await
     }

@@ -154,6 +154,9 @@ pub trait CampaignStore: Send + Sync {
     async fn acquire_dial_slot(&self, id: &CampaignId, key: &str, now: DateTime<Utc>) -> StoreResult<SlotGrant>;
     /// Releases `key` (idempotent); returns whether it was held.
     async fn release_dial_slot(&self, id: &CampaignId, key: &str) -> StoreResult<bool>;
+    /// Deletes a campaign that is draft, completed or cancelled, with its
+    /// enrollments (its calls stay: they are history). Any other status is a `Conflict`.
+    async fn delete_campaign(&self, id: &CampaignId) -> StoreResult<bool>;
 }
 
 /// Enrollments.
@@ -292,6 +295,9 @@ macro_rules! forward_campaign_stores {
                 key: &str,
             ) -> $crate::StoreResult<bool> {
                 $wrap("release_dial_slot", self.$field.release_dial_slot(id, key)).await
+            }
+            async fn delete_campaign(&self, id: &::switchboard_domain::CampaignId) -> $crate::StoreResult<bool> {
+                $wrap("delete_campaign", self.$field.delete_campaign(id)).await
             }
         }
 

@@ -113,6 +113,19 @@ pub async fn patch(
     Err(ApiError::Conflict("the campaign kept changing; try again".into()))
 }
 
+/// Delete a campaign that is draft, completed or cancelled (with its enrollments; its calls stay).
+#[utoipa::path(delete, path = "/api/v1/campaigns/{id}", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown campaign"), (status = 409, description = "Still able to dial; cancel it first")),
+    security(("bearer" = [])))]
+pub async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if state.store.delete_campaign(&campaign_id(&id)?).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("campaign"))
+    }
+}
+
 async fn transition(state: &AppState, id: &str, action: CampaignAction) -> Result<Json<Campaign>, ApiError> {
     for _ in 0..5 {
         let stored = load(state, id).await?;
@@ -537,7 +550,7 @@ pub async fn analytics(
 pub fn router() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/campaigns", post(create).get(list))
-        .route("/campaigns/{id}", get(get_one).patch(patch))
+        .route("/campaigns/{id}", get(get_one).patch(patch).delete(remove))
         .route("/campaigns/{id}/start", post(start))
         .route("/campaigns/{id}/pause", post(pause))
         .route("/campaigns/{id}/resume", post(resume))

@@ -215,9 +215,17 @@ fn import_options(q: &mut Query, state: &AppState) -> ImportOptions {
             None => q.bad("map", format!("`{m}` is not COLUMN=field")),
         }
     }
+    let enroll_in = q.one("campaign_id").and_then(|c| match switchboard_domain::CampaignId::parse(&c) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            q.bad("campaign_id", e.to_string());
+            None
+        }
+    });
     ImportOptions {
         format,
         on_duplicate,
+        enroll_in,
         dry_run: flag(q, "dry_run"),
         partial: flag(q, "partial"),
         default_region: state.settings.contacts.default_region.clone(),
@@ -230,7 +238,7 @@ fn import_options(q: &mut Query, state: &AppState) -> ImportOptions {
 /// `multipart/form-data` upload with the file in a part named `file`.
 /// Import contacts: the body is the file (CSV, JSON array, NDJSON) or multipart/form-data with a `file` part. Validates every row first; writes only if all are valid or partial=true.
 #[utoipa::path(post, path = "/api/v1/contacts/import", request_body(content = String, content_type = "text/csv", description = "The file: CSV (or JSON / NDJSON with `format`), or multipart/form-data with a `file` part"), tag = "contacts",
-    params(("format" = Option<String>, Query, description = "csv (default), json, ndjson"), ("on_duplicate" = Option<String>, Query, description = "skip (default), update, fail"), ("dry_run" = Option<bool>, Query, description = "Validate only"), ("partial" = Option<bool>, Query, description = "Write the valid rows even if some are invalid"), ("map" = Option<Vec<String>>, Query, description = "COLUMN=field, repeatable")),
+    params(("format" = Option<String>, Query, description = "csv (default), json, ndjson"), ("on_duplicate" = Option<String>, Query, description = "skip (default), update, fail"), ("dry_run" = Option<bool>, Query, description = "Validate only"), ("partial" = Option<bool>, Query, description = "Write the valid rows even if some are invalid"), ("map" = Option<Vec<String>>, Query, description = "COLUMN=field, repeatable"), ("campaign_id" = Option<String>, Query, description = "Also enroll every contact of the file in this campaign")),
     responses((status = 200, description = "The import report"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 422, description = "Nothing written; the report says why")),
     security(("bearer" = [])))]
 pub async fn import(
@@ -239,7 +247,7 @@ pub async fn import(
     headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let mut q = Query::parse(uri.query(), &["format", "on_duplicate", "dry_run", "partial", "map"]);
+    let mut q = Query::parse(uri.query(), &["format", "on_duplicate", "dry_run", "partial", "map", "campaign_id"]);
     let opts = import_options(&mut q, &state);
     q.finish()?;
     // Spool the upload to a temporary file: the importer reads it twice (validate, then write)

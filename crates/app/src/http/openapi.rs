@@ -43,6 +43,7 @@ impl Modify for Bearer {
         super::campaigns::list,
         super::campaigns::get_one,
         super::campaigns::patch,
+        super::campaigns::remove,
         super::campaigns::start,
         super::campaigns::pause,
         super::campaigns::resume,

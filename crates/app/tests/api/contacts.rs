@@ -159,6 +159,25 @@ async fn imports_validate_everything_first_and_never_half_import() {
     let dana = app.get_json("/api/v1/contacts/lookup?phone=%2B14155550101", StatusCode::OK).await;
     assert_eq!(dana["name"], "Dana");
 
+    // Straight from an import into a campaign: new and already stored contacts are enrolled.
+    let (_, camp) = app
+        .call(
+            Method::POST,
+            "/api/v1/campaigns",
+            Some(json!({ "name": "From import", "agent": { "agent_id": "a", "caller_id": "+15005550001" } })),
+        )
+        .await;
+    let cid = camp["id"].as_str().unwrap();
+    let file = b"phone\n+14155550101\n+14155550301\n".to_vec();
+    let (s, r) = app.post_bytes(&format!("/api/v1/contacts/import?campaign_id={cid}"), file, "text/csv").await;
+    assert_eq!((s, r["inserted"].as_u64(), r["enrolled"].as_u64()), (StatusCode::OK, Some(1), Some(2)), "{r}");
+    let progress = app.get_json(&format!("/api/v1/campaigns/{cid}/progress"), StatusCode::OK).await;
+    assert_eq!(progress["enrollments"], 2);
+    let (s, _) = app
+        .post_bytes("/api/v1/contacts/import?campaign_id=cmp_nope", b"phone\n+14155550101\n".to_vec(), "text/csv")
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
     // NDJSON import and a file with no phone column.
     let nd = b"{\"phone_number\":\"+14155550201\",\"name\":\"Nd One\",\"tags\":[\"a\",\"b\"]}\n\n{\"mobile\":\"+14155550202\"}\n".to_vec();
     let (s, r) = app.post_bytes("/api/v1/contacts/import?format=ndjson", nd, "application/x-ndjson").await;
@@ -171,7 +190,7 @@ async fn imports_validate_everything_first_and_never_half_import() {
     let csv = app.get("/api/v1/contacts/export").await.text().await.unwrap();
     let mut rdr = csv::Reader::from_reader(csv.as_bytes());
     assert_eq!(rdr.headers().unwrap().get(1), Some("phone"));
-    assert_eq!(rdr.records().count(), 6, "{csv}");
+    assert_eq!(rdr.records().count(), 7, "{csv}");
     let nd = app.get("/api/v1/contacts/export?format=ndjson&search=nd").await.text().await.unwrap();
     let lines: Vec<Value> = nd.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 1);

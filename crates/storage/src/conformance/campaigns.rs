@@ -399,4 +399,12 @@ pub async fn a_paused_or_cancelled_campaign_grants_nothing(h: &dyn Harness) {
     assert_eq!(e.status, EnrollmentStatus::Cancelled);
     assert_ne!(e.id, one.id);
     assert!(s.remove_enrollment(&e.id).await.unwrap());
+    // Deleting: refused while it could still dial, then removes it with its enrollments.
+    let other = campaign(1, 60);
+    s.insert_campaign(&other).await.unwrap();
+    assert!(matches!(s.delete_campaign(&other.id).await, Err(StoreError::Conflict { .. })), "running");
+    assert!(s.delete_campaign(&c.id).await.unwrap());
+    assert!(!s.delete_campaign(&c.id).await.unwrap());
+    assert!(s.get_campaign(&c.id).await.unwrap().is_none());
+    assert!(s.get_enrollment(&one.id).await.unwrap().is_none());
 }
