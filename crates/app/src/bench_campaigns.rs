@@ -61,6 +61,8 @@ pub struct CampaignBenchReport {
     pub rss_before_kib: Option<u64>,
     /// Peak RSS after the import (KiB).
     pub rss_after_kib: Option<u64>,
+    /// Anonymous (heap) RSS right after the import (KiB): excludes the memory-mapped database file.
+    pub anon_after_kib: Option<u64>,
     /// Claims made.
     pub claims: u64,
     /// Claim phase wall time.
@@ -75,9 +77,13 @@ pub struct CampaignBenchReport {
     pub dialer_elapsed: Duration,
 }
 
-fn peak_rss_kib() -> Option<u64> {
+fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    status_kib("VmHWM:")
 }
 
 async fn all_ids(store: &dyn Storage) -> anyhow::Result<Vec<ContactId>> {
@@ -150,6 +156,7 @@ pub async fn run(opts: CampaignBenchOptions) -> anyhow::Result<CampaignBenchRepo
         .map_err(|e| anyhow::anyhow!("import failed: {e:?}"))?;
     let import_elapsed = started.elapsed();
     let rss_after_kib = peak_rss_kib();
+    let anon_after_kib = status_kib("RssAnon:");
     anyhow::ensure!(
         report.applied && report.inserted == opts.rows,
         "import wrote {} of {} rows",
@@ -243,6 +250,7 @@ pub async fn run(opts: CampaignBenchOptions) -> anyhow::Result<CampaignBenchRepo
         import_elapsed,
         rss_before_kib,
         rss_after_kib,
+        anon_after_kib,
         claims,
         claim_elapsed,
         claim_latency,

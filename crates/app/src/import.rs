@@ -470,7 +470,7 @@ pub async fn import_file(
     }
     // Pass 2: write in batches; on failure, undo what this import inserted.
     let (_, iter) = rows(path, &opts).map_err(|e| ApiError::field("file", e.to_string()))?;
-    let mut written: HashSet<String> = HashSet::new();
+    // `seen` holds each phone's first occurrence until it is written; later rows with it are skipped.
     let mut batch: Vec<Contact> = Vec::with_capacity(opts.batch);
     let mut read = 0u64;
     let write_mode = if opts.on_duplicate == OnDuplicate::Fail { OnDuplicate::Fail } else { opts.on_duplicate };
@@ -482,7 +482,7 @@ pub async fn import_file(
         }
         let Ok(cells) = row else { continue };
         let Ok(c) = row_contact(&cells, &opts, &source) else { continue };
-        if !written.insert(c.phone.clone()) {
+        if !seen.remove(&c.phone) {
             continue;
         }
         batch.push(c);
