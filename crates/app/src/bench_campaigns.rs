@@ -305,9 +305,16 @@ impl fmt::Display for CampaignBenchReport {
         if let (Some(a), Some(b)) = (self.rss_before_kib, self.rss_after_kib) {
             writeln!(
                 f,
-                "| Peak RSS before → after the import | {:.1} MB → {:.1} MB |",
+                "| Peak RSS before → after the import (includes the memory-mapped database) | {:.1} MB → {:.1} MB |",
                 a as f64 / 1024.0,
                 b as f64 / 1024.0
+            )?;
+        }
+        if let Some(a) = self.anon_after_kib {
+            writeln!(
+                f,
+                "| Anonymous RSS right after the import (heap + SQLite page caches) | {:.1} MB |",
+                a as f64 / 1024.0
             )?;
         }
         let claim_rate = per_sec(self.claims, self.claim_elapsed);
