@@ -7,10 +7,12 @@
 //! 2. **Claims**: `contacts` enrollments claimed by 8 concurrent tasks; the
 //!    latency of each atomic claim (p50 / p99 / max) and claims/s.
 //! 3. **Dialer decisions**: the real dialer (`Dialer::run` on the real
-//!    clock) against an in-process simulator at a high time scale, over a
-//!    campaign of `contacts` enrollments of which half are on a holiday in
-//!    their zone (deferred) and half are dialled; decisions/s (claim →
-//!    eligibility → place or defer) for `secs` seconds.
+//!    clock) against an in-process simulator at a high time scale, with
+//!    Switchboard's webhook receivers on the same store (so outcomes come
+//!    back and gate slots free up), over a campaign of `contacts`
+//!    enrollments of which half are on a holiday in their zone (deferred)
+//!    and half are dialled; decisions/s (claim → eligibility → place or
+//!    defer) for `secs` seconds.
 //!
 //! Figures go to the README; nothing here asserts a speed.
 
@@ -211,9 +213,25 @@ pub async fn run(opts: CampaignBenchOptions) -> anyhow::Result<CampaignBenchRepo
     for chunk in ids.chunks(1000) {
         store.enroll(&c2.id, chunk, now_ms()).await?;
     }
+    // Switchboard's own webhook receivers on the same store, so outcomes come back and slots free up.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let defaults = SimSettings::default();
+    let mut settings = crate::config::embedded_defaults();
+    settings.dialer.enabled = false;
+    settings.migrate_on_start = false;
+    settings.public_base_url = Some(base.clone());
+    settings.twilio.auth_token = Some(Secret::new(defaults.auth_token.clone()));
+    settings.elevenlabs.webhook_secret = Some(Secret::new(defaults.elevenlabs_webhook_secret.clone()));
+    let app = crate::App::with_store(settings, store.clone()).await?;
+    let (srv_stop, srv_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async move {
+        let _ = srv_stopped.await;
+    }));
     let sim_settings = SimSettings {
+        elevenlabs_webhook_url: Some(format!("{base}/webhooks/elevenlabs")),
         scenario: Scenario { time_scale: 100_000.0, cps: 1_000_000.0, max_concurrency: 100_000, ..Scenario::default() },
-        ..SimSettings::default()
+        ..defaults
     };
     let (account, token, key) =
         (sim_settings.account_sid.clone(), sim_settings.auth_token.clone(), sim_settings.elevenlabs_api_key.clone());
@@ -223,8 +241,7 @@ pub async fn run(opts: CampaignBenchOptions) -> anyhow::Result<CampaignBenchRepo
         store.clone(),
         Some(TwilioClient::new(&sim.base_url, &account, TwilioAuth::AuthToken(Secret::new(token)), &copts)),
         Some(ElevenLabsClient::new(&sim.base_url, Secret::new(key), &copts)),
-        // Webhooks are not the subject here; they go nowhere.
-        Callbacks { public_base: "http://127.0.0.1:9".into() },
+        Callbacks { public_base: base.clone() },
         "bench-dialer",
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -236,6 +253,8 @@ pub async fn run(opts: CampaignBenchOptions) -> anyhow::Result<CampaignBenchRepo
     let _ = stop_tx.send(());
     runner.await.context("dialer task")?;
     let dialer_elapsed = started.elapsed();
+    let _ = srv_stop.send(());
+    let _ = server.await;
     let counts = store.count_enrollments(&c2.id).await?;
     let stored = store.get_campaign(&c2.id).await?.context("campaign")?;
     let placed = stored.dials;
