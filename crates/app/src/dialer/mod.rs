@@ -454,7 +454,7 @@ impl Dialer {
             }
             Err(e) => return Err(e),
         };
-        let result = self.request(campaign, contact, &placed).await;
+        let result = self.request(campaign, contact, &placed, &call_id).await;
         match result {
             Ok((call_sid, conversation_id)) => {
                 let link = CallUpdate {
@@ -534,6 +534,7 @@ impl Dialer {
         campaign: &Campaign,
         contact: &Contact,
         e: &Enrollment,
+        call_id: &CallId,
     ) -> Result<(Option<String>, Option<String>), UpstreamError> {
         let mut vars: std::collections::HashMap<String, serde_json::Value> = campaign
             .agent
@@ -589,12 +590,15 @@ impl Dialer {
                     })
                     .await?;
                 let base = &self.callbacks.public_base;
+                // Our call id rides in the (signed) callback URLs, so the callbacks find the
+                // record made before placement even if the create answer was lost.
+                let link = format!("call_id={}", call_id);
                 let call = tw
                     .create_call(&CreateCall {
                         to: contact.phone.clone(),
                         from,
                         twiml: Some(twiml),
-                        status_callback: Some(format!("{base}/webhooks/twilio/status")),
+                        status_callback: Some(format!("{base}/webhooks/twilio/status?{link}")),
                         status_callback_events: vec![
                             "initiated".into(),
                             "ringing".into(),
@@ -604,7 +608,7 @@ impl Dialer {
                         record: true,
                         machine_detection: Some("Enable".into()),
                         async_amd: true,
-                        async_amd_status_callback: Some(format!("{base}/webhooks/twilio/amd")),
+                        async_amd_status_callback: Some(format!("{base}/webhooks/twilio/amd?{link}")),
                         ..Default::default()
                     })
                     .await?;

@@ -91,7 +91,22 @@ pub enum UpstreamError {
     },
 }
 
+/// How a transport error that never carried the request starts its message.
+pub(crate) const NOT_CONNECTED: &str = "could not connect (the request was not sent)";
+
 impl UpstreamError {
+    /// Whether the provider certainly did not process the request: it
+    /// refused it as rate limited (Twilio documents 20429 as never
+    /// processed), or the connection was never made. Any other failure of a
+    /// call placement may have dialled.
+    pub fn certainly_not_processed(&self) -> bool {
+        match self {
+            UpstreamError::RateLimited { .. } => true,
+            UpstreamError::Transport { message, .. } => message.starts_with(NOT_CONNECTED),
+            _ => false,
+        }
+    }
+
     /// Whether a later retry may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(

@@ -84,7 +84,9 @@ pub(crate) fn transport_error(provider: &'static str, e: &reqwest::Error) -> (Up
         (UpstreamError::Timeout { provider }, false)
     } else {
         // A connect error never carried the request: safe to repeat even for a POST.
-        (UpstreamError::Transport { provider, message: e.to_string() }, e.is_connect())
+        let never_sent = e.is_connect();
+        let message = if never_sent { format!("{}: {e}", super::NOT_CONNECTED) } else { e.to_string() };
+        (UpstreamError::Transport { provider, message }, never_sent)
     }
 }
 

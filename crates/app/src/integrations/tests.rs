@@ -129,13 +129,20 @@ async fn slow_and_unreachable_upstreams_are_timeouts_and_transport_errors() {
     let slow = Fake::start(vec![Reply::json(201, call_json("queued")).delayed(Duration::from_secs(2))]).await;
     let e = twilio(&slow).create_call(&placement()).await.unwrap_err();
     assert_eq!(e, UpstreamError::Timeout { provider: "twilio" });
+    assert!(!e.certainly_not_processed(), "a timed-out placement may have dialled");
     assert_eq!(slow.seen().len(), 1, "a timed-out placement is not repeated");
     // Nothing listens on this port: the request never left, so even a placement may be retried.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let c = TwilioClient::new(dead, AC, TwilioAuth::AuthToken(Secret::new("t")), &opts());
-    assert!(matches!(c.create_call(&placement()).await.unwrap_err(), UpstreamError::Transport { .. }));
+    let e = c.create_call(&placement()).await.unwrap_err();
+    assert!(matches!(e, UpstreamError::Transport { .. }), "{e:?}");
+    assert!(e.certainly_not_processed(), "{e:?}");
+    assert!(UpstreamError::RateLimited { provider: "twilio", retry_after: None }.certainly_not_processed());
+    assert!(
+        !UpstreamError::Transport { provider: "twilio", message: "connection reset".into() }.certainly_not_processed()
+    );
 }
 
 #[tokio::test]

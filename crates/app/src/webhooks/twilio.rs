@@ -150,6 +150,20 @@ fn status_update(form: &Form) -> Result<(CallUpdate, Option<i64>), ApiError> {
     Ok((update, sequence))
 }
 
+/// Our call id when the callback URL carries it (`?call_id=call_…`, set by the
+/// dialer). The query is covered by the signature, so it is trusted once
+/// verified; it links the callback to the record created before placement
+/// even if the placement's answer (with the CallSid) was lost.
+fn our_call_id(uri: &Uri) -> Result<Option<switchboard_domain::CallId>, ApiError> {
+    let Some(q) = uri.query() else { return Ok(None) };
+    match form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "call_id") {
+        None => Ok(None),
+        Some((_, v)) => switchboard_domain::CallId::parse(&v)
+            .map(Some)
+            .map_err(|e| ApiError::webhook_field("call_id", e.to_string())),
+    }
+}
+
 /// `POST /webhooks/twilio/status`: call status callbacks (outbound and inbound).
 #[tracing::instrument(skip_all, fields(call_sid))]
 pub async fn status_callback(
@@ -159,7 +173,8 @@ pub async fn status_callback(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let form = verified_form(&state, &uri, &headers, &body)?;
-    let (update, sequence) = status_update(&form)?;
+    let (mut update, sequence) = status_update(&form)?;
+    update.id = our_call_id(&uri)?;
     let sid = update.call_sid.clone().unwrap_or_default();
     tracing::Span::current().record("call_sid", sid.as_str());
     let status = update.status.map(|s| s.as_str()).unwrap_or("unknown");
@@ -192,6 +207,7 @@ pub async fn amd_callback(
     let amd = answered_by.map(|a| a.as_str()).unwrap_or("unknown");
     let update = CallUpdate {
         source: Some(Source::Twilio),
+        id: our_call_id(&uri)?,
         call_sid,
         answered_by,
         account_sid: form.get("AccountSid").map(str::to_owned),

@@ -164,3 +164,37 @@ async fn an_unreachable_sqlite_path_fails_start_up_with_a_clear_error() {
     let msg = format!("{err:#}");
     assert!(msg.contains("cannot create directory"), "{msg}");
 }
+
+#[tokio::test]
+async fn a_call_id_in_the_callback_url_links_the_callback_to_the_dialled_record() {
+    let app = TestApp::spawn().await;
+    // The dialer recorded the call before placing it; the placement's answer (with the CallSid) was lost.
+    let id = switchboard_domain::CallId::new();
+    let placed = switchboard_domain::CallUpdate {
+        id: Some(id.clone()),
+        source: Some(switchboard_domain::Source::Switchboard),
+        status: Some(switchboard_domain::CallStatus::Queued),
+        campaign_id: Some("cmp_00000000000000000000000000000001".into()),
+        enrollment_id: Some("enr_00000000000000000000000000000001".into()),
+        ..Default::default()
+    };
+    app.store().upsert_call(&placed).await.unwrap();
+    let p = status_params(&sid(77), 0, "initiated");
+    let r = app.twilio(&format!("/webhooks/twilio/status?call_id={id}"), &refs(&p)).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let p = status_params(&sid(77), 1, "ringing");
+    assert_eq!(
+        app.twilio(&format!("/webhooks/twilio/status?call_id={id}"), &refs(&p)).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.store().count_calls().await.unwrap(), 1, "one record, not one per key");
+    let rec = app.store().get_call(&id).await.unwrap();
+    assert_eq!(rec.call_sid.as_deref(), Some(sid(77).as_str()));
+    assert_eq!(rec.status.as_str(), "ringing");
+    assert_eq!(rec.enrollment_id.as_deref(), Some("enr_00000000000000000000000000000001"));
+    // A call_id that is not one of ours is a malformed webhook.
+    let r = app.twilio("/webhooks/twilio/status?call_id=nope", &refs(&status_params(&sid(78), 0, "initiated"))).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["errors"][0]["field"], "call_id");
+}
