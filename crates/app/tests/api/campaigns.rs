@@ -480,3 +480,107 @@ async fn the_dialer_follows_the_recipients_window_across_a_dst_change() {
     assert_eq!(r.placed, 1, "{r:?}");
     assert_eq!(placed(), 3);
 }
+
+async fn one_contact_campaign(
+    store: &dyn Storage,
+    mode: switchboard_domain::DialMode,
+    phone: &str,
+) -> (switchboard_domain::Campaign, switchboard_domain::Contact) {
+    let now = now_ms();
+    let mut c = CampaignInput {
+        name: Some(format!("{mode}")),
+        agent: Some(AgentSettings {
+            agent_id: "agent_sim".into(),
+            caller_id: Some("+15005550001".into()),
+            phone_number_id: Some("phnum_sim".into()),
+            first_message: Some("Hi {{contact.name}}".into()),
+            ..Default::default()
+        }),
+        dial_mode: Some(mode),
+        schedule: Some(Schedule { windows: vec![], time_zone: "UTC".into(), holidays: vec![], ..Schedule::default() }),
+        ..Default::default()
+    }
+    .apply(None, now)
+    .unwrap();
+    c.status = CampaignStatus::Running;
+    store.insert_campaign(&c).await.unwrap();
+    let k = ContactInput { phone: Some(phone.into()), name: Some("Dana".into()), ..Default::default() }
+        .validate("US", now)
+        .unwrap();
+    store.insert_contact(&k).await.unwrap();
+    store.enroll(&c.id, &[k.id.clone()], now).await.unwrap();
+    (c, k)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elevenlabs_native_calls_and_placement_failures_follow_the_rules() {
+    let Rig { app, sim, dialers } = rig(Scenario { time_scale: 1000.0, ..Scenario::default() }).await;
+    let store = app.store();
+    let d = &dialers[0];
+
+    // ElevenLabs-native: outbound-call places it; the post-call webhook ends it.
+    let (c, k) = one_contact_campaign(&*store, switchboard_domain::DialMode::ElevenLabsNative, "+15005550801").await;
+    let r = d.step(now_ms()).await.unwrap();
+    assert_eq!(r.placed, 1, "{r:?}");
+    let e = store.find_enrollment(&c.id, &k.id).await.unwrap().unwrap();
+    let call = store.get_call(e.current_call_id.as_ref().unwrap()).await.unwrap();
+    assert!(call.call_sid.is_some() && call.conversation_id.is_some(), "keys attached from the answer: {call:?}");
+    for _ in 0..100 {
+        if store.find_enrollment(&c.id, &k.id).await.unwrap().unwrap().status != EnrollmentStatus::InCall {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    let e = store.find_enrollment(&c.id, &k.id).await.unwrap().unwrap();
+    assert_ne!(e.status, EnrollmentStatus::InCall, "the ElevenLabs webhook applied the outcome: {e:?}");
+    assert_eq!(sim.sim.calls().len(), 1);
+    let mut done = store.get_campaign(&c.id).await.unwrap().unwrap();
+    done.status = CampaignStatus::Cancelled;
+    store.replace_campaign(&done).await.unwrap();
+
+    // Twilio-first with Twilio answering 503: the call may exist, so it is not re-dialled;
+    // with no final status after 3 h it is failed (the default policy does not retry failures).
+    let mut s = sim.sim.scenario();
+    s.faults.api_5xx_rate = 1.0;
+    sim.sim.set_scenario(s);
+    let (c2, k2) = one_contact_campaign(&*store, switchboard_domain::DialMode::TwilioFirst, "+15005550802").await;
+    let t = now_ms();
+    let r = d.step(t).await.unwrap();
+    assert_eq!((r.placed, r.placement_failures), (0, 1), "{r:?}");
+    let e = store.find_enrollment(&c2.id, &k2.id).await.unwrap().unwrap();
+    assert_eq!((e.status, e.attempts), (EnrollmentStatus::InCall, 1), "kept in flight: {e:?}");
+    let r = d.step(t + Duration::minutes(5)).await.unwrap();
+    assert_eq!(r.placed, 0, "never re-dialled while it may exist");
+    let r = d.step(t + Duration::hours(4)).await.unwrap();
+    assert_eq!(r.reconciled, 1, "{r:?}");
+    let e = store.find_enrollment(&c2.id, &k2.id).await.unwrap().unwrap();
+    assert_eq!(
+        (e.status, e.last_outcome),
+        (EnrollmentStatus::Failed, Some(switchboard_domain::Outcome::Failed)),
+        "{e:?}"
+    );
+    assert!(store.get_campaign(&c2.id).await.unwrap().unwrap().inflight.is_empty());
+
+    // No Twilio client configured: refused before anything is sent, a failed outcome with the reason.
+    let bare = Dialer::new(store.clone(), None, None, Callbacks { public_base: app.base.clone() }, "bare");
+    let (c3, k3) = one_contact_campaign(&*store, switchboard_domain::DialMode::TwilioFirst, "+15005550803").await;
+    let r = bare.step(t + Duration::hours(5)).await.unwrap();
+    assert_eq!(r.placement_failures, 1, "{r:?}");
+    let e = store.find_enrollment(&c3.id, &k3.id).await.unwrap().unwrap();
+    assert_eq!(e.status, EnrollmentStatus::Failed);
+    assert!(e.reason.as_deref().unwrap_or("").contains("not configured"), "{e:?}");
+
+    // Twilio answering 429 only: the attempt is undone and retried a minute later.
+    let mut s = sim.sim.scenario();
+    s.faults.api_5xx_rate = 0.0;
+    s.faults.api_429_rate = 1.0;
+    s.faults.retry_after_secs = Some(0.0);
+    sim.sim.set_scenario(s);
+    let (c4, k4) = one_contact_campaign(&*store, switchboard_domain::DialMode::TwilioFirst, "+15005550804").await;
+    let t4 = t + Duration::hours(6);
+    d.step(t4).await.unwrap();
+    let e = store.find_enrollment(&c4.id, &k4.id).await.unwrap().unwrap();
+    assert_eq!((e.status, e.attempts), (EnrollmentStatus::Pending, 0), "{e:?}");
+    assert_eq!(e.next_attempt_at, t4 + Duration::seconds(60));
+    assert!(store.get_campaign(&c4.id).await.unwrap().unwrap().inflight.is_empty());
+}
