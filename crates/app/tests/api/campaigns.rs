@@ -508,7 +508,7 @@ async fn one_contact_campaign(
         .validate("US", now)
         .unwrap();
     store.insert_contact(&k).await.unwrap();
-    store.enroll(&c.id, &[k.id.clone()], now).await.unwrap();
+    store.enroll(&c.id, std::slice::from_ref(&k.id), now).await.unwrap();
     (c, k)
 }
 
