@@ -7,7 +7,17 @@ use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn contacts_are_validated_normalised_and_unique() {
-    let app = TestApp::spawn().await;
+    contacts_scenario(&TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn contacts_are_validated_normalised_and_unique_on_mongodb() {
+    if let Some(app) = TestApp::spawn_mongo().await {
+        contacts_scenario(&app).await;
+    }
+}
+
+async fn contacts_scenario(app: &TestApp) {
     let (s, body) = app
         .call(
             Method::POST,
@@ -97,7 +107,17 @@ fn hostile_csv() -> Vec<u8> {
 
 #[tokio::test]
 async fn imports_validate_everything_first_and_never_half_import() {
-    let app = TestApp::spawn().await;
+    import_scenario(&TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn imports_validate_everything_first_and_never_half_import_on_mongodb() {
+    if let Some(app) = TestApp::spawn_mongo().await {
+        import_scenario(&app).await;
+    }
+}
+
+async fn import_scenario(app: &TestApp) {
     // Dry run: counts and per-line errors, nothing written.
     let (s, r) = app.post_bytes("/api/v1/contacts/import?dry_run=true", hostile_csv(), "text/csv").await;
     assert_eq!(s, StatusCode::OK, "{r}");
