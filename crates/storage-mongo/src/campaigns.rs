@@ -43,6 +43,14 @@ fn ms(t: DateTime<Utc>) -> bson::DateTime {
     bson::DateTime::from_millis(t.timestamp_millis())
 }
 
+/// The document holding the last segment of a dotted `path` (one level of nesting), and that segment.
+fn slot<'a, 'p>(d: &'a mut Document, path: &'p str) -> Option<(&'a mut Document, &'p str)> {
+    match path.rsplit_once('.') {
+        None => Some((d, path)),
+        Some((parent, leaf)) => d.get_document_mut(parent).ok().map(|p| (p, leaf)),
+    }
+}
+
 /// Serde form → BSON document: `id` becomes `_id`; `dates` (dotted paths) become BSON dates.
 fn to_bson<T: Serialize>(v: &T, dates: &[&str]) -> StoreResult<Document> {
     let json = serde_json::to_value(v).map_err(bad)?;
@@ -51,15 +59,7 @@ fn to_bson<T: Serialize>(v: &T, dates: &[&str]) -> StoreResult<Document> {
         d.insert("_id", id);
     }
     for path in dates {
-        let (parent, leaf) = match path.rsplit_once('.') {
-            Some((p, l)) => (Some(p), l),
-            None => (None, *path),
-        };
-        let target = match parent {
-            None => Some(&mut d),
-            Some(p) => d.get_document_mut(p).ok(),
-        };
-        if let Some(t) = target
+        if let Some((t, leaf)) = slot(&mut d, path)
             && let Some(Bson::String(s)) = t.get(leaf)
         {
             let parsed = DateTime::parse_from_rfc3339(s.as_str()).map_err(bad)?;
@@ -75,15 +75,7 @@ fn from_bson<T: DeserializeOwned>(mut d: Document, dates: &[&str]) -> StoreResul
         d.insert("id", id);
     }
     for path in dates {
-        let (parent, leaf) = match path.rsplit_once('.') {
-            Some((p, l)) => (Some(p), l),
-            None => (None, *path),
-        };
-        let target = match parent {
-            None => Some(&mut d),
-            Some(p) => d.get_document_mut(p).ok(),
-        };
-        if let Some(t) = target
+        if let Some((t, leaf)) = slot(&mut d, path)
             && let Some(Bson::DateTime(dt)) = t.get(leaf)
         {
             let s = switchboard_domain::time::from_millis(dt.timestamp_millis())

@@ -161,13 +161,7 @@ async fn classify(status: StatusCode, resp: reqwest::Response) -> UpstreamError 
             .join("; "),
         _ => text.chars().take(200).collect(),
     };
-    match status.as_u16() {
-        401 | 403 => UpstreamError::Auth { provider: P, status: status.as_u16(), message },
-        404 => UpstreamError::NotFound { provider: P, message },
-        429 => UpstreamError::RateLimited { provider: P, retry_after: None },
-        s if s >= 500 => UpstreamError::Upstream5xx { provider: P, status: s, message },
-        s => UpstreamError::Rejected { provider: P, status: s, code: None, message },
-    }
+    UpstreamError::from_status(P, status.as_u16(), message)
 }
 
 async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, UpstreamError> {

@@ -137,11 +137,8 @@ async fn classify_token(status: StatusCode, resp: reqwest::Response) -> Upstream
     };
     match status.as_u16() {
         // invalid_grant (bad signature, clock skew), unauthorized_client, invalid_scope.
-        400 | 401 | 403 => UpstreamError::Auth { provider: P_AUTH, status: status.as_u16(), message },
-        404 => UpstreamError::NotFound { provider: P_AUTH, message },
-        429 => UpstreamError::RateLimited { provider: P_AUTH, retry_after: None },
-        s if s >= 500 => UpstreamError::Upstream5xx { provider: P_AUTH, status: s, message },
-        s => UpstreamError::Rejected { provider: P_AUTH, status: s, code: None, message },
+        400 => UpstreamError::Auth { provider: P_AUTH, status: 400, message },
+        s => UpstreamError::from_status(P_AUTH, s, message),
     }
 }
 
@@ -260,14 +257,8 @@ async fn classify(status: StatusCode, resp: reqwest::Response) -> UpstreamError 
         ),
         None => text.chars().take(200).collect(),
     };
-    match status.as_u16() {
-        // 403 is PERMISSION_DENIED (not shared with the service account) or a disabled API.
-        401 | 403 => UpstreamError::Auth { provider: P, status: status.as_u16(), message },
-        404 => UpstreamError::NotFound { provider: P, message },
-        429 => UpstreamError::RateLimited { provider: P, retry_after: None },
-        s if s >= 500 => UpstreamError::Upstream5xx { provider: P, status: s, message },
-        s => UpstreamError::Rejected { provider: P, status: s, code: None, message },
-    }
+    // 403 is PERMISSION_DENIED (not shared with the service account) or a disabled API.
+    UpstreamError::from_status(P, status.as_u16(), message)
 }
 
 /// How input values are interpreted.

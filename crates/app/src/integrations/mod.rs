@@ -107,6 +107,18 @@ impl UpstreamError {
         }
     }
 
+    /// The error for an HTTP failure status, by the classes every provider shares
+    /// (providers with their own codes, like Twilio, refine it).
+    pub fn from_status(provider: &'static str, status: u16, message: String) -> UpstreamError {
+        match status {
+            401 | 403 => UpstreamError::Auth { provider, status, message },
+            404 => UpstreamError::NotFound { provider, message },
+            429 => UpstreamError::RateLimited { provider, retry_after: None },
+            s if s >= 500 => UpstreamError::Upstream5xx { provider, status: s, message },
+            s => UpstreamError::Rejected { provider, status: s, code: None, message },
+        }
+    }
+
     /// Whether a later retry may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(
