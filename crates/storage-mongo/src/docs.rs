@@ -90,6 +90,42 @@ pub(crate) struct CallDoc {
     created_at: BsonDate,
     updated_at: BsonDate,
     pub(crate) version: i64,
+    /// A merge in progress without a transaction (standalone server): the
+    /// record being absorbed and its provider keys, held here (not unique)
+    /// until the absorbed record is deleted and the keys move to the unique
+    /// fields. Lookups by key also look here, so the keys are never lost.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) absorbing: Option<AbsorbingDoc>,
+}
+
+/// See [`CallDoc::absorbing`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct AbsorbingDoc {
+    /// The absorbed record's id.
+    pub(crate) id: String,
+    /// Its Call SID, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) call_sid: Option<String>,
+    /// Its conversation id, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub(crate) conversation_id: Option<String>,
+}
+
+impl CallDoc {
+    /// The record as readers see it: with the keys of a merge in progress.
+    pub(crate) fn presented(self) -> Result<Call, StoreError> {
+        let pending = self.absorbing.clone();
+        let mut call = Call::try_from(self)?;
+        if let Some(p) = pending {
+            if call.call_sid.is_none() {
+                call.call_sid = p.call_sid;
+            }
+            if call.conversation_id.is_none() {
+                call.conversation_id = p.conversation_id;
+            }
+        }
+        Ok(call)
+    }
 }
 
 impl From<&Call> for CallDoc {
@@ -128,6 +164,7 @@ impl From<&Call> for CallDoc {
             created_at: d(x.created_at),
             updated_at: d(x.updated_at),
             version: x.version,
+            absorbing: None,
         }
     }
 }

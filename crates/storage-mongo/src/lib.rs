@@ -21,16 +21,18 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, FindOptions};
+use mongodb::options::{
+    Acknowledgment, ClientOptions, DatabaseOptions, FindOptions, ReadConcern, TransactionOptions, WriteConcern,
+};
 use mongodb::{Client, Collection, Database};
 use switchboard_domain::{Call, CallEvent, CallId, CallUpdate, time::now_ms};
 use switchboard_storage::calls::{decode_event_cursor, event_cursor, require_key};
 use switchboard_storage::{
-    CallFilter, CallSort, CallStore, Capabilities, Drift, EventFilter, EventStore, MigrationReport, Page, PageRequest,
-    Storage, StoreError, StoreResult, UpsertOutcome,
+    CallFilter, CallSort, CallStore, Capabilities, Drift, EventFilter, EventStore, MigrationReport, NewEvent, Page,
+    PageRequest, Storage, StoreError, StoreResult, UpsertOutcome, WebhookOutcome,
 };
 
-use docs::{CallDoc, EventDoc};
+use docs::{AbsorbingDoc, CallDoc, EventDoc};
 use schema::{CALL_EVENTS, CALLS};
 
 /// How many optimistic-merge attempts before giving up with a conflict.
@@ -53,9 +55,22 @@ pub struct MongoSettings {
     pub server_selection_timeout: Option<Duration>,
     /// Start-up attempts before giving up.
     pub connect_attempts: u32,
-    /// The deployment is a replica set or sharded cluster (enables
-    /// transactions and change streams).
+    /// Ignored. Whether the deployment is a replica set or a sharded cluster
+    /// is a fact read from the server's `hello` reply at connect time
+    /// (`setName`, or `msg: "isdbgrid"`), not something configuration can
+    /// promise: a wrong `true` made every merge fail, a wrong `false` gave up
+    /// transactions a replica set has. Kept only so existing callers compile;
+    /// use [`MongoSettings::disable_transactions`] to force transactions off.
     pub replica_set: bool,
+    /// Forces transactions off even on a replica set or mongos (the
+    /// standalone code paths are then used). Meant for diagnosing a
+    /// transaction problem, never needed for correctness.
+    pub disable_transactions: bool,
+    /// Write concern of every write. `None` (the default, and what production
+    /// should use) pins `w: "majority", j: true`, whatever the URI says: a
+    /// webhook is acknowledged only once its write is durable (architecture
+    /// §3). Set it only deliberately, e.g. `w: 1` on a throw-away dev server.
+    pub write_concern: Option<WriteConcern>,
 }
 
 impl MongoSettings {
@@ -70,7 +85,43 @@ impl MongoSettings {
             server_selection_timeout: None,
             connect_attempts: 5,
             replica_set: false,
+            disable_transactions: false,
+            write_concern: None,
         }
+    }
+}
+
+/// `w: "majority", j: true`: acknowledged once journaled on a majority.
+pub fn durable_write_concern() -> WriteConcern {
+    WriteConcern::builder().w(Acknowledgment::Majority).journal(true).build()
+}
+
+/// What the server said it is in its `hello` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deployment {
+    /// A replica-set member (`setName`).
+    ReplicaSet(String),
+    /// A `mongos` router (`msg: "isdbgrid"`).
+    Sharded,
+    /// Anything else: a standalone `mongod` (no multi-document transactions).
+    Standalone,
+}
+
+impl Deployment {
+    /// Reads a `hello` reply.
+    pub fn from_hello(hello: &Document) -> Deployment {
+        if let Ok(name) = hello.get_str("setName") {
+            return Deployment::ReplicaSet(name.to_owned());
+        }
+        if hello.get_str("msg").is_ok_and(|m| m == "isdbgrid") {
+            return Deployment::Sharded;
+        }
+        Deployment::Standalone
+    }
+
+    /// Whether multi-document transactions are available.
+    pub fn has_transactions(&self) -> bool {
+        !matches!(self, Deployment::Standalone)
     }
 }
 
@@ -81,7 +132,10 @@ pub struct MongoStore {
     db: Database,
     calls: Collection<CallDoc>,
     events: Collection<EventDoc>,
-    replica_set: bool,
+    deployment: Deployment,
+    /// Multi-document transactions are used (replica set or mongos, not disabled).
+    transactions: bool,
+    write_concern: WriteConcern,
     gaps: ServerGaps,
 }
 
@@ -99,6 +153,36 @@ pub struct ServerGaps {
     pub no_validation: bool,
     /// Stores a date written by an update operator (`$set`) as a string.
     pub no_dates_in_updates: bool,
+    /// `explain` does not return a `queryPlanner.winningPlan` document with stages.
+    pub no_explain_plans: bool,
+}
+
+/// Server error codes that mean "not now, try again": NotWritablePrimary
+/// (10107), InterruptedDueToReplStateChange (11602), PrimarySteppedDown (189),
+/// ShutdownInProgress (91), NotPrimaryNoSecondaryOk (13435),
+/// NotPrimaryOrSecondary (13436), NetworkTimeout (89), ExceededTimeLimit (262)
+/// and MaxTimeMSExpired (50).
+pub const UNAVAILABLE_CODES: &[i32] = &[10107, 11602, 189, 91, 13435, 13436, 89, 262, 50];
+
+/// Error labels the driver or server put on errors a retry can cure.
+pub const RETRY_LABELS: &[&str] =
+    &["RetryableWriteError", "TransientTransactionError", "UnknownTransactionCommitResult"];
+
+/// Every server error code carried by `e` (command, write, write-concern and bulk errors).
+fn codes(e: &mongodb::error::Error) -> Vec<i32> {
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => vec![w.code],
+        ErrorKind::Write(WriteFailure::WriteConcernError(w)) => vec![w.code],
+        ErrorKind::InsertMany(m) => m
+            .write_errors
+            .iter()
+            .flatten()
+            .map(|w| w.code)
+            .chain(m.write_concern_error.iter().map(|w| w.code))
+            .collect(),
+        ErrorKind::Command(c) => vec![c.code],
+        _ => vec![],
+    }
 }
 
 fn is_code(e: &mongodb::error::Error, code: i32) -> bool {
@@ -110,19 +194,66 @@ fn is_code(e: &mongodb::error::Error, code: i32) -> bool {
     }
 }
 
+fn write_concern_failed(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteConcernError(_)) => true,
+        ErrorKind::InsertMany(m) => m.write_concern_error.is_some(),
+        _ => false,
+    }
+}
+
 /// Maps a driver error to the store error, once for the whole backend.
+///
+/// - duplicate key (11000) → `Conflict` (409);
+/// - failed document validation (121) → `Other` (500): the adapter wrote a
+///   document its own schema forbids, which is our bug, not the sender's;
+/// - a write-concern failure, a step-down / shutdown / timeout code
+///   ([`UNAVAILABLE_CODES`]), a retry label ([`RETRY_LABELS`]), or no
+///   reachable server → `Unavailable` (503 + Retry-After, the provider retries);
+/// - anything else → `Other`.
 pub fn map_err(e: mongodb::error::Error) -> StoreError {
+    let labelled = RETRY_LABELS.iter().any(|l| e.contains_label(l));
+    map_err_labelled(e, labelled)
+}
+
+fn map_err_labelled(e: mongodb::error::Error, labelled: bool) -> StoreError {
     if is_code(&e, 11000) {
         return StoreError::conflict(format!("duplicate key: {e}"));
     }
     if is_code(&e, 121) {
-        return StoreError::Invalid(format!("rejected by the collection validator: {e}"));
+        return StoreError::Other(anyhow::anyhow!(
+            "MongoDB rejected a document the adapter wrote (failed validation, code 121): {e}"
+        ));
+    }
+    if labelled || write_concern_failed(&e) || codes(&e).iter().any(|c| UNAVAILABLE_CODES.contains(c)) {
+        return StoreError::Unavailable(e.to_string());
     }
     match e.kind.as_ref() {
         ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Other(anyhow::Error::new(e)),
+    }
+}
+
+/// A store error raised inside a transaction callback, carried through the
+/// driver (which only retries on its own labels) and turned back afterwards.
+#[derive(Debug, Clone)]
+struct TxAbort {
+    conflict: bool,
+    message: String,
+}
+
+fn tx_abort(e: StoreError) -> mongodb::error::Error {
+    let conflict = matches!(e, StoreError::Conflict { .. });
+    mongodb::error::Error::custom(TxAbort { conflict, message: e.to_string() })
+}
+
+fn tx_err(e: mongodb::error::Error) -> StoreError {
+    match e.get_custom::<TxAbort>() {
+        Some(a) if a.conflict => StoreError::conflict(a.message.clone()),
+        Some(a) => StoreError::Other(anyhow::anyhow!("{}", a.message)),
+        None => map_err(e),
     }
 }
 
@@ -146,23 +277,44 @@ impl MongoStore {
             opts.server_selection_timeout = settings.server_selection_timeout;
         }
         opts.app_name.get_or_insert_with(|| "switchboard".to_owned());
+        // Durability is not negotiable by a URI parameter: pinned here, on the
+        // client, the database and (by inheritance) every collection.
+        let write_concern = settings.write_concern.clone().unwrap_or_else(durable_write_concern);
+        if settings.write_concern.is_none() && opts.write_concern.as_ref().is_some_and(|w| *w != write_concern) {
+            tracing::warn!(uri_write_concern = ?opts.write_concern, "the write concern in MONGODB_URI is ignored: writes use w: majority, j: true");
+        }
+        opts.write_concern = Some(write_concern.clone());
         let hosts = opts.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",");
         let timeout = opts.server_selection_timeout.unwrap_or(Duration::from_secs(30));
         let client = Client::with_options(opts).map_err(map_err)?;
-        let db = client.database(&settings.database);
-        let store = MongoStore {
+        let db = client.database_with_options(
+            &settings.database,
+            DatabaseOptions::builder().write_concern(write_concern.clone()).build(),
+        );
+        let mut store = MongoStore {
             calls: db.collection(CALLS),
             events: db.collection(CALL_EVENTS),
             db,
             client,
-            replica_set: settings.replica_set,
+            deployment: Deployment::Standalone,
+            transactions: false,
+            write_concern,
             gaps: ServerGaps::default(),
         };
         let attempts = settings.connect_attempts.max(1);
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=attempts {
-            match store.ping().await {
-                Ok(()) => return Ok(store),
+            let reached = match store.ping().await {
+                Ok(()) => store.hello().await,
+                Err(e) => Err(e),
+            };
+            match reached {
+                Ok(hello) => {
+                    store.deployment = Deployment::from_hello(&hello);
+                    store.transactions = store.deployment.has_transactions() && !settings.disable_transactions;
+                    tracing::info!(deployment = ?store.deployment, transactions = store.transactions, "connected to MongoDB");
+                    return Ok(store);
+                }
                 Err(e) if attempt < attempts => {
                     tracing::warn!(attempt, attempts, hosts = %hosts, error = %e, "MongoDB not reachable yet; retrying");
                     tokio::time::sleep(delay).await;
@@ -178,6 +330,25 @@ impl MongoStore {
         unreachable!("the loop returns on the last attempt")
     }
 
+    async fn hello(&self) -> StoreResult<Document> {
+        self.client.database("admin").run_command(doc! { "hello": 1 }).await.map_err(map_err)
+    }
+
+    /// What the server said it is at connect time.
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    /// Whether multi-document transactions are used.
+    pub fn uses_transactions(&self) -> bool {
+        self.transactions
+    }
+
+    /// The write concern every write uses.
+    pub fn write_concern(&self) -> &WriteConcern {
+        &self.write_concern
+    }
+
     /// The client (sessions, transactions and change streams start here).
     pub fn client(&self) -> &Client {
         &self.client
@@ -188,24 +359,19 @@ impl MongoStore {
         &self.db
     }
 
-    async fn find_by(&self, field: &str, value: &str) -> StoreResult<Option<Call>> {
-        self.calls.find_one(doc! { field: value }).await.map_err(map_err)?.map(Call::try_from).transpose()
+    async fn find_doc(&self, filter: Document) -> StoreResult<Option<CallDoc>> {
+        self.calls.find_one(filter).await.map_err(map_err)
     }
 
-    async fn find_all_keys(&self, update: &CallUpdate) -> StoreResult<Vec<Call>> {
-        let mut found: Vec<Call> = Vec::new();
-        let mut keys = Vec::new();
-        if let Some(id) = &update.id {
-            keys.push(("_id", id.as_str()));
-        }
-        if let Some(sid) = &update.call_sid {
-            keys.push(("call_sid", sid.as_str()));
-        }
-        if let Some(conv) = &update.conversation_id {
-            keys.push(("conversation_id", conv.as_str()));
-        }
-        for (field, value) in keys {
-            if let Some(c) = self.find_by(field, value).await?
+    async fn find_by(&self, field: &str, value: &str) -> StoreResult<Option<Call>> {
+        self.find_doc(key_filter(field, value)).await?.map(CallDoc::presented).transpose()
+    }
+
+    /// The stored records matching any key of `update` (at most one per key).
+    async fn find_all_keys(&self, update: &CallUpdate) -> StoreResult<Vec<CallDoc>> {
+        let mut found: Vec<CallDoc> = Vec::new();
+        for (field, value) in update_keys(update) {
+            if let Some(c) = self.find_doc(key_filter(field, value)).await?
                 && !found.iter().any(|f| f.id == c.id)
             {
                 found.push(c);
@@ -215,37 +381,189 @@ impl MongoStore {
     }
 
     /// Compare-and-swap: replaces the record only if nobody changed it since we read `version`.
-    async fn replace_if(&self, call: &Call, version: i64) -> StoreResult<bool> {
-        let doc = CallDoc::from(call);
+    async fn replace_doc_if(&self, doc: CallDoc, version: i64) -> StoreResult<bool> {
         let r =
-            self.calls.replace_one(doc! { "_id": call.id.as_str(), "version": version }, doc).await.map_err(map_err)?;
+            self.calls.replace_one(doc! { "_id": doc.id.as_str(), "version": version }, doc).await.map_err(map_err)?;
         Ok(r.matched_count == 1)
     }
 
-    /// One step of linking two records of the same call; see [`CallStore::upsert_call`].
-    /// Each step is idempotent, so a crash or a lost race part-way is repaired
-    /// by the next attempt (or the provider's retry of the webhook).
-    async fn absorb_step(&self, keep: &Call, gone: &Call) -> StoreResult<bool> {
+    async fn replace_if(&self, call: &Call, version: i64) -> StoreResult<bool> {
+        self.replace_doc_if(CallDoc::from(call), version).await
+    }
+
+    async fn repoint_events(&self, from: &str, to: &str) -> StoreResult<()> {
+        self.events.update_many(doc! { "call_id": from }, doc! { "$set": { "call_id": to } }).await.map_err(map_err)?;
+        Ok(())
+    }
+
+    /// Merges `gone` into `keep` in one transaction (replica set / mongos):
+    /// delete `gone`, write the survivor with every key of both, re-point the
+    /// events. The driver retries on `TransientTransactionError` and
+    /// `UnknownTransactionCommitResult`. Returns whether `gone` was absorbed here.
+    async fn absorb_in_transaction(&self, keep: &Call, gone: &Call) -> StoreResult<bool> {
+        let mut session = self.client.start_session().await.map_err(map_err)?;
+        let calls = self.calls.clone();
+        let events = self.events.clone();
+        let (keep_id, gone_id) = (keep.id.to_string(), gone.id.to_string());
+        let opts = TransactionOptions::builder()
+            .read_concern(ReadConcern::snapshot())
+            .write_concern(self.write_concern.clone())
+            .build();
+        session
+            .start_transaction()
+            .with_options(opts)
+            .and_run2(async move |s| {
+                let k = calls.find_one(doc! { "_id": keep_id.as_str() }).session(&mut *s).await?;
+                let g = calls.find_one(doc! { "_id": gone_id.as_str() }).session(&mut *s).await?;
+                let (Some(k), Some(g)) = (k, g) else { return Ok(false) };
+                let keep = Call::try_from(k).map_err(tx_abort)?;
+                let gone = Call::try_from(g).map_err(tx_abort)?;
+                let mut merged = keep.clone();
+                if !merged.absorb(&gone, now_ms()).map_err(|e| tx_abort(e.into()))? {
+                    merged.version = keep.version + 1;
+                }
+                // Delete first: inside the transaction the survivor may then take the unique keys.
+                calls.delete_one(doc! { "_id": gone_id.as_str() }).session(&mut *s).await?;
+                calls
+                    .replace_one(doc! { "_id": keep_id.as_str(), "version": keep.version }, CallDoc::from(&merged))
+                    .session(&mut *s)
+                    .await?;
+                events
+                    .update_many(doc! { "call_id": gone_id.as_str() }, doc! { "$set": { "call_id": keep_id.as_str() } })
+                    .session(&mut *s)
+                    .await?;
+                Ok(true)
+            })
+            .await
+            .map_err(tx_err)
+    }
+
+    /// Merges `gone` into `keep` without a transaction (standalone server), in
+    /// steps ordered so that every provider key is on some record at every
+    /// moment, and any later upsert or lookup that meets the half-done merge
+    /// finishes it ([`MongoStore::finish_absorb`]):
+    ///
+    /// 1. the survivor gets the merged facts and, in `absorbing`, the absorbed
+    ///    record's id and keys (the unique fields cannot take them while the
+    ///    absorbed record still holds them; lookups by key read `absorbing` too);
+    /// 2. the absorbed record's events are re-pointed;
+    /// 3. the absorbed record is deleted (compare-and-swap on its version; a
+    ///    change made to it meanwhile is folded into the survivor first);
+    /// 4. the events are re-pointed again (events stored meanwhile);
+    /// 5. the keys move from `absorbing` to the unique fields.
+    ///
+    /// Returns whether `gone` was absorbed here.
+    async fn absorb_staged(&self, keep: &Call, gone: &Call) -> StoreResult<bool> {
         let mut merged = keep.clone();
-        merged.absorb(gone, now_ms())?;
-        // The absorbed record still holds its unique keys; the survivor takes
-        // them over after the delete (next attempt), so leave them out now.
-        if keep.call_sid.is_none() {
-            merged.call_sid = None;
+        if !merged.absorb(gone, now_ms())? {
+            merged.version = keep.version + 1;
         }
-        if keep.conversation_id.is_none() {
-            merged.conversation_id = None;
-        }
-        if merged != *keep && !self.replace_if(&merged, keep.version).await? {
+        merged.call_sid.clone_from(&keep.call_sid);
+        merged.conversation_id.clone_from(&keep.conversation_id);
+        let mut doc = CallDoc::from(&merged);
+        doc.absorbing = Some(AbsorbingDoc {
+            id: gone.id.to_string(),
+            call_sid: gone.call_sid.clone(),
+            conversation_id: gone.conversation_id.clone(),
+        });
+        if !self.replace_doc_if(doc.clone(), keep.version).await? {
             return Ok(false);
         }
-        self.events
-            .update_many(doc! { "call_id": gone.id.as_str() }, doc! { "$set": { "call_id": keep.id.as_str() } })
+        self.finish_absorb(doc).await
+    }
+
+    /// Steps 2–5 of [`MongoStore::absorb_staged`] for a survivor whose
+    /// `absorbing` is set. Idempotent; safe to run from several instances at once.
+    async fn finish_absorb(&self, mut keep: CallDoc) -> StoreResult<bool> {
+        let Some(pending) = keep.absorbing.clone() else { return Ok(false) };
+        let mut deleted = false;
+        let mut settled = false;
+        for _ in 0..MAX_ATTEMPTS {
+            self.repoint_events(&pending.id, &keep.id).await?;
+            let Some(gone_doc) = self.find_doc(doc! { "_id": pending.id.as_str() }).await? else {
+                settled = true;
+                break;
+            };
+            let gone = Call::try_from(gone_doc)?;
+            // Fold in whatever was written to the absorbed record since step 1.
+            let current = Call::try_from(keep.clone())?;
+            let mut merged = current.clone();
+            if merged.absorb(&gone, now_ms())? {
+                merged.call_sid.clone_from(&current.call_sid);
+                merged.conversation_id.clone_from(&current.conversation_id);
+                let mut doc = CallDoc::from(&merged);
+                doc.absorbing = Some(pending.clone());
+                if !self.replace_doc_if(doc.clone(), current.version).await? {
+                    // Someone else moved the merge on: continue from what is stored.
+                    match self.find_doc(doc! { "_id": keep.id.as_str() }).await? {
+                        Some(k) if k.absorbing.as_ref() == Some(&pending) => {
+                            keep = k;
+                            continue;
+                        }
+                        _ => return Ok(false),
+                    }
+                }
+                keep = doc;
+            }
+            let del = self
+                .calls
+                .delete_one(doc! { "_id": pending.id.as_str(), "version": gone.version })
+                .await
+                .map_err(map_err)?;
+            if del.deleted_count == 1 {
+                deleted = true;
+                settled = true;
+                break;
+            }
+        }
+        if !settled {
+            return Err(StoreError::conflict("the absorbed call record kept changing; gave up"));
+        }
+        self.repoint_events(&pending.id, &keep.id).await?;
+        let mut set = Document::new();
+        if let (None, Some(sid)) = (&keep.call_sid, &pending.call_sid) {
+            set.insert("call_sid", sid.as_str());
+        }
+        if let (None, Some(conv)) = (&keep.conversation_id, &pending.conversation_id) {
+            set.insert("conversation_id", conv.as_str());
+        }
+        let mut update = doc! { "$unset": { "absorbing": "" }, "$inc": { "version": 1_i64 } };
+        if !set.is_empty() {
+            update.insert("$set", set);
+        }
+        self.calls
+            .update_one(doc! { "_id": keep.id.as_str(), "absorbing.id": pending.id.as_str() }, update)
             .await
             .map_err(map_err)?;
-        let del =
-            self.calls.delete_one(doc! { "_id": gone.id.as_str(), "version": gone.version }).await.map_err(map_err)?;
-        Ok(del.deleted_count == 1)
+        Ok(deleted)
+    }
+
+    /// After an event is stored: if its call was absorbed meanwhile (the
+    /// merge re-pointed the events before this one existed), the event is
+    /// moved to the survivor, found by the update's keys. Returns the
+    /// survivor when the event was moved.
+    async fn repoint_if_absorbed(&self, event: &CallEvent, update: &CallUpdate) -> StoreResult<Option<Call>> {
+        let mut target = event.call_id.to_string();
+        let mut moved = None;
+        for _ in 0..MAX_ATTEMPTS {
+            // The event was inserted before this read: if the call still exists, any later
+            // absorption of it re-points the event in its step 4 (or its transaction).
+            if let Some(current) = self.find_doc(doc! { "_id": target.as_str() }).await? {
+                return match moved {
+                    Some(()) => current.presented().map(Some),
+                    None => Ok(None),
+                };
+            }
+            let survivor = self.find_all_keys(update).await?.into_iter().find(|d| d.id != target);
+            let Some(survivor) = survivor else { return Ok(None) };
+            self.events
+                .update_one(doc! { "_id": event.id.as_str() }, doc! { "$set": { "call_id": survivor.id.as_str() } })
+                .await
+                .map_err(map_err)?;
+            target = survivor.id;
+            moved = Some(());
+        }
+        Err(StoreError::conflict("the call of a new event kept being merged; gave up"))
     }
 
     /// Probes the connected server for the gaps in [`ServerGaps`], remembers
@@ -317,6 +635,32 @@ impl MongoStore {
     }
 }
 
+/// The keys an update names, as `(field, value)`.
+fn update_keys(update: &CallUpdate) -> Vec<(&'static str, &str)> {
+    let mut keys = Vec::new();
+    if let Some(id) = &update.id {
+        keys.push(("_id", id.as_str()));
+    }
+    if let Some(sid) = &update.call_sid {
+        keys.push(("call_sid", sid.as_str()));
+    }
+    if let Some(conv) = &update.conversation_id {
+        keys.push(("conversation_id", conv.as_str()));
+    }
+    keys
+}
+
+/// The lookup of a call by one key: `_id`, or a provider key in its unique
+/// field or in the `absorbing` part of a merge in progress. Both branches are
+/// equalities on a field whose partial index is `{field: {$exists: true}}`,
+/// which an equality implies, so each is an index scan.
+pub(crate) fn key_filter(field: &str, value: &str) -> Document {
+    if field == "_id" {
+        return doc! { "_id": value };
+    }
+    doc! { "$or": [ { field: value }, { format!("absorbing.{field}"): value } ] }
+}
+
 fn call_filter_doc(filter: &CallFilter) -> Document {
     let mut d = Document::new();
     if !filter.statuses.is_empty() {
@@ -368,7 +712,17 @@ impl CallStore for MongoStore {
         require_key(update)?;
         let mut absorbed = None;
         for _ in 0..MAX_ATTEMPTS {
-            let mut found = self.find_all_keys(update).await?;
+            let found = self.find_all_keys(update).await?;
+            // A merge left half-done (crash, or still running elsewhere): finish it first.
+            if let Some(pending) = found.iter().find(|d| d.absorbing.is_some()) {
+                if let Some(p) = &pending.absorbing
+                    && self.finish_absorb(pending.clone()).await?
+                {
+                    absorbed = Some(CallId::parse(&p.id).map_err(|e| StoreError::Other(e.into()))?);
+                }
+                continue;
+            }
+            let mut found = found.into_iter().map(Call::try_from).collect::<StoreResult<Vec<_>>>()?;
             match found.len() {
                 0 => {
                     let call = Call::new_from(update, now_ms())?;
@@ -394,7 +748,12 @@ impl CallStore for MongoStore {
                 }
                 _ => {
                     let (keep, gone) = Call::survivor_first(&found[0], &found[1]);
-                    if self.absorb_step(keep, gone).await? {
+                    let done = if self.transactions {
+                        self.absorb_in_transaction(keep, gone).await?
+                    } else {
+                        self.absorb_staged(keep, gone).await?
+                    };
+                    if done {
                         absorbed = Some(gone.id.clone());
                     }
                 }
@@ -556,6 +915,20 @@ impl MongoStore {
     }
 }
 
+impl MongoStore {
+    async fn drop_index_if_present(&self, coll: &str, name: &str, applied: &mut Vec<String>) -> StoreResult<()> {
+        if self.live_indexes(coll).await?.iter().any(|m| index_name(m) == name) {
+            match self.db.collection::<Document>(coll).drop_index(name).await {
+                Ok(()) => applied.push(format!("dropped index {coll}.{name} (replaced)")),
+                // IndexNotFound: dropped concurrently by another instance.
+                Err(e) if is_code(&e, 27) => {}
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
 fn index_name(m: &mongodb::IndexModel) -> String {
     m.options.as_ref().and_then(|o| o.name.clone()).unwrap_or_default()
 }
@@ -568,12 +941,28 @@ impl Storage for MongoStore {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            transactions: self.replica_set,
+            transactions: self.transactions,
             schema_validation: !self.gaps.no_validation,
             schema_introspection: !self.gaps.no_schema_introspection,
             dates_in_updates: !self.gaps.no_dates_in_updates,
             notes: vec![],
         }
+    }
+
+    async fn record_webhook(&self, update: &CallUpdate, event: NewEvent) -> StoreResult<WebhookOutcome> {
+        if self.event_exists(&event.dedupe_key).await? {
+            return Ok(WebhookOutcome::Replay);
+        }
+        let mut outcome = self.upsert_call(update).await?;
+        let event = event.for_call(outcome.call.id.clone());
+        if !self.insert_event(&event).await? {
+            return Ok(WebhookOutcome::Replay);
+        }
+        // The call may have been absorbed by a merge between the upsert and the insert.
+        if let Some(survivor) = self.repoint_if_absorbed(&event, update).await? {
+            outcome.call = survivor;
+        }
+        Ok(WebhookOutcome::Applied(Box::new(outcome)))
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -611,14 +1000,30 @@ impl Storage for MongoStore {
         for (coll, model) in schema::indexes() {
             let name = index_name(&model);
             if self.gaps.no_compound_id_index && model.keys.contains_key("_id") {
-                tracing::warn!(index = %name, "server cannot build this index (compound key with _id); left out");
+                applied.push(format!("left out index {coll}.{name}: the server cannot build a compound key with _id"));
                 continue;
             }
             let live = self.live_indexes(coll).await?;
             if !live.iter().any(|m| index_name(m) == name) {
-                self.db.collection::<Document>(coll).create_index(model).await.map_err(map_err)?;
+                let c = self.db.collection::<Document>(coll);
+                match c.create_index(model.clone()).await {
+                    Ok(_) => {}
+                    // IndexOptionsConflict / IndexKeySpecsConflict: an index this one replaces
+                    // is in the way; drop the replaced ones first, then build it.
+                    Err(e) if is_code(&e, 85) || is_code(&e, 86) => {
+                        for (_, old) in schema::REPLACED_INDEXES.iter().filter(|(c, _)| *c == coll) {
+                            self.drop_index_if_present(coll, old, &mut applied).await?;
+                        }
+                        c.create_index(model).await.map_err(map_err)?;
+                    }
+                    Err(e) => return Err(map_err(e)),
+                }
                 applied.push(format!("created index {coll}.{name}"));
             }
+        }
+        // Replaced indexes go only after their successors exist, so a unique key is never unguarded.
+        for (coll, old) in schema::REPLACED_INDEXES {
+            self.drop_index_if_present(coll, old, &mut applied).await?;
         }
         Ok(MigrationReport { applied })
     }
@@ -647,6 +1052,128 @@ impl Storage for MongoStore {
                 _ => {}
             }
         }
+        for (coll, old) in schema::REPLACED_INDEXES {
+            if self.live_indexes(coll).await?.iter().any(|m| index_name(m) == *old) {
+                drift.push(Drift { object: format!("{coll}.{old}"), detail: "replaced index still present".into() });
+            }
+        }
         Ok(drift)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::deserialize_from_document;
+    use mongodb::error::{CommandError, Error, InsertManyError, WriteConcernError, WriteError};
+
+    fn write_error(code: i32) -> Error {
+        let w: WriteError = deserialize_from_document(doc! { "code": code, "errmsg": "x" }).unwrap();
+        Error::from(ErrorKind::Write(WriteFailure::WriteError(w)))
+    }
+
+    fn write_concern_error(code: i32, labels: &[&str]) -> Error {
+        let w: WriteConcernError =
+            deserialize_from_document(doc! { "code": code, "codeName": "x", "errmsg": "x", "errorLabels": labels })
+                .unwrap();
+        Error::from(ErrorKind::Write(WriteFailure::WriteConcernError(w)))
+    }
+
+    fn command_error(code: i32) -> Error {
+        let c: CommandError = deserialize_from_document(doc! { "code": code, "codeName": "x", "errmsg": "x" }).unwrap();
+        Error::from(ErrorKind::Command(c))
+    }
+
+    fn insert_many_error(body: Document) -> Error {
+        let m: InsertManyError = deserialize_from_document(body).unwrap();
+        Error::from(ErrorKind::InsertMany(m))
+    }
+
+    #[test]
+    fn duplicate_keys_are_conflicts() {
+        assert!(matches!(map_err(write_error(11000)), StoreError::Conflict { .. }));
+        assert!(matches!(map_err(command_error(11000)), StoreError::Conflict { .. }));
+        let bulk = insert_many_error(doc! { "writeErrors": [ { "index": 3, "code": 11000, "errmsg": "dup" } ] });
+        assert!(matches!(map_err(bulk), StoreError::Conflict { .. }));
+    }
+
+    #[test]
+    fn a_validator_rejection_is_our_bug_not_the_senders() {
+        // `Other` becomes a 500 in crates/app (`Invalid` would be a 400 blaming the sender).
+        for e in [
+            write_error(121),
+            command_error(121),
+            insert_many_error(doc! { "writeErrors": [ { "index": 0, "code": 121, "errmsg": "failed validation" } ] }),
+        ] {
+            let mapped = map_err(e);
+            assert!(matches!(mapped, StoreError::Other(_)), "{mapped:?}");
+            assert!(mapped.to_string().contains("121"), "{mapped}");
+        }
+    }
+
+    #[test]
+    fn step_downs_timeouts_and_write_concern_failures_are_unavailable() {
+        for code in UNAVAILABLE_CODES {
+            assert!(matches!(map_err(command_error(*code)), StoreError::Unavailable(_)), "command error {code}");
+            assert!(matches!(map_err(write_error(*code)), StoreError::Unavailable(_)), "write error {code}");
+        }
+        // A write-concern error (e.g. 64 WriteConcernFailed: wtimeout) means durability is not confirmed.
+        assert!(matches!(map_err(write_concern_error(64, &[])), StoreError::Unavailable(_)));
+        let bulk = insert_many_error(doc! { "writeConcernError": { "code": 64, "codeName": "x", "errmsg": "x" } });
+        assert!(matches!(map_err(bulk), StoreError::Unavailable(_)));
+        let io = Error::from(ErrorKind::Io(std::sync::Arc::new(std::io::Error::other("reset"))));
+        assert!(matches!(map_err(io), StoreError::Unavailable(_)));
+    }
+
+    #[test]
+    fn retry_labels_are_unavailable() {
+        // Labels carried by a write-concern error reach the top-level error (the driver copies them).
+        let labelled = write_concern_error(100, &["RetryableWriteError"]);
+        assert!(labelled.contains_label("RetryableWriteError"));
+        assert!(matches!(map_err(labelled), StoreError::Unavailable(_)));
+        // A server-labelled command error (labels cannot be attached from outside the driver).
+        assert!(matches!(map_err_labelled(command_error(112), true), StoreError::Unavailable(_)));
+        assert!(matches!(map_err_labelled(command_error(112), false), StoreError::Other(_)));
+    }
+
+    #[test]
+    fn other_errors_stay_other() {
+        assert!(matches!(map_err(command_error(2)), StoreError::Other(_)));
+        assert!(matches!(map_err(write_error(2)), StoreError::Other(_)));
+    }
+
+    #[test]
+    fn the_deployment_comes_from_hello() {
+        let rs = doc! { "isWritablePrimary": true, "setName": "rs0", "maxWireVersion": 21 };
+        assert_eq!(Deployment::from_hello(&rs), Deployment::ReplicaSet("rs0".into()));
+        assert!(Deployment::from_hello(&rs).has_transactions());
+        let mongos = doc! { "isWritablePrimary": true, "msg": "isdbgrid" };
+        assert_eq!(Deployment::from_hello(&mongos), Deployment::Sharded);
+        assert!(Deployment::from_hello(&mongos).has_transactions());
+        let standalone = doc! { "isWritablePrimary": true, "maxWireVersion": 21 };
+        assert_eq!(Deployment::from_hello(&standalone), Deployment::Standalone);
+        assert!(!Deployment::from_hello(&standalone).has_transactions());
+    }
+
+    #[test]
+    fn writes_are_durable_by_default() {
+        let wc = durable_write_concern();
+        assert_eq!(wc.w, Some(Acknowledgment::Majority));
+        assert_eq!(wc.journal, Some(true));
+    }
+
+    #[test]
+    fn provider_key_lookups_use_the_partial_indexes_filters() {
+        // Equalities only (an equality implies the indexes' `$exists: true`).
+        assert_eq!(
+            key_filter("call_sid", "CA1"),
+            doc! { "$or": [ { "call_sid": "CA1" }, { "absorbing.call_sid": "CA1" } ] }
+        );
+        assert_eq!(key_filter("_id", "call_1"), doc! { "_id": "call_1" });
+        for (_, model) in schema::indexes() {
+            if let Some(filter) = model.options.as_ref().and_then(|o| o.partial_filter_expression.as_ref()) {
+                assert!(!filter.to_string().contains("$type"), "a $type partial filter is never used by equalities");
+            }
+        }
     }
 }

@@ -32,6 +32,15 @@ fn date() -> Document {
     doc! { "bsonType": "date" }
 }
 
+fn string() -> Document {
+    doc! { "bsonType": "string" }
+}
+
+/// Any 32- or 64-bit integer (the domain's `i64`).
+fn int() -> Document {
+    doc! { "bsonType": ["int", "long"] }
+}
+
 fn long(min: i64) -> Document {
     doc! { "bsonType": ["int", "long"], "minimum": min }
 }
@@ -46,43 +55,52 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
     let directions = strings(Direction::ALL, Direction::as_str);
     let amd = strings(AnsweredBy::ALL, AnsweredBy::as_str);
     let sources = strings(Source::ALL, Source::as_str);
+    let absorbing = doc! { "bsonType": "object", "required": ["id"], "properties": {
+        "id": { "bsonType": "string", "pattern": "^call_[0-9a-f]{32}$" },
+        "call_sid": string(),
+        "conversation_id": string(),
+    } };
+    // Bounds are the domain's own (crates/domain): `Call` puts no length limit
+    // on any of its strings and no sign on its integers, so neither does the
+    // validator (a stricter one made MongoDB reject writes SQLite accepts).
     let calls = doc! { "$jsonSchema": {
         "bsonType": "object",
         "required": ["_id", "status", "started_at", "created_at", "updated_at", "version"],
         "properties": {
             "_id": { "bsonType": "string", "pattern": "^call_[0-9a-f]{32}$" },
-            "call_sid": { "bsonType": "string", "minLength": 2, "maxLength": 64 },
-            "conversation_id": { "bsonType": "string", "minLength": 1, "maxLength": 128 },
-            "account_sid": text(64),
+            "call_sid": string(),
+            "conversation_id": string(),
+            "account_sid": string(),
             "direction": { "enum": directions },
             "status": { "enum": statuses },
-            "from": text(256),
-            "to": text(256),
-            "campaign_id": text(64),
-            "contact_id": text(64),
-            "enrollment_id": text(64),
-            "agent_id": text(128),
+            "from": string(),
+            "to": string(),
+            "campaign_id": string(),
+            "contact_id": string(),
+            "enrollment_id": string(),
+            "agent_id": string(),
             "answered_by": { "enum": amd },
             "started_at": date(),
             "answered_at": date(),
             "ended_at": date(),
-            "duration_secs": long(0),
-            "sip_response_code": long(0),
-            "price": text(32),
-            "price_unit": text(8),
-            "last_sequence": long(0),
+            "duration_secs": int(),
+            "sip_response_code": int(),
+            "price": string(),
+            "price_unit": string(),
+            "last_sequence": int(),
             "status_source": { "enum": sources.clone() },
             "telephony_source": { "enum": sources.clone() },
             "conversation_source": { "enum": sources.clone() },
-            "conversation_status": text(32),
-            "call_successful": text(32),
-            "transcript_summary": { "bsonType": "string" },
-            "termination_reason": { "bsonType": "string" },
-            "conversation_duration_secs": long(0),
-            "cost_credits": long(0),
+            "conversation_status": string(),
+            "call_successful": string(),
+            "transcript_summary": string(),
+            "termination_reason": string(),
+            "conversation_duration_secs": int(),
+            "cost_credits": int(),
             "created_at": date(),
             "updated_at": date(),
             "version": long(1),
+            "absorbing": absorbing,
         }
     }};
     let events = doc! { "$jsonSchema": {
@@ -187,18 +205,41 @@ fn index(name: &str, keys: Document) -> IndexModel {
     IndexModel::builder().keys(keys).options(IndexOptions::builder().name(name.to_owned()).build()).build()
 }
 
+/// A unique index over the documents that have `field`. The filter is
+/// `$exists: true` because the planner uses a partial index only for a query
+/// that provably implies its filter, and an equality `{field: "CA…"}` implies
+/// `$exists: true` (it does not imply a `$type` filter: the old
+/// `{$type: "string"}` indexes were never used and every webhook scanned the
+/// collection). Documents never store these fields as null (absent instead),
+/// so the index covers exactly the records that carry the key.
 fn unique_present(name: &str, field: &str) -> IndexModel {
+    present(name, field, true)
+}
+
+fn present(name: &str, field: &str, unique: bool) -> IndexModel {
     IndexModel::builder()
         .keys(doc! { field: 1 })
         .options(
             IndexOptions::builder()
                 .name(name.to_owned())
-                .unique(true)
-                .partial_filter_expression(doc! { field: { "$type": "string" } })
+                .unique(unique)
+                .partial_filter_expression(doc! { field: { "$exists": true } })
                 .build(),
         )
         .build()
 }
+
+/// Indexes `migrate` drops once their replacement exists: `(collection, name)`.
+pub(crate) const REPLACED_INDEXES: &[(&str, &str)] = &[(CALLS, "call_sid_uq"), (CALLS, "conversation_id_uq")];
+
+/// Index names of the key lookups (used by the query-plan test).
+pub const CALL_SID_INDEX: &str = "call_sid_present_uq";
+/// See [`CALL_SID_INDEX`].
+pub const CONVERSATION_ID_INDEX: &str = "conversation_id_present_uq";
+/// See [`CALL_SID_INDEX`].
+pub const ABSORBING_CALL_SID_INDEX: &str = "absorbing_call_sid";
+/// See [`CALL_SID_INDEX`].
+pub const ABSORBING_CONVERSATION_ID_INDEX: &str = "absorbing_conversation_id";
 
 fn by_started(name: &str, field: &str) -> IndexModel {
     index(name, doc! { field: 1, "started_at": -1, "_id": -1 })
@@ -208,8 +249,11 @@ fn by_started(name: &str, field: &str) -> IndexModel {
 pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
     let active: Vec<&str> = strings(CallStatus::ACTIVE, CallStatus::as_str);
     vec![
-        (CALLS, unique_present("call_sid_uq", "call_sid")),
-        (CALLS, unique_present("conversation_id_uq", "conversation_id")),
+        (CALLS, unique_present(CALL_SID_INDEX, "call_sid")),
+        (CALLS, unique_present(CONVERSATION_ID_INDEX, "conversation_id")),
+        // Keys of a merge in progress on a standalone server (see `absorb_staged`); almost always empty.
+        (CALLS, present(ABSORBING_CALL_SID_INDEX, "absorbing.call_sid", false)),
+        (CALLS, present(ABSORBING_CONVERSATION_ID_INDEX, "absorbing.conversation_id", false)),
         (CALLS, index("started", doc! { "started_at": -1, "_id": -1 })),
         (CALLS, index("created", doc! { "created_at": -1, "_id": -1 })),
         (CALLS, by_started("status_started", "status")),
