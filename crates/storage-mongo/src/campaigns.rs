@@ -170,6 +170,75 @@ impl MongoStore {
     }
 }
 
+impl MongoStore {
+    /// `OnDuplicate::Fail`: the whole batch or nothing.
+    ///
+    /// - Replica set / mongos: check and insert in one transaction (the
+    ///   driver retries on its transient labels).
+    /// - Standalone: check, then insert; if a phone was stored concurrently
+    ///   (duplicate key), delete exactly the documents this call inserted
+    ///   (the ordered insert stops at the first failure, so those before it)
+    ///   and answer `Conflict`. Residual window: between
+    ///   the insert and that delete, readers can see part of the batch (and
+    ///   could, e.g., enroll one of those contacts); a crash inside it leaves
+    ///   the part that was inserted.
+    async fn insert_contacts_all_or_nothing(&self, contacts: &[Contact]) -> StoreResult<BulkContacts> {
+        if contacts.is_empty() {
+            return Ok(BulkContacts::default());
+        }
+        let docs = contacts.iter().map(contact_doc).collect::<StoreResult<Vec<_>>>()?;
+        let phones: Vec<String> = contacts.iter().map(|c| c.phone.clone()).collect();
+        let exists = |p: &str| StoreError::conflict(format!("a contact with phone {p} exists"));
+        if self.transactions {
+            let coll = self.contacts();
+            let mut session = self.client.start_session().await.map_err(map_err)?;
+            let opts = mongodb::options::TransactionOptions::builder()
+                .read_concern(mongodb::options::ReadConcern::snapshot())
+                .write_concern(self.write_concern.clone())
+                .build();
+            session
+                .start_transaction()
+                .with_options(opts)
+                .and_run2(async move |s| {
+                    for chunk in phones.chunks(1000) {
+                        let hit = coll.find_one(doc! { "phone": { "$in": chunk } }).session(&mut *s).await?;
+                        if let Some(p) = hit.as_ref().and_then(|d| d.get_str("phone").ok()) {
+                            return Err(crate::tx_abort(exists(p)));
+                        }
+                    }
+                    coll.insert_many(docs.clone()).session(&mut *s).await?;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| if is_code(&e, 11000) { exists("of the batch") } else { crate::tx_err(e) })?;
+            return Ok(BulkContacts { inserted: contacts.len() as u64, ..Default::default() });
+        }
+        if let Some(p) = self.existing_phones(&phones).await?.first() {
+            return Err(exists(p));
+        }
+        let ids: Vec<&str> = contacts.iter().map(|c| c.id.as_str()).collect();
+        match self.contacts().insert_many(docs).await {
+            Ok(_) => Ok(BulkContacts { inserted: contacts.len() as u64, ..Default::default() }),
+            Err(e) if is_code(&e, 11000) => {
+                // Ordered insert: exactly the documents before the first failed one were inserted.
+                let upto = match e.kind.as_ref() {
+                    mongodb::error::ErrorKind::InsertMany(m) => {
+                        m.write_errors.iter().flatten().map(|w| w.index).min().unwrap_or(0)
+                    }
+                    _ => 0,
+                };
+                for chunk in ids[..upto.min(ids.len())].chunks(1000) {
+                    self.contacts().delete_many(doc! { "_id": { "$in": chunk } }).await.map_err(map_err)?;
+                }
+                Err(StoreError::conflict(format!(
+                    "a phone of the batch was stored concurrently; nothing was kept: {e}"
+                )))
+            }
+            Err(e) => Err(map_err(e)),
+        }
+    }
+}
+
 fn phone_conflict(e: mongodb::error::Error, phone: &str) -> StoreError {
     if is_code(&e, 11000) { StoreError::conflict(format!("a contact with phone {phone} exists")) } else { map_err(e) }
 }
@@ -182,14 +251,12 @@ impl ContactStore for MongoStore {
     }
 
     async fn insert_contacts(&self, contacts: &[Contact], on_duplicate: OnDuplicate) -> StoreResult<BulkContacts> {
+        if on_duplicate == OnDuplicate::Fail {
+            return self.insert_contacts_all_or_nothing(contacts).await;
+        }
         let phones: Vec<String> = contacts.iter().map(|c| c.phone.clone()).collect();
         let existing = self.existing_phones(&phones).await?;
         let mut out = BulkContacts::default();
-        if on_duplicate == OnDuplicate::Fail
-            && let Some(p) = existing.first()
-        {
-            return Err(StoreError::conflict(format!("a contact with phone {p} exists")));
-        }
         let mut fresh = Vec::new();
         for (i, c) in contacts.iter().enumerate() {
             if !existing.contains(&c.phone) {
@@ -498,6 +565,20 @@ fn enrollment_doc(e: &Enrollment) -> StoreResult<Document> {
     Ok(d)
 }
 
+/// The compare-and-set filter of a dialer's write: the version it read, the
+/// fencing token of the claim it holds (every claim increments it, so a stale
+/// holder's token never matches a newer holder's document) and, while the
+/// written record still names a lease holder, that holder as the stored
+/// `lease.owner`. The dialer clears the lease when it places, hands back or
+/// recovers an enrollment; the token still fences those writes.
+pub(crate) fn enrollment_cas_filter(read: &Enrollment) -> Document {
+    let mut f = doc! { "_id": read.id.as_str(), "version": read.version, "lease_token": read.lease_token };
+    if let Some(lease) = &read.lease {
+        f.insert("lease.owner", lease.owner.as_str());
+    }
+    f
+}
+
 fn enrollment_from(d: Document) -> StoreResult<Enrollment> {
     from_bson(d, ENROLLMENT_DATES)
 }
@@ -634,7 +715,7 @@ impl EnrollmentStore for MongoStore {
         e.version += 1;
         let r = self
             .enrollments()
-            .replace_one(doc! { "_id": e.id.as_str(), "version": enrollment.version }, enrollment_doc(&e)?)
+            .replace_one(enrollment_cas_filter(enrollment), enrollment_doc(&e)?)
             .await
             .map_err(map_err)?;
         if r.matched_count == 1 {
