@@ -239,11 +239,79 @@ pub struct DialerSettings {
     pub interval_ms: u64,
     /// How long a claim is held before another instance may recover it.
     pub lease_secs: i64,
+    /// An in-flight call not heard from for this long is looked up at its
+    /// provider (Twilio `GET Calls/{sid}`, ElevenLabs `GET conversations/{id}`).
+    pub call_quiet_secs: i64,
 }
 
 impl Default for DialerSettings {
     fn default() -> Self {
-        DialerSettings { enabled: true, interval_ms: 1000, lease_secs: 60 }
+        DialerSettings { enabled: true, interval_ms: 1000, lease_secs: 60, call_quiet_secs: 600 }
+    }
+}
+
+/// Connection limits of the HTTP listener (see `http::server`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Seconds a client has to send a complete request head (also the keep-alive idle limit).
+    pub header_read_timeout_secs: u64,
+    /// Seconds with no byte moving, while the server waits on the client, before the connection is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more wait in the accept backlog.
+    pub max_connections: usize,
+    /// Longest request URI (path and query) answered; longer gets 414.
+    pub max_uri_bytes: usize,
+    /// Largest request head (all header names and values); larger gets 431.
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_read_timeout_secs: 15,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            max_uri_bytes: 8192,
+            max_header_bytes: 32768,
+        }
+    }
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// A separate address for `/metrics` without a token (e.g. a private
+    /// interface Prometheus scrapes). Unset: `/metrics` is on the main
+    /// listener and needs an API bearer token like `/api/v1`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Contact import limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportSettings {
+    /// Largest upload accepted by `POST /contacts/import` (bytes); larger gets 413.
+    pub max_upload_bytes: u64,
+    /// Largest single CSV field or JSON line (bytes); a larger one is a row error naming its line.
+    pub max_field_bytes: usize,
+    /// How long the request waits for an import to finish before answering
+    /// `202 Accepted` with the import's id (the import goes on either way).
+    pub sync_wait_ms: u64,
+    /// An import whose heartbeat is older than this is taken as dead (its
+    /// process crashed) and rolled back.
+    pub stale_after_secs: i64,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        ImportSettings {
+            max_upload_bytes: 256 * 1024 * 1024,
+            max_field_bytes: 64 * 1024,
+            sync_wait_ms: 10_000,
+            stale_after_secs: 60,
+        }
     }
 }
 
@@ -300,6 +368,15 @@ pub struct Settings {
     /// The dialer.
     #[serde(default)]
     pub dialer: DialerSettings,
+    /// HTTP connection limits.
+    #[serde(default)]
+    pub http: HttpSettings,
+    /// Metrics endpoint.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+    /// Contact import.
+    #[serde(default)]
+    pub import: ImportSettings,
 }
 
 /// A setting is missing or invalid.
@@ -319,6 +396,24 @@ fn err(key: &str, reason: impl Into<String>) -> ConfigError {
         None => format!("SWITCHBOARD_{} ({key})", key.to_uppercase().replace('.', "__")),
     };
     ConfigError { key, reason: reason.into() }
+}
+
+/// The shortest accepted HMAC secret or API token. Twilio auth tokens are 32
+/// hex characters and ElevenLabs webhook secrets longer; anything shorter than
+/// this is a placeholder or a truncated paste.
+pub const MIN_SECRET_LEN: usize = 16;
+
+fn check_secret(key: &str, value: &str, min: usize) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        return Err(err(key, "is set but empty; unset it or give the real value"));
+    }
+    if value.trim() != value {
+        return Err(err(key, "has leading or trailing whitespace"));
+    }
+    if value.chars().count() < min {
+        return Err(err(key, format!("must be at least {min} characters")));
+    }
+    Ok(())
 }
 
 /// The figment for a profile, without CLI overrides (exposed for tests).
@@ -355,10 +450,11 @@ pub fn embedded_defaults() -> Settings {
 }
 
 /// Loads and validates settings; `overrides` are CLI flags as `key = value` pairs.
-pub fn load(overrides: &[(&str, String)]) -> Result<Settings, ConfigError> {
+pub fn load(overrides: &[(&str, serde_json::Value)]) -> Result<Settings, ConfigError> {
     let mut f = figment();
+    // Typed values: `--no-migrate` sets a boolean, not the string "false".
     for (k, v) in overrides {
-        f = f.merge(Serialized::default(k, v));
+        f = f.merge(Serialized::default(k, v.clone()));
     }
     from_figment(f)
 }
@@ -423,6 +519,7 @@ impl Settings {
         {
             return Err(err("twilio.account_sid", "must be `AC` followed by 32 characters"));
         }
+        self.validate_secrets()?;
         if self.env == "prod" {
             if self.api_tokens.is_empty() {
                 return Err(err("api_tokens", "at least one API token is required in prod"));
@@ -451,11 +548,66 @@ impl Settings {
                 format!("`{}` is not an ISO region code such as US or GB", self.contacts.default_region),
             ));
         }
+        if self.http.header_read_timeout_secs == 0 || self.http.idle_timeout_secs == 0 {
+            return Err(err(
+                "http.header_read_timeout_secs",
+                "header_read_timeout_secs and idle_timeout_secs must be positive",
+            ));
+        }
+        if self.http.idle_timeout_secs <= self.request_timeout_secs {
+            return Err(err(
+                "http.idle_timeout_secs",
+                format!(
+                    "must be longer than request_timeout_secs ({}), so a working handler is never cut",
+                    self.request_timeout_secs
+                ),
+            ));
+        }
+        if self.http.max_connections == 0 {
+            return Err(err("http.max_connections", "must be at least 1"));
+        }
+        if self.import.max_field_bytes < 256 || self.import.max_upload_bytes < 1024 {
+            return Err(err(
+                "import.max_field_bytes",
+                "max_field_bytes must be at least 256 and max_upload_bytes at least 1024",
+            ));
+        }
+        if self.metrics.listen.is_some_and(|m| m == self.listen) {
+            return Err(err(
+                "metrics.listen",
+                "must differ from listen (leave it unset to serve /metrics there behind the token)",
+            ));
+        }
+        if self.dialer.call_quiet_secs < 30 {
+            return Err(err("dialer.call_quiet_secs", "must be at least 30 seconds"));
+        }
         if self.dialer.interval_ms == 0 || self.dialer.lease_secs < 5 {
             return Err(err("dialer.interval_ms", "interval_ms must be positive and lease_secs at least 5"));
         }
-        if self.api_tokens.iter().any(|t| t.expose().len() < 16) {
-            return Err(err("api_tokens", "every token must be at least 16 characters"));
+        Ok(())
+    }
+
+    /// An empty secret is no secret: every secret that is set must be non-empty,
+    /// free of surrounding whitespace (a paste mistake that would make every
+    /// signature fail or, trimmed to nothing, verify an empty HMAC key) and, for
+    /// the ones that key an HMAC or guard the API, at least [`MIN_SECRET_LEN`]
+    /// characters. Checked in every profile.
+    fn validate_secrets(&self) -> Result<(), ConfigError> {
+        let keyed: [(&str, Option<&Secret>, usize); 6] = [
+            ("twilio.auth_token", self.twilio.auth_token.as_ref(), MIN_SECRET_LEN),
+            ("elevenlabs.webhook_secret", self.elevenlabs.webhook_secret.as_ref(), MIN_SECRET_LEN),
+            ("elevenlabs.api_key", self.elevenlabs.api_key.as_ref(), 1),
+            ("storage.mongodb_uri", self.storage.mongodb_uri.as_ref(), 1),
+            ("redis.url", self.redis.url.as_ref(), 1),
+            ("google.credentials_json", self.google.credentials_json.as_ref(), 1),
+        ];
+        for (key, secret, min) in keyed {
+            if let Some(s) = secret {
+                check_secret(key, s.expose(), min)?;
+            }
+        }
+        for t in &self.api_tokens {
+            check_secret("api_tokens", t.expose(), MIN_SECRET_LEN)?;
         }
         Ok(())
     }
@@ -567,11 +719,64 @@ mod tests {
     }
 
     #[test]
+    fn empty_or_padded_secrets_are_refused_in_every_profile() {
+        for profile in ["dev", "test", "prod"] {
+            for (var, value) in [
+                ("TWILIO_AUTH_TOKEN", ""),
+                ("TWILIO_AUTH_TOKEN", "   "),
+                ("TWILIO_AUTH_TOKEN", "short"),
+                ("ELEVENLABS_WEBHOOK_SECRET", ""),
+                ("ELEVENLABS_WEBHOOK_SECRET", "\t"),
+                ("ELEVENLABS_API_KEY", " "),
+                ("MONGODB_URI", ""),
+            ] {
+                Jail::expect_with(|j| {
+                    j.set_env("SWITCHBOARD_ENV", profile);
+                    if profile == "prod" {
+                        j.set_env("SWITCHBOARD_API_TOKENS", "token-aaaaaaaaaaaaaaaa");
+                        j.set_env("PUBLIC_BASE_URL", "https://sb.example.com");
+                        if var != "TWILIO_AUTH_TOKEN" {
+                            j.set_env("TWILIO_AUTH_TOKEN", "f00dfacecafebeef0123456789abcdef");
+                        }
+                    }
+                    j.set_env(var, value);
+                    let e = load(&[]).expect_err(&format!("{profile}: {var}={value:?} must be refused"));
+                    assert!(e.key.starts_with(var), "{profile}: {e}");
+                    Ok(())
+                });
+            }
+        }
+        Jail::expect_with(|j| {
+            j.set_env("SWITCHBOARD_ENV", "prod");
+            j.set_env("SWITCHBOARD_API_TOKENS", " , ");
+            j.set_env("PUBLIC_BASE_URL", "https://sb.example.com");
+            j.set_env("TWILIO_AUTH_TOKEN", "f00dfacecafebeef0123456789abcdef");
+            let e = load(&[]).unwrap_err();
+            assert!(e.key.contains("SWITCHBOARD_API_TOKENS"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_padded_secret_in_a_file_is_refused() {
+        Jail::expect_with(|j| {
+            j.create_file("sb.toml", "[default.elevenlabs]\nwebhook_secret = \" wsec_0123456789abcdef \"\n")?;
+            j.set_env("SWITCHBOARD_CONFIG", "sb.toml");
+            let e = load(&[]).unwrap_err();
+            assert!(e.key.starts_with("ELEVENLABS_WEBHOOK_SECRET") && e.reason.contains("whitespace"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn cli_overrides_win() {
         Jail::expect_with(|j| {
             j.set_env("SWITCHBOARD_LISTEN", "127.0.0.1:9000");
             let s = load(&[("listen", "127.0.0.1:9100".into())]).unwrap();
             assert_eq!(s.listen.port(), 9100);
+            // `serve --no-migrate` sets a boolean, not the string "false".
+            let s = load(&[("migrate_on_start", false.into())]).unwrap();
+            assert!(!s.migrate_on_start);
             Ok(())
         });
     }

@@ -45,7 +45,12 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ("call_not_found", 404, "No such call"),
     ("not_found", 404, "No such resource"),
     ("conflict", 409, "The request conflicts with stored data"),
+    ("method_not_allowed", 405, "The route does not take this method"),
     ("payload_too_large", 413, "The body is too large"),
+    ("uri_too_long", 414, "The request URI is too long"),
+    ("unsupported_media_type", 415, "The body's content type is not accepted here"),
+    ("headers_too_large", 431, "The request headers are too large"),
+    ("request_timeout", 503, "The request took too long; retry later"),
     ("store_unavailable", 503, "The database is unavailable; retry later"),
     ("internal_error", 500, "Internal error"),
 ];
@@ -71,6 +76,12 @@ pub enum ApiError {
     /// Conflict with stored state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The body is not in a media type the route takes.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// The body is over the configured limit.
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
     /// Store down or timing out.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -99,6 +110,8 @@ impl ApiError {
             ApiError::NotFound("call") => "call_not_found",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unavailable(_) => "store_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -113,9 +126,27 @@ impl ApiError {
             ApiError::InvalidSignature(what) => format!("{what} does not match the request"),
             ApiError::NotFound(what) => format!("no {what} with this id"),
             ApiError::Conflict(what) => what.clone(),
+            ApiError::UnsupportedMediaType(what) | ApiError::PayloadTooLarge(what) => what.clone(),
             ApiError::Unavailable(_) => "the database did not answer in time; the request was not applied".into(),
             ApiError::Internal(_) => "an internal error occurred; it has been logged".into(),
         }
+    }
+}
+
+/// The code for a bare status (a response some layer made without a body of ours).
+pub fn code_for_status(status: u16) -> &'static str {
+    match status {
+        400 => "validation_failed",
+        401 => "unauthorized",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "payload_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        431 => "headers_too_large",
+        503 => "request_timeout",
+        _ => "internal_error",
     }
 }
 
@@ -183,6 +214,8 @@ mod tests {
             ApiError::NotFound("call"),
             ApiError::NotFound("thing"),
             ApiError::Conflict("x".into()),
+            ApiError::UnsupportedMediaType("x".into()),
+            ApiError::PayloadTooLarge("x".into()),
             ApiError::Unavailable("x".into()),
             ApiError::Internal(anyhow::anyhow!("x")),
         ];

@@ -114,6 +114,7 @@ impl App {
             owner,
         )
         .with_lease(chrono::Duration::seconds(s.dialer.lease_secs))
+        .with_quiet_period(chrono::Duration::seconds(s.dialer.call_quiet_secs))
     }
 
     /// Serves HTTP on `listener` until `shutdown` resolves, then drains
@@ -132,15 +133,36 @@ impl App {
                 let _ = rx.wait_for(|s| *s).await;
             }))
         });
+        let s = &self.state.settings;
+        let limits = http::server::ConnLimits {
+            header_read_timeout: std::time::Duration::from_secs(s.http.header_read_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(s.http.idle_timeout_secs),
+            max_connections: s.http.max_connections,
+        };
+        let metrics = match s.metrics.listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot bind SWITCHBOARD_METRICS__LISTEN {addr}: {e}"))?;
+                tracing::info!(addr = %addr, "metrics listening");
+                let mut rx = stop_rx.clone();
+                Some(tokio::spawn(http::server::serve(l, http::metrics_router(), limits, async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })))
+            }
+            None => None,
+        };
         let router = http::router(self.state);
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            })
-            .await;
+        let served = http::server::serve(listener, router, limits, async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
         if let Some(d) = dialer {
             let _ = d.await;
+        }
+        if let Some(m) = metrics {
+            let _ = m.await;
         }
         served?;
         Ok(())

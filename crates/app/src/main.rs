@@ -262,13 +262,13 @@ async fn import_contacts(settings: &config::Settings, what: ImportWhat) -> anyho
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut overrides = Vec::new();
     if let Some(l) = cli.listen {
-        overrides.push(("listen", l));
+        overrides.push(("listen", l.into()));
     }
     if let Some(p) = cli.sqlite_path {
-        overrides.push(("storage.sqlite_path", p));
+        overrides.push(("storage.sqlite_path", p.into()));
     }
     if let Command::Serve { no_migrate: true, .. } = cli.command {
-        overrides.push(("migrate_on_start", "false".into()));
+        overrides.push(("migrate_on_start", false.into()));
     }
     let settings = config::load(&overrides)?;
     telemetry::init(settings.log_format);

@@ -266,6 +266,21 @@ pub enum MergeError {
         /// The value in the update.
         incoming: String,
     },
+    /// Two records would be merged, but they belong to different campaign
+    /// calls (a provider key names a call that is linked elsewhere).
+    #[error("call {id} is linked to {link} `{existing}`, call {other} to `{incoming}`: they are different calls")]
+    LinkMismatch {
+        /// The surviving record.
+        id: CallId,
+        /// The record that would be absorbed.
+        other: CallId,
+        /// `campaign_id`, `contact_id` or `enrollment_id`.
+        link: &'static str,
+        /// The survivor's value.
+        existing: String,
+        /// The other record's value.
+        incoming: String,
+    },
     /// The update names no key at all.
     #[error("a call update needs an id, a call_sid or a conversation_id")]
     NoKey,
@@ -436,9 +451,21 @@ impl Call {
             self.conversation_source = Some(source);
         }
 
-        // The earliest moment we know of is when the call started.
+        // The earliest moment we know of is when the call started. A final
+        // status with a duration (Twilio's `completed` carries `CallDuration`)
+        // says the call began that many seconds before it ended: used when no
+        // earlier evidence exists (only `completed` was subscribed).
+        let nothing_earlier = self.started_at >= observed;
         if observed < self.started_at {
             self.started_at = observed;
+        }
+        if let (Some(d), Some(st)) = (update.duration_secs, update.status)
+            && nothing_earlier
+            && st.is_terminal()
+            && let Some(begun) = chrono::TimeDelta::try_seconds(d).and_then(|d| observed.checked_sub_signed(d))
+            && begun < self.started_at
+        {
+            self.started_at = begun;
         }
 
         let changed = *self != before;
@@ -479,6 +506,25 @@ impl Call {
     /// rules as [`Call::apply`]. `self` keeps its id and creation time.
     /// Returns an error if the two records carry different values of a key.
     pub fn absorb(&mut self, other: &Call, now: DateTime<Utc>) -> Result<bool, MergeError> {
+        // Two records linked to different campaign calls are two calls, whatever
+        // key an update claims they share: refuse before changing anything.
+        for (link, mine, theirs) in [
+            ("campaign_id", &self.campaign_id, &other.campaign_id),
+            ("contact_id", &self.contact_id, &other.contact_id),
+            ("enrollment_id", &self.enrollment_id, &other.enrollment_id),
+        ] {
+            if let (Some(a), Some(b)) = (mine, theirs)
+                && a != b
+            {
+                return Err(MergeError::LinkMismatch {
+                    id: self.id.clone(),
+                    other: other.id.clone(),
+                    link,
+                    existing: a.clone(),
+                    incoming: b.clone(),
+                });
+            }
+        }
         let before = self.clone();
         self.attach_keys(&other.call_sid, &other.conversation_id)?;
         let rank = |s: Option<Source>, f: fn(Source) -> u8| s.map(f).unwrap_or(0);

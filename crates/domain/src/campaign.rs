@@ -480,6 +480,11 @@ impl Campaign {
             }
             _ => {}
         }
+        if let Some(c) = &self.agent.caller_id
+            && !crate::contact::is_e164(c)
+        {
+            errors.push(FieldError::new("agent.caller_id", "must be an E.164 number such as +15005550001"));
+        }
         self.schedule.validate(&mut errors);
         if self.pacing.max_concurrent == 0 || self.pacing.max_concurrent > 1000 {
             errors.push(FieldError::new("pacing.max_concurrent", "must be 1..=1000"));

@@ -129,6 +129,12 @@ pub struct ContactInput {
     pub source: Option<String>,
 }
 
+/// Strict E.164 as Twilio takes it in `From`/`To`: `+`, a non-zero digit, 7 to 15 digits in all.
+pub fn is_e164(s: &str) -> bool {
+    let Some(digits) = s.strip_prefix('+') else { return false };
+    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
+}
+
 /// Normalises a phone number to E.164; returns it with its region.
 pub fn normalize_phone(raw: &str, default_region: &str) -> Result<(String, Option<String>), String> {
     let trimmed = raw.trim();

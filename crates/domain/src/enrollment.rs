@@ -220,10 +220,34 @@ impl Enrollment {
         if self.current_call_id.as_ref() != Some(call_id) || !self.status.is_in_flight() {
             return false;
         }
-        let now = crate::time::to_ms(now);
         if let Some(a) = self.history.iter_mut().rev().find(|a| &a.call_id == call_id) {
             a.outcome = Some(outcome);
         }
+        self.settle(outcome, campaign, now);
+        true
+    }
+
+    /// Ends an in-call attempt whose call record is gone (or was never
+    /// linked) as `failed`, with `why` in front of the retry rule's reason,
+    /// so it frees its slot and the campaign can finish. Returns whether it
+    /// changed anything.
+    pub fn end_lost_attempt(&mut self, why: &str, campaign: &Campaign, now: DateTime<Utc>) -> bool {
+        if self.status != EnrollmentStatus::InCall {
+            return false;
+        }
+        if let Some(cid) = self.current_call_id.clone()
+            && let Some(a) = self.history.iter_mut().rev().find(|a| a.call_id == cid)
+        {
+            a.outcome = Some(Outcome::Failed);
+        }
+        self.settle(Outcome::Failed, campaign, now);
+        self.reason = Some(format!("{why}; {}", self.reason.as_deref().unwrap_or("attempt ended")));
+        true
+    }
+
+    /// Moves an in-flight enrollment on after `outcome`, by the retry policy.
+    fn settle(&mut self, outcome: Outcome, campaign: &Campaign, now: DateTime<Utc>) {
+        let now = crate::time::to_ms(now);
         self.last_outcome = Some(outcome);
         self.current_call_id = None;
         self.lease = None;
@@ -232,7 +256,7 @@ impl Enrollment {
             Outcome::Answered => {
                 self.status = EnrollmentStatus::Completed;
                 self.reason = None;
-                return true;
+                return;
             }
             Outcome::Voicemail => campaign.retry.voicemail,
             Outcome::Busy => campaign.retry.busy,
@@ -250,7 +274,6 @@ impl Enrollment {
             self.next_attempt_at = now + Duration::seconds(rule.delay_secs as i64);
             self.reason = Some(format!("{outcome}: retry after {} s", rule.delay_secs));
         }
-        true
     }
 }
 

@@ -40,8 +40,11 @@ use crate::integrations::twilio::{CreateCall, TwilioClient};
 
 /// How long a claim is held before another instance may recover it.
 pub const DEFAULT_LEASE: Duration = Duration::seconds(60);
-/// A placed call with no final status after this long is failed.
+/// A placed call with no final status after this long, which no provider can
+/// tell us about, is failed.
 pub const STUCK_CALL: Duration = Duration::hours(3);
+/// Default quiet period after which an in-flight call's provider is asked.
+pub const DEFAULT_QUIET: Duration = Duration::minutes(10);
 /// Claims per campaign per step (keeps one step short).
 const CLAIMS_PER_STEP: usize = 200;
 
@@ -84,6 +87,11 @@ pub struct Dialer {
     lease: Duration,
     /// Set by [`Dialer::run`]: on the real clock, a step may wait out short pacing gaps.
     live_budget: Option<StdDuration>,
+    /// A call silent this long is looked up at its provider.
+    quiet: Duration,
+    /// When each call was last looked up (in memory: after a restart every
+    /// quiet call is asked once more, which is what a restart needs).
+    asked: Arc<std::sync::Mutex<std::collections::HashMap<CallId, DateTime<Utc>>>>,
 }
 
 fn waiting_status(e: &Enrollment) -> EnrollmentStatus {
@@ -164,7 +172,23 @@ impl Dialer {
         callbacks: Callbacks,
         owner: impl Into<String>,
     ) -> Dialer {
-        Dialer { store, twilio, elevenlabs, callbacks, owner: owner.into(), lease: DEFAULT_LEASE, live_budget: None }
+        Dialer {
+            store,
+            twilio,
+            elevenlabs,
+            callbacks,
+            owner: owner.into(),
+            lease: DEFAULT_LEASE,
+            live_budget: None,
+            quiet: DEFAULT_QUIET,
+            asked: Arc::default(),
+        }
+    }
+
+    /// Sets the quiet period after which an in-flight call's provider is asked for its state.
+    pub fn with_quiet_period(mut self, quiet: Duration) -> Dialer {
+        self.quiet = quiet;
+        self
     }
 
     /// Sets the lease length.
@@ -278,12 +302,28 @@ impl Dialer {
         loop {
             let p = self.store.list_enrollments(&campaign.id, &[EnrollmentStatus::InCall], &page).await?;
             for e in &p.items {
-                let Some(call_id) = &e.current_call_id else { continue };
-                let call = match self.store.get_call(call_id).await {
-                    Ok(c) => c,
-                    Err(StoreError::NotFound(_)) => continue,
-                    Err(err) => return Err(err),
+                let call = match &e.current_call_id {
+                    Some(call_id) => match self.store.get_call(call_id).await {
+                        Ok(c) => Some(c),
+                        Err(StoreError::NotFound(_)) => None,
+                        Err(err) => return Err(err),
+                    },
+                    None => None,
                 };
+                let Some(mut call) = call else {
+                    // In flight with no call behind it (deleted, or never linked): end the
+                    // attempt so its slot is freed and the campaign can finish.
+                    if self.end_lost_attempt(campaign, e, now).await? {
+                        report.reconciled += 1;
+                    }
+                    continue;
+                };
+                if !call.status.is_terminal()
+                    && now - call.updated_at >= self.quiet
+                    && let Some(fresh) = self.ask_provider(&call, now).await?
+                {
+                    call = fresh;
+                }
                 if call.status.is_terminal() {
                     if apply_call_outcome(&*self.store, &call, now).await? {
                         report.reconciled += 1;
@@ -327,6 +367,111 @@ impl Dialer {
             }
         }
         Ok(())
+    }
+
+    async fn end_lost_attempt(&self, campaign: &Campaign, e: &Enrollment, now: DateTime<Utc>) -> StoreResult<bool> {
+        let mut ended = e.clone();
+        let why = match &e.current_call_id {
+            Some(c) => format!("call {c} is missing"),
+            None => "no call is linked to the attempt".to_owned(),
+        };
+        if !ended.end_lost_attempt(&why, campaign, now) {
+            return Ok(false);
+        }
+        match self.store.replace_enrollment(&ended).await {
+            Ok(saved) => {
+                self.store.release_dial_slot(&saved.campaign_id, &format!("{}:{}", saved.id, e.attempts)).await?;
+                tracing::warn!(enrollment = %saved.id, reason = %why, status = %saved.status, "in-flight attempt without a call ended");
+                Ok(true)
+            }
+            // Changed meanwhile (its outcome arrived): the next step looks again.
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Asks the providers for the state of a call we have not heard about for
+    /// the quiet period (callbacks sent while we were down are never resent)
+    /// and applies what they say through the normal merge path, kept as an
+    /// event like a webhook. At most once per quiet period per call. Returns
+    /// the merged call when something was applied.
+    async fn ask_provider(&self, call: &Call, now: DateTime<Utc>) -> StoreResult<Option<Call>> {
+        {
+            let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+            if asked.get(&call.id).is_some_and(|t| now - *t < self.quiet) {
+                return Ok(None);
+            }
+            asked.insert(call.id.clone(), now);
+            if asked.len() > 100_000 {
+                let quiet = self.quiet;
+                asked.retain(|_, t| now - *t < quiet);
+            }
+        }
+        let mut merged = None;
+        if let (Some(tw), Some(sid)) = (&self.twilio, &call.call_sid) {
+            match tw.fetch_call(sid).await {
+                Ok(found) => {
+                    let mut update = found.to_update();
+                    update.id = Some(call.id.clone());
+                    let status = update.status.map(|s| s.as_str()).unwrap_or("unknown");
+                    let event = switchboard_storage::NewEvent {
+                        id: switchboard_domain::EventId::new(),
+                        source: Source::Twilio,
+                        event_type: format!("twilio.reconciled.{status}"),
+                        occurred_at: update.observed_at.unwrap_or(now),
+                        received_at: now,
+                        dedupe_key: format!("twilio:reconciled:{sid}:{status}"),
+                        sequence: None,
+                        payload: serde_json::to_value(&found).unwrap_or_default(),
+                    };
+                    if let switchboard_storage::WebhookOutcome::Applied(o) =
+                        self.store.record_webhook(&update, event).await?
+                    {
+                        merged = Some(o.call);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(call = %call.id, call_sid = %sid, error = %err, "Twilio could not tell the call's state")
+                }
+            }
+        }
+        if let (Some(el), Some(conv)) = (&self.elevenlabs, &call.conversation_id) {
+            match el.get_conversation(conv).await {
+                Ok(doc) => {
+                    let mut update = CallUpdate {
+                        id: Some(call.id.clone()),
+                        source: Some(Source::ElevenLabs),
+                        conversation_id: Some(conv.clone()),
+                        observed_at: Some(now),
+                        ..Default::default()
+                    };
+                    crate::integrations::elevenlabs::conversation_facts(&doc, &mut update);
+                    let status = update.conversation_status.clone().unwrap_or_else(|| "unknown".into());
+                    let event = switchboard_storage::NewEvent {
+                        id: switchboard_domain::EventId::new(),
+                        source: Source::ElevenLabs,
+                        event_type: "elevenlabs.reconciled".into(),
+                        occurred_at: now,
+                        received_at: now,
+                        dedupe_key: format!("elevenlabs:reconciled:{conv}:{status}"),
+                        sequence: None,
+                        payload: doc,
+                    };
+                    if let switchboard_storage::WebhookOutcome::Applied(o) =
+                        self.store.record_webhook(&update, event).await?
+                    {
+                        merged = Some(o.call);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(call = %call.id, conversation_id = %conv, error = %err, "ElevenLabs could not tell the conversation's state")
+                }
+            }
+        }
+        if let Some(c) = &merged {
+            tracing::info!(call = %c.id, status = %c.status, "call state reconciled from the provider");
+        }
+        Ok(merged)
     }
 
     async fn dial(&self, campaign: &Campaign, mut now: DateTime<Utc>, report: &mut StepReport) -> StoreResult<()> {

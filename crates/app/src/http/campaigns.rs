@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::routing::{delete, get, post};
@@ -19,7 +18,7 @@ use switchboard_domain::{
 };
 use switchboard_storage::{CallFilter, CallSort, ContactFilter, ContactSort, PageRequest, StoreError};
 
-use super::contacts::{field_errors, json_body};
+use super::extract::{JsonBody, field_errors};
 use super::query::Query;
 use crate::AppState;
 use crate::error::ApiError;
@@ -45,8 +44,10 @@ pub struct CampaignPage {
 #[utoipa::path(post, path = "/api/v1/campaigns", request_body(content = Object, content_type = "application/json", description = "JSON fields as described in the README"), tag = "campaigns",
     responses((status = 201, description = "Created"), (status = 400, description = "Invalid input; `errors` names each field")),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Campaign>), ApiError> {
-    let input: CampaignInput = json_body(&body)?;
+pub async fn create(
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<CampaignInput>,
+) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     let c = input.apply(None, now_ms()).map_err(field_errors)?;
     state.store.insert_campaign(&c).await?;
     Ok((StatusCode::CREATED, Json(c)))
@@ -89,9 +90,8 @@ pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> R
 pub async fn patch(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(input): JsonBody<CampaignInput>,
 ) -> Result<Json<Campaign>, ApiError> {
-    let input: CampaignInput = json_body(&body)?;
     for _ in 0..5 {
         let stored = load(&state, &id).await?;
         if stored.status.is_final() {
@@ -193,7 +193,7 @@ pub async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Result
 /// How to enroll: explicit ids, or every contact matching a filter.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EnrollBody {
+pub struct EnrollBody {
     #[serde(default)]
     contact_ids: Option<Vec<String>>,
     #[serde(default)]
@@ -202,10 +202,13 @@ struct EnrollBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EnrollFilter {
+pub struct EnrollFilter {
     search: Option<String>,
     tag: Option<String>,
     dnc: Option<bool>,
+    /// Must be `true` to enroll every contact: an empty filter is refused, so
+    /// `{"filter": {}}` never enrolls the whole contact list by accident.
+    all: Option<bool>,
 }
 
 /// What an enroll request did.
@@ -223,13 +226,12 @@ pub struct Enrolled {
 pub async fn enroll(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<EnrollBody>,
 ) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
     let c = load(&state, &id).await?;
     if c.status.is_final() {
         return Err(ApiError::Conflict(format!("the campaign is {}; it takes no new contacts", c.status)));
     }
-    let body: EnrollBody = json_body(&body)?;
     let now = now_ms();
     let (mut added, mut total) = (0u64, 0u64);
     match (body.contact_ids, body.filter) {
@@ -254,6 +256,22 @@ pub async fn enroll(
             added = state.store.enroll(&c.id, &parsed, now).await?;
         }
         (None, Some(f)) => {
+            let narrows = f.search.is_some() || f.tag.is_some() || f.dnc.is_some();
+            match (narrows, f.all) {
+                (false, Some(true)) | (true, None | Some(false)) => {}
+                (false, _) => {
+                    return Err(ApiError::field(
+                        "filter",
+                        "an empty filter would enroll every contact; send {\"all\": true} to mean that",
+                    ));
+                }
+                (true, Some(true)) => {
+                    return Err(ApiError::field(
+                        "filter.all",
+                        "`all: true` cannot be combined with search, tag or dnc",
+                    ));
+                }
+            }
             let filter = ContactFilter { search: f.search, tag: f.tag, dnc: f.dnc };
             let mut page = PageRequest::first(200);
             loop {

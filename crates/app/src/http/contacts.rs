@@ -16,7 +16,7 @@ use switchboard_storage::{CallFilter, CallSort, ContactFilter, ContactSort, OnDu
 use super::calls::CallPage;
 use super::query::Query;
 use crate::AppState;
-use crate::error::{ApiError, FieldError};
+use crate::error::ApiError;
 use crate::import::{ExportFormat, ImportFormat, ImportOptions};
 
 /// A page of contacts.
@@ -28,18 +28,8 @@ pub struct ContactPage {
     pub next_cursor: Option<String>,
 }
 
-/// Domain field errors → API field errors.
-pub fn field_errors(errs: Vec<switchboard_domain::FieldError>) -> ApiError {
-    ApiError::Validation(errs.into_iter().map(|e| FieldError { field: e.field, reason: e.reason }).collect())
-}
-
-/// Parses a JSON body, naming the field a problem is at.
-pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return Err(ApiError::field("body", "a JSON body is required"));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::field("body", e.to_string()))
-}
+use super::extract::JsonBody;
+pub use super::extract::{field_errors, json_body};
 
 fn contact_id(id: &str) -> Result<ContactId, ApiError> {
     ContactId::parse(id).map_err(|e| ApiError::field("id", e.to_string()))
@@ -49,8 +39,10 @@ fn contact_id(id: &str) -> Result<ContactId, ApiError> {
 #[utoipa::path(post, path = "/api/v1/contacts", request_body(content = Object, content_type = "application/json", description = "JSON fields as described in the README"), tag = "contacts",
     responses((status = 201, description = "Created"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 409, description = "Phone already stored")),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Contact>), ApiError> {
-    let input: ContactInput = json_body(&body)?;
+pub async fn create(
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<ContactInput>,
+) -> Result<(StatusCode, Json<Contact>), ApiError> {
     let mut contact = input.validate(&state.settings.contacts.default_region, now_ms()).map_err(field_errors)?;
     if contact.source.is_none() {
         contact.source = Some("api".into());
@@ -76,10 +68,9 @@ pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> R
 pub async fn patch(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(input): JsonBody<ContactInput>,
 ) -> Result<Json<Contact>, ApiError> {
     let id = contact_id(&id)?;
-    let input: ContactInput = json_body(&body)?;
     for _ in 0..5 {
         let stored = state.store.get_contact(&id).await?.ok_or(ApiError::NotFound("contact"))?;
         let next = input.patch(&stored, &state.settings.contacts.default_region, now_ms()).map_err(field_errors)?;

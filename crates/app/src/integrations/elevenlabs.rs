@@ -15,6 +15,33 @@ use crate::config::Secret;
 
 const P: &str = "elevenlabs";
 
+/// The conversation facts of a conversation document — the body of `GET
+/// /v1/convai/conversations/{id}` or the `data` of a
+/// `post_call_transcription` webhook, which share one shape — written into
+/// `update`. A `done` conversation implies an answered, ended call and a
+/// `failed` one a failed call; Twilio's own terminal status may correct either.
+pub fn conversation_facts(data: &Value, update: &mut switchboard_domain::CallUpdate) {
+    let str_at = |path: &[&str]| {
+        path.iter()
+            .try_fold(data, |acc, k| acc.get(k))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let int_at = |path: &[&str]| path.iter().try_fold(data, |acc, k| acc.get(k)).and_then(Value::as_i64);
+    update.conversation_status = str_at(&["status"]);
+    update.call_successful = str_at(&["analysis", "call_successful"]);
+    update.transcript_summary = str_at(&["analysis", "transcript_summary"]);
+    update.termination_reason = str_at(&["metadata", "termination_reason"]);
+    update.conversation_duration_secs = int_at(&["metadata", "call_duration_secs"]).filter(|d| *d >= 0);
+    update.cost_credits = int_at(&["metadata", "cost"]).filter(|c| *c >= 0);
+    match update.conversation_status.as_deref() {
+        Some("done") => update.status = Some(switchboard_domain::CallStatus::Completed),
+        Some("failed") => update.status = Some(switchboard_domain::CallStatus::Failed),
+        _ => {}
+    }
+}
+
 /// `conversation_initiation_client_data`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientData {

@@ -131,6 +131,40 @@ pub struct TwilioCall {
     pub queue_time: Option<String>,
 }
 
+impl TwilioCall {
+    /// What the Call resource says about the call, as a merge update from
+    /// Twilio (reconciliation applies it like a status callback). Values it
+    /// cannot read are left out rather than guessed.
+    pub fn to_update(&self) -> switchboard_domain::CallUpdate {
+        use chrono::{DateTime, Utc};
+        use switchboard_domain::{CallUpdate, Source, time::to_ms};
+        let time = |t: &Option<String>| {
+            t.as_deref().and_then(|t| DateTime::parse_from_rfc2822(t).ok()).map(|t| to_ms(t.with_timezone(&Utc)))
+        };
+        let status = self.status.parse::<switchboard_domain::CallStatus>().ok();
+        let ended = time(&self.end_time);
+        CallUpdate {
+            source: Some(Source::Twilio),
+            call_sid: Some(self.sid.clone()),
+            status,
+            observed_at: ended.or_else(|| time(&self.start_time)),
+            account_sid: Some(self.account_sid.clone()).filter(|a| !a.is_empty()),
+            direction: self.direction.as_deref().and_then(|d| d.parse().ok()),
+            from: Some(self.from.clone()).filter(|f| !f.is_empty()),
+            to: Some(self.to.clone()).filter(|t| !t.is_empty()),
+            answered_by: self.answered_by.as_deref().and_then(|a| a.parse().ok()),
+            duration_secs: self
+                .duration
+                .as_deref()
+                .and_then(|d| d.parse::<i64>().ok())
+                .filter(|d| (0..=7 * 86_400).contains(d)),
+            price: self.price.clone(),
+            price_unit: self.price_unit.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 /// A Recording resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TwilioRecording {

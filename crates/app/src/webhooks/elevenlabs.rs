@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
-use switchboard_domain::{CallStatus, CallUpdate, Source, time::from_millis};
+use switchboard_domain::{CallStatus, CallUpdate, Source};
 
 use super::{
     ingest,
@@ -15,6 +15,9 @@ use super::{
 use crate::AppState;
 use crate::error::ApiError;
 use crate::metrics::WEBHOOK_SIGNATURE_FAILURES;
+
+/// The types this release understands; others are kept raw.
+const KNOWN_TYPES: &[&str] = &["post_call_transcription", "call_initiation_failure", "post_call_audio"];
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(v, |acc, k| acc.get(k)).and_then(Value::as_str).filter(|s| !s.is_empty())
@@ -34,6 +37,23 @@ fn call_sid_of(data: &Value) -> Option<String> {
         .or_else(|| str_at(data, &["metadata", "body", "CallSid"]))
         .or_else(|| str_at(data, &["metadata", "body", "call_sid"]))
         .map(str::to_owned)
+}
+
+/// An id we store as a key: 1..=128 characters of letters, digits, `_` and `-`.
+fn checked_id(v: &str, field: &str) -> Result<String, ApiError> {
+    if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(ApiError::webhook_field(field, "must be 1 to 128 letters, digits, `_` or `-`"));
+    }
+    Ok(v.to_owned())
+}
+
+/// Unix seconds → a timestamp within [`super::plausible_time`], or a field error.
+fn unix_secs(v: i64, field: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    let t = v
+        .checked_mul(1000)
+        .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms))
+        .ok_or_else(|| ApiError::webhook_field(field, format!("{v} is not a Unix time in seconds")))?;
+    super::plausible_time(t).map_err(|reason| ApiError::webhook_field(field, reason))
 }
 
 /// `POST /webhooks/elevenlabs`.
@@ -60,38 +80,58 @@ pub async fn post_call(State(state): State<AppState>, headers: HeaderMap, body: 
         serde_json::from_slice(&body).map_err(|e| ApiError::webhook_field("body", format!("not valid JSON: {e}")))?;
     let kind =
         str_at(&payload, &["type"]).map(str::to_owned).ok_or_else(|| ApiError::webhook_field("type", "required"))?;
-    let event_ts = payload.get("event_timestamp").and_then(Value::as_i64);
+    if kind.len() > 64 || !kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return Err(ApiError::webhook_field("type", "must be at most 64 lower-case letters, digits or `_`"));
+    }
+    let event_ts = match payload.get("event_timestamp") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(unix_secs(
+            v.as_i64().ok_or_else(|| ApiError::webhook_field("event_timestamp", "must be an integer"))?,
+            "event_timestamp",
+        )?),
+    };
     let data = payload
         .get("data")
         .filter(|d| d.is_object())
         .ok_or_else(|| ApiError::webhook_field("data", "required object"))?;
-    let conversation_id = str_at(data, &["conversation_id"])
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::webhook_field("data.conversation_id", "required"))?;
+    let Some(conversation_id) = str_at(data, &["conversation_id"]) else {
+        if !KNOWN_TYPES.contains(&kind.as_str()) {
+            // Nothing to attach it to; a 4xx would count towards ElevenLabs disabling the webhook.
+            tracing::warn!(r#type = %kind, "unknown ElevenLabs webhook type without a conversation_id acknowledged, not stored");
+            metrics::counter!(crate::metrics::WEBHOOKS, "provider" => "elevenlabs", "outcome" => "unknown_type_dropped").increment(1);
+            return Ok(StatusCode::OK);
+        }
+        return Err(ApiError::webhook_field("data.conversation_id", "required"));
+    };
+    let conversation_id = checked_id(conversation_id, "data.conversation_id")?;
     tracing::Span::current().record("conversation_id", conversation_id.as_str());
+    let call_sid = match call_sid_of(data) {
+        Some(sid) if !super::is_sid(&sid, "CA") => {
+            return Err(ApiError::webhook_field(
+                "data.metadata.phone_call.call_sid",
+                "must be `CA` followed by 32 letters or digits",
+            ));
+        }
+        other => other,
+    };
+    let agent_id = match str_at(data, &["agent_id"]) {
+        Some(a) => Some(checked_id(a, "data.agent_id")?),
+        None => None,
+    };
     let mut update = CallUpdate {
         source: Some(Source::ElevenLabs),
-        observed_at: event_ts.map(|t| from_millis(t * 1000)),
+        observed_at: event_ts,
         conversation_id: Some(conversation_id.clone()),
-        call_sid: call_sid_of(data),
-        agent_id: str_at(data, &["agent_id"]).map(str::to_owned),
+        call_sid,
+        agent_id,
         ..Default::default()
     };
     match kind.as_str() {
         "post_call_transcription" => {
-            update.observed_at = int_at(data, &["metadata", "start_time_unix_secs"])
-                .map(|t| from_millis(t * 1000))
-                .or(update.observed_at);
-            update.conversation_status = str_at(data, &["status"]).map(str::to_owned);
-            update.call_successful = str_at(data, &["analysis", "call_successful"]).map(str::to_owned);
-            update.transcript_summary = str_at(data, &["analysis", "transcript_summary"]).map(str::to_owned);
-            update.termination_reason = str_at(data, &["metadata", "termination_reason"]).map(str::to_owned);
-            update.conversation_duration_secs = int_at(data, &["metadata", "call_duration_secs"]);
-            update.cost_credits = int_at(data, &["metadata", "cost"]);
-            // A finished conversation implies an answered, ended call; Twilio may still correct it.
-            if update.conversation_status.as_deref() == Some("done") {
-                update.status = Some(CallStatus::Completed);
+            if let Some(t) = int_at(data, &["metadata", "start_time_unix_secs"]) {
+                update.observed_at = Some(unix_secs(t, "data.metadata.start_time_unix_secs")?);
             }
+            crate::integrations::elevenlabs::conversation_facts(data, &mut update);
         }
         "call_initiation_failure" => {
             update.status = Some(match str_at(data, &["failure_reason"]) {
@@ -108,7 +148,9 @@ pub async fn post_call(State(state): State<AppState>, headers: HeaderMap, body: 
             }
         }
         other => {
-            return Err(ApiError::webhook_field("type", format!("`{other}` is not a known post-call webhook type")));
+            // A type added after this release: acknowledged (a 4xx counts towards ElevenLabs
+            // disabling the webhook) and kept as a raw event of its conversation.
+            tracing::warn!(r#type = %other, "unknown ElevenLabs webhook type stored as a raw event");
         }
     }
     let key = format!("elevenlabs:{kind}:{conversation_id}");

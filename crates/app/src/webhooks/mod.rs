@@ -33,6 +33,23 @@ pub enum Ingested {
     Replay,
 }
 
+/// Whether `s` is a Twilio SID with `prefix`: two letters and 32 letters or digits.
+pub fn is_sid(s: &str, prefix: &str) -> bool {
+    s.len() == 34 && s.starts_with(prefix) && s[2..].chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// The range of provider timestamps we accept: from 2000 to a day ahead of
+/// our clock (clock skew). Anything else is malformed, so no wrapped or
+/// year-9999 date ever sorts into the record.
+pub fn plausible_time(t: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let earliest = chrono::DateTime::from_timestamp(946_684_800, 0).expect("2000-01-01 is valid");
+    let latest = chrono::Utc::now() + chrono::Duration::days(1);
+    if t < earliest || t > latest {
+        return Err(format!("{} is outside the accepted range (2000-01-01 to a day from now)", t.to_rfc3339()));
+    }
+    Ok(switchboard_domain::time::to_ms(t))
+}
+
 /// Steps 3–4 above, shared by every provider: one store operation.
 pub async fn ingest(
     state: &AppState,
@@ -54,7 +71,17 @@ pub async fn ingest(
         sequence,
         payload,
     };
-    let ingested = match state.store.record_webhook(&update, event).await? {
+    let recorded = match state.store.record_webhook(&update, event).await {
+        Err(switchboard_storage::StoreError::Conflict { what }) => {
+            // A key that names another call (a CallSid already on a different campaign call, a
+            // second CallSid for a conversation): nothing was written; 409 and counted.
+            tracing::warn!(conflict = %what, "webhook conflicts with stored calls; nothing written");
+            metrics::counter!(WEBHOOKS, "provider" => source.as_str(), "outcome" => "conflict").increment(1);
+            return Err(ApiError::Conflict(what));
+        }
+        other => other?,
+    };
+    let ingested = match recorded {
         WebhookOutcome::Replay => Ingested::Replay,
         WebhookOutcome::Applied(outcome) => {
             tracing::debug!(call_id = %outcome.call.id, status = %outcome.call.status, created = outcome.created, "webhook applied");

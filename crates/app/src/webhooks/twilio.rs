@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use chrono::{DateTime, Utc};
-use switchboard_domain::{AnsweredBy, CallStatus, CallUpdate, Direction, Source, time::to_ms};
+use switchboard_domain::{AnsweredBy, CallStatus, CallUpdate, Direction, Source};
 
 use super::{ingest, verify::verify_twilio};
 use crate::AppState;
@@ -47,9 +47,7 @@ fn verified_form(state: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
     Ok(Form(params))
 }
 
-fn is_sid(s: &str, prefix: &str) -> bool {
-    s.len() == 34 && s.starts_with(prefix) && s[2..].chars().all(|c| c.is_ascii_alphanumeric())
-}
+use super::is_sid;
 
 /// Collects field errors while parsing, so one response names every bad field.
 #[derive(Default)]
@@ -73,12 +71,12 @@ impl Fields {
         v.parse().map_err(|e| self.bad(field, e)).ok()
     }
 
-    fn int(&mut self, form: &Form, field: &str) -> Option<i64> {
+    fn int(&mut self, form: &Form, field: &str, max: i64) -> Option<i64> {
         let v = form.get(field)?;
         match v.parse::<i64>() {
-            Ok(n) if n >= 0 => Some(n),
+            Ok(n) if (0..=max).contains(&n) => Some(n),
             _ => {
-                self.bad(field, format!("`{v}` is not a non-negative integer"));
+                self.bad(field, format!("`{v}` is not an integer from 0 to {max}"));
                 None
             }
         }
@@ -87,10 +85,22 @@ impl Fields {
     fn time(&mut self, form: &Form, field: &str) -> Option<DateTime<Utc>> {
         let v = form.get(field)?;
         match DateTime::parse_from_rfc2822(v) {
-            Ok(t) => Some(to_ms(t.with_timezone(&Utc))),
+            Ok(t) => super::plausible_time(t.with_timezone(&Utc)).map_err(|reason| self.bad(field, reason)).ok(),
             Err(_) => {
                 self.bad(field, format!("`{v}` is not an RFC 2822 timestamp"));
                 None
+            }
+        }
+    }
+
+    /// Twilio never repeats a parameter in a callback; a repeated one is
+    /// refused rather than read two ways (first value vs last).
+    fn no_repeats(&mut self, form: &Form) {
+        let mut seen = std::collections::HashSet::new();
+        let mut reported = std::collections::HashSet::new();
+        for (k, _) in &form.0 {
+            if !seen.insert(k.as_str()) && reported.insert(k.as_str()) {
+                self.bad(k, "appears more than once");
             }
         }
     }
@@ -113,17 +123,19 @@ impl Fields {
 /// The merge input of a status callback.
 fn status_update(form: &Form) -> Result<(CallUpdate, Option<i64>), ApiError> {
     let mut f = Fields::default();
+    f.no_repeats(form);
     let call_sid = f.call_sid(form);
     let status = match f.required(form, "CallStatus") {
         Some(_) => f.parse::<CallStatus>(form, "CallStatus"),
         None => None,
     };
-    let sequence = f.int(form, "SequenceNumber");
+    let sequence = f.int(form, "SequenceNumber", i64::from(i32::MAX));
     let observed_at = f.time(form, "Timestamp");
     let direction = f.parse::<Direction>(form, "Direction");
     let answered_by = f.parse::<AnsweredBy>(form, "AnsweredBy");
-    let duration_secs = f.int(form, "CallDuration");
-    let sip_response_code = f.int(form, "SipResponseCode");
+    // Twilio caps a call at 24 hours (`TimeLimit`); a week leaves room and bounds the arithmetic.
+    let duration_secs = f.int(form, "CallDuration", 7 * 86_400);
+    let sip_response_code = f.int(form, "SipResponseCode", 999);
     if let Some(acc) = form.get("AccountSid")
         && !is_sid(acc, "AC")
     {
@@ -195,12 +207,13 @@ pub async fn amd_callback(
 ) -> Result<StatusCode, ApiError> {
     let form = verified_form(&state, &uri, &headers, &body)?;
     let mut f = Fields::default();
+    f.no_repeats(&form);
     let call_sid = f.call_sid(&form);
     let answered_by = match f.required(&form, "AnsweredBy") {
         Some(_) => f.parse::<AnsweredBy>(&form, "AnsweredBy"),
         None => None,
     };
-    f.int(&form, "MachineDetectionDuration");
+    f.int(&form, "MachineDetectionDuration", 3_600_000);
     f.finish()?;
     let sid = call_sid.clone().unwrap_or_default();
     tracing::Span::current().record("call_sid", sid.as_str());

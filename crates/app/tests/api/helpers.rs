@@ -126,6 +126,11 @@ impl TestApp {
         (Self::run(app, listener, dir), switch)
     }
 
+    /// Tells the server to stop without waiting for it.
+    pub fn stop_handle(&mut self) -> oneshot::Sender<()> {
+        self.stop.take().expect("not stopped yet")
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(&mut self) {
         if let Some(tx) = self.stop.take() {

@@ -5,6 +5,7 @@ mod calls;
 mod campaigns;
 mod contacts;
 mod google;
+mod hardening;
 mod helpers;
 mod service;
 mod sim;

@@ -20,7 +20,16 @@ async fn health_and_readiness_answer() {
 async fn metrics_expose_http_and_store_series() {
     let app = TestApp::spawn().await;
     app.get("/api/v1/calls").await;
-    let m = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let m = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth(crate::helpers::API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(m.contains("switchboard_http_requests_total"), "{m}");
     assert!(m.contains("route=\"/api/v1/calls\""), "{m}");
     assert!(m.contains("switchboard_store_operation_duration_seconds"), "{m}");
@@ -62,14 +71,34 @@ async fn unknown_routes_are_problem_json_404() {
 #[tokio::test]
 async fn shutdown_drains_an_in_flight_request() {
     let mut app = TestApp::spawn().await;
-    // Start a request, then stop: the server finishes it before exiting.
-    let client = app.client.clone();
-    let url = format!("{}/api/v1/calls", app.base);
-    let inflight = tokio::spawn(async move { client.get(url).bearer_auth(crate::helpers::API_TOKEN).send().await });
-    tokio::task::yield_now().await;
+    // A request whose body is still arriving when the server is told to stop:
+    // the server must finish it (not drop it) before exiting.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let req = app
+        .client
+        .post(format!("{}/api/v1/contacts", app.base))
+        .bearer_auth(crate::helpers::API_TOKEN)
+        .header("content-type", "application/json")
+        .body(body)
+        .send();
+    let inflight = tokio::spawn(req);
+    tx.send(Ok(br#"{"phone": "+1415555"#.to_vec())).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let stop_tx = app.stop_handle();
+    let _ = stop_tx.send(());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tx.send(Ok(br#"0177"}"#.to_vec())).await.unwrap();
+    drop(tx);
+    let r = inflight.await.unwrap().expect("the in-flight request was answered, not dropped");
+    assert_eq!(r.status(), StatusCode::CREATED);
     app.stop().await;
-    let r = inflight.await.unwrap();
-    if let Ok(r) = r {
-        assert_eq!(r.status(), StatusCode::OK);
-    }
+    let fresh = reqwest::Client::new().get(format!("{}/healthz", app.base)).send().await;
+    assert!(fresh.is_err(), "the server stopped after draining");
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

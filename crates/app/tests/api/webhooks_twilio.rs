@@ -79,7 +79,7 @@ async fn a_bad_signature_is_403_and_writes_nothing() {
     );
     assert_eq!(app.twilio_signed("/webhooks/twilio/status", &refs(&p), &other).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(app.store().count_calls().await.unwrap(), 0);
-    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("switchboard_webhook_signature_failures_total"), "{metrics}");
 }
 
