@@ -44,18 +44,6 @@ fn campaign(max_concurrent: u32, calls_per_minute: u32) -> Campaign {
     c
 }
 
-/// Whether the backend can run a case that updates dates in place; prints the skip line if not.
-fn runs_date_updates(s: &dyn Storage, case: &str) -> bool {
-    if s.capabilities().dates_in_updates {
-        return true;
-    }
-    super::loud(&format!(
-        "SKIPPED (capability) {case} on {}: the server stores dates written by $set as strings",
-        s.backend_name()
-    ));
-    false
-}
-
 async fn setup(s: &dyn Storage, contacts: u32) -> (Campaign, Vec<ContactId>) {
     s.migrate().await.unwrap();
     let c = campaign(3, 600);
@@ -186,7 +174,7 @@ pub async fn bulk_contacts_honour_the_duplicate_policy(h: &dyn Harness) {
 /// Campaign compare-and-set leaves the gate alone; lists filter by status.
 pub async fn campaigns_replace_by_version_and_list_by_status(h: &dyn Harness) {
     let s = h.open().await;
-    if !runs_date_updates(&*s, "campaigns_replace_by_version_and_list_by_status") {
+    if !super::runs(&*s, "campaigns_replace_by_version_and_list_by_status") {
         return;
     }
     s.migrate().await.unwrap();
@@ -217,7 +205,7 @@ pub async fn campaigns_replace_by_version_and_list_by_status(h: &dyn Harness) {
 /// Ten tasks over two store handles claim concurrently: no enrollment is returned twice.
 pub async fn concurrent_claims_never_return_one_enrollment_twice(h: &dyn Harness) {
     let s1 = h.open().await;
-    if !runs_date_updates(&*s1, "concurrent_claims_never_return_one_enrollment_twice") {
+    if !super::runs(&*s1, "concurrent_claims_never_return_one_enrollment_twice") {
         return;
     }
     let s2 = h.open().await;
@@ -256,7 +244,7 @@ pub async fn concurrent_claims_never_return_one_enrollment_twice(h: &dyn Harness
 /// Only waiting, due enrollments are claimed; enrolling twice adds nothing; lists filter by status.
 pub async fn claims_take_only_due_waiting_enrollments(h: &dyn Harness) {
     let s = h.open().await;
-    if !runs_date_updates(&*s, "claims_take_only_due_waiting_enrollments") {
+    if !super::runs(&*s, "claims_take_only_due_waiting_enrollments") {
         return;
     }
     let (c, ids) = setup(&*s, 3).await;
@@ -291,7 +279,7 @@ pub async fn claims_take_only_due_waiting_enrollments(h: &dyn Harness) {
 /// An expired lease is found and recovered; the old holder's write is fenced off by the version.
 pub async fn expired_leases_are_recovered_and_fenced(h: &dyn Harness) {
     let s = h.open().await;
-    if !runs_date_updates(&*s, "expired_leases_are_recovered_and_fenced") {
+    if !super::runs(&*s, "expired_leases_are_recovered_and_fenced") {
         return;
     }
     let (c, _) = setup(&*s, 1).await;
@@ -320,7 +308,7 @@ pub async fn expired_leases_are_recovered_and_fenced(h: &dyn Harness) {
 /// `max_concurrent` held, starts spaced by the pacing interval, release is idempotent.
 pub async fn the_dial_gate_caps_concurrency_and_pace_under_contention(h: &dyn Harness) {
     let s1 = h.open().await;
-    if !runs_date_updates(&*s1, "the_dial_gate_caps_concurrency_and_pace_under_contention") {
+    if !super::runs(&*s1, "the_dial_gate_caps_concurrency_and_pace_under_contention") {
         return;
     }
     let s2 = h.open().await;
@@ -368,7 +356,7 @@ pub async fn the_dial_gate_caps_concurrency_and_pace_under_contention(h: &dyn Ha
 /// Pausing or cancelling stops the gate at once; cancelling moves waiting enrollments to cancelled.
 pub async fn a_paused_or_cancelled_campaign_grants_nothing(h: &dyn Harness) {
     let s = h.open().await;
-    if !runs_date_updates(&*s, "a_paused_or_cancelled_campaign_grants_nothing") {
+    if !super::runs(&*s, "a_paused_or_cancelled_campaign_grants_nothing") {
         return;
     }
     let (c, _) = setup(&*s, 4).await;

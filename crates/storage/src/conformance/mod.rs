@@ -36,6 +36,69 @@ pub fn loud(line: &str) {
     let _ = writeln!(err, "{line}");
 }
 
+/// Cases a backend may skip, and the capability each needs: the one place a
+/// case's skip is decided ([`runs`]), so a harness can compute the exact set
+/// of cases its backend skips ([`skipped_cases`]) and compare it with a
+/// committed list.
+const GATES: &[(&str, Gate)] = &[
+    ("migrate_is_idempotent_and_reports_no_drift", Gate::SchemaIntrospection),
+    ("campaigns_replace_by_version_and_list_by_status", Gate::DatesInUpdates),
+    ("concurrent_claims_never_return_one_enrollment_twice", Gate::DatesInUpdates),
+    ("claims_take_only_due_waiting_enrollments", Gate::DatesInUpdates),
+    ("expired_leases_are_recovered_and_fenced", Gate::DatesInUpdates),
+    ("the_dial_gate_caps_concurrency_and_pace_under_contention", Gate::DatesInUpdates),
+    ("a_paused_or_cancelled_campaign_grants_nothing", Gate::DatesInUpdates),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Gate {
+    SchemaIntrospection,
+    DatesInUpdates,
+}
+
+impl Gate {
+    fn missing(self, caps: &crate::Capabilities) -> Option<&'static str> {
+        match self {
+            Gate::SchemaIntrospection if !caps.schema_introspection => {
+                Some("the server does not report its schema back (validators, index names)")
+            }
+            Gate::DatesInUpdates if !caps.dates_in_updates => {
+                Some("the server stores dates written by $set as strings")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why `case` is skipped on a backend with `caps`, if it is.
+pub fn skip_reason(case: &str, caps: &crate::Capabilities) -> Option<&'static str> {
+    GATES.iter().find(|(c, _)| *c == case).and_then(|(_, g)| g.missing(caps))
+}
+
+/// Every case of `cases` skipped on a backend with `caps`, with its reason, sorted.
+pub fn skipped_cases(cases: &[&str], caps: &crate::Capabilities) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> =
+        cases.iter().filter_map(|c| skip_reason(c, caps).map(|r| (c.to_string(), r.to_owned()))).collect();
+    out.sort();
+    out
+}
+
+/// Names of the gated cases (a harness checks they are all real case names).
+pub fn gated_cases() -> Vec<&'static str> {
+    GATES.iter().map(|(c, _)| *c).collect()
+}
+
+/// Whether `case` runs on `s`; prints one skip line (case and reason) if not.
+pub fn runs(s: &dyn Storage, case: &str) -> bool {
+    match skip_reason(case, &s.capabilities()) {
+        None => true,
+        Some(reason) => {
+            loud(&format!("SKIPPED (capability) {case} on {}: {reason}", s.backend_name()));
+            false
+        }
+    }
+}
+
 /// Expands every conformance case into a test for the harness returned by
 /// `$make` (an `async fn() -> Option<Box<dyn Harness>>`; `None` skips, and the
 /// constructor prints why).
@@ -46,6 +109,7 @@ macro_rules! conformance_tests {
             upsert_by_call_sid_is_idempotent,
             one_record_when_conversation_id_is_seen_before_call_sid,
             two_records_are_merged_when_a_later_update_links_them,
+            a_link_carrying_one_key_keeps_both_keys_on_one_record,
             status_lattice_never_regresses,
             concurrent_upserts_for_one_call_create_one_record,
             conflicting_provider_key_is_a_conflict,
@@ -72,6 +136,9 @@ macro_rules! conformance_tests {
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
+        /// Every case of the suite, by name.
+        #[allow(dead_code)]
+        pub const CONFORMANCE_CASES: &[&str] = &[$(stringify!($case)),+];
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
