@@ -427,6 +427,7 @@ struct ValueRangeOut {
 struct Book {
     title: String,
     version: u64,
+    created: DateTime<Utc>,
     modified: DateTime<Utc>,
     /// Accounts it is shared with; `None`: every registered account.
     shared_with: Option<Vec<String>>,
@@ -639,6 +640,7 @@ impl Simulator {
         let book = Book {
             title: new.title.unwrap_or_else(|| "Untitled spreadsheet".into()),
             version: 1,
+            created: switchboard_domain::time::now_ms(),
             modified: switchboard_domain::time::now_ms(),
             shared_with: new.shared_with,
             tabs,
@@ -689,8 +691,8 @@ impl Simulator {
         })
     }
 
-    /// Checks the bearer token, the quota and sharing; returns the account.
-    fn google_gate(&self, headers: &HeaderMap, spreadsheet_id: &str) -> Result<(), Response> {
+    /// Checks the bearer token and the quota; returns the account.
+    fn google_account(&self, headers: &HeaderMap) -> Result<String, Response> {
         let scenario = self.google_scenario();
         let token = headers
             .get("authorization")
@@ -718,7 +720,18 @@ impl Simulator {
                     return Err(quota_error(scenario.quota_window_ms));
                 }
             }
-            let book = g.books.get(spreadsheet_id).ok_or_else(|| g_error(404, "NOT_FOUND", "Requested entity was not found."))?;
+            Ok(account)
+        })
+    }
+
+    /// Checks the bearer token, the quota and sharing.
+    fn google_gate(&self, headers: &HeaderMap, spreadsheet_id: &str) -> Result<(), Response> {
+        let account = self.google_account(headers)?;
+        self.google(|g| {
+            let book = g
+                .books
+                .get(spreadsheet_id)
+                .ok_or_else(|| g_error(404, "NOT_FOUND", "Requested entity was not found."))?;
             if book.shared_with.as_ref().is_some_and(|s| !s.contains(&account)) {
                 return Err(g_error(403, "PERMISSION_DENIED", "The caller does not have permission"));
             }
@@ -1105,6 +1118,311 @@ pub(super) async fn drive_file(
         Ok(Value::Object(out))
     })
     .await
+}
+
+/// `POST …/values:batchClear` (`{"ranges": […]}`), all or nothing.
+pub(super) async fn batch_clear(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    #[derive(Deserialize)]
+    struct Req {
+        #[serde(default)]
+        ranges: Vec<String>,
+    }
+    let sid = id.clone();
+    sim.with_book("POST values.batchClear".into(), &headers, &id, move |book| {
+        let req: Req = parse_body(&body)?;
+        let mut located = Vec::new();
+        for range in &req.ranges {
+            located.push(locate(book, range)?);
+        }
+        let mut cleared = Vec::new();
+        for (i, a) in located {
+            let tab = &mut book.tabs[i];
+            tab.clear(&a);
+            let (c1, r1) = tab.bounds(&a);
+            cleared.push(a1_text(&tab.title, a.c0, a.r0, c1, r1));
+        }
+        book.touched();
+        Ok(json!({ "spreadsheetId": sid, "clearedRanges": cleared }))
+    })
+    .await
+}
+
+fn sheet_properties(t: &Tab, index: usize) -> Value {
+    json!({ "sheetId": t.sheet_id, "title": t.title, "index": index, "sheetType": "GRID",
+        "gridProperties": { "rowCount": t.row_count, "columnCount": t.column_count } })
+}
+
+/// One structural request of `spreadsheets.batchUpdate`; returns its reply.
+fn structural(book: &mut Book, kind: &str, body: &Value) -> Result<Value, Response> {
+    let bad = |m: String| g_error(400, "INVALID_ARGUMENT", &m);
+    let find = |book: &Book, id: i64| {
+        book.tabs.iter().position(|t| t.sheet_id == id).ok_or_else(|| bad(format!("No grid with id: {id}")))
+    };
+    match kind {
+        "addSheet" => {
+            let p = &body["properties"];
+            let title = match p["title"].as_str() {
+                Some(t) if !t.is_empty() => t.to_owned(),
+                _ => format!("Sheet{}", book.tabs.len() + 1),
+            };
+            if book.tabs.iter().any(|t| t.title == title) {
+                return Err(bad(format!(
+                    "Invalid requests[0].addSheet: A sheet with the name \"{title}\" already exists. Please enter another name."
+                )));
+            }
+            let id = match p["sheetId"].as_i64() {
+                Some(id) if book.tabs.iter().any(|t| t.sheet_id == id) => {
+                    return Err(bad(format!("Invalid requests[0].addSheet: Sheet with id {id} already exists.")));
+                }
+                Some(id) => id,
+                None => loop {
+                    let id = i64::from(rand::random::<u32>() >> 1);
+                    if !book.tabs.iter().any(|t| t.sheet_id == id) {
+                        break id;
+                    }
+                },
+            };
+            let mut tab = Tab::new(id, title);
+            if let Some(n) = p["gridProperties"]["rowCount"].as_u64() {
+                tab.row_count = n.max(1) as usize;
+            }
+            if let Some(n) = p["gridProperties"]["columnCount"].as_u64() {
+                tab.column_count = n.max(1) as usize;
+            }
+            let index = p["index"].as_u64().map(|i| (i as usize).min(book.tabs.len())).unwrap_or(book.tabs.len());
+            book.tabs.insert(index, tab);
+            Ok(json!({ "addSheet": { "properties": sheet_properties(&book.tabs[index], index) } }))
+        }
+        "deleteSheet" => {
+            let i = find(book, body["sheetId"].as_i64().unwrap_or(-1))?;
+            if book.tabs.len() == 1 {
+                return Err(bad(
+                    "Invalid requests[0].deleteSheet: You can't remove all the sheets in a document.".into()
+                ));
+            }
+            book.tabs.remove(i);
+            Ok(json!({}))
+        }
+        "updateSheetProperties" => {
+            let p = &body["properties"];
+            let i = find(book, p["sheetId"].as_i64().unwrap_or(0))?;
+            let fields = body["fields"].as_str().unwrap_or("*");
+            let wants = |f: &str| fields == "*" || fields.split(',').any(|x| x.trim() == f);
+            if wants("title")
+                && let Some(t) = p["title"].as_str()
+            {
+                if book.tabs.iter().enumerate().any(|(j, x)| j != i && x.title == t) {
+                    return Err(bad(format!("A sheet with the name \"{t}\" already exists.")));
+                }
+                book.tabs[i].title = t.to_owned();
+            }
+            if wants("gridProperties.rowCount")
+                && let Some(n) = p["gridProperties"]["rowCount"].as_u64()
+            {
+                book.tabs[i].row_count = n.max(1) as usize;
+            }
+            if wants("gridProperties.columnCount")
+                && let Some(n) = p["gridProperties"]["columnCount"].as_u64()
+            {
+                book.tabs[i].column_count = n.max(1) as usize;
+            }
+            Ok(json!({}))
+        }
+        other => {
+            Err(bad(format!("The request {other} is not simulated (addSheet, deleteSheet, updateSheetProperties are)")))
+        }
+    }
+}
+
+/// `POST /v4/spreadsheets/{id}:batchUpdate` (the id segment carries the action).
+pub(super) async fn spreadsheet_action(
+    State(sim): State<Simulator>,
+    Path(id_action): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some((id, "batchUpdate")) = id_action.rsplit_once(':') else {
+        return g_error(404, "NOT_FOUND", &format!("Method not found: POST /v4/spreadsheets/{id_action}"));
+    };
+    let (id, sid) = (id.to_owned(), id.to_owned());
+    sim.with_book("POST spreadsheets.batchUpdate".into(), &headers, &id, move |book| {
+        let req: Value = parse_body(&body)?;
+        let requests = req["requests"].as_array().cloned().unwrap_or_default();
+        // All or nothing: work on a copy.
+        let mut copy = book.clone();
+        let mut replies = Vec::new();
+        for r in &requests {
+            let Some((kind, inner)) = r.as_object().and_then(|o| o.iter().next()) else {
+                return Err(g_error(400, "INVALID_ARGUMENT", "Invalid requests: each request needs one kind"));
+            };
+            replies.push(structural(&mut copy, kind, inner)?);
+        }
+        *book = copy;
+        book.touched();
+        Ok(json!({ "spreadsheetId": sid, "replies": replies }))
+    })
+    .await
+}
+
+/// One clause of a Drive `q`: `field op 'value'` (`=`, `!=`, `contains`), or `… in parents`.
+fn drive_clause(clause: &str) -> Option<(String, String, String)> {
+    let clause = clause.trim();
+    let mut chars = clause.char_indices().peekable();
+    let (mut tokens, mut cur, mut quoted) = (Vec::new(), String::new(), None::<char>);
+    while let Some((_, c)) = chars.next() {
+        match (quoted, c) {
+            (Some(q), '\\') => {
+                if let Some((_, n)) = chars.next() {
+                    cur.push(n);
+                }
+                let _ = q;
+            }
+            (Some(q), c) if c == q => {
+                tokens.push(std::mem::take(&mut cur));
+                quoted = None;
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => quoted = Some(c),
+            (None, c) if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    tokens.push(std::mem::take(&mut cur));
+                }
+            }
+            (None, '=') => {
+                if !cur.is_empty() && cur != "!" {
+                    tokens.push(std::mem::take(&mut cur));
+                }
+                let op = if cur == "!" { "!=" } else { "=" };
+                cur.clear();
+                tokens.push(op.into());
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if quoted.is_some() {
+        return None;
+    }
+    if !cur.is_empty() {
+        tokens.push(cur);
+    }
+    match tokens.as_slice() {
+        [field, op, value] if ["=", "!=", "contains"].contains(&op.as_str()) => {
+            Some((field.clone(), op.clone(), value.clone()))
+        }
+        [value, in_, field] if in_ == "in" => Some((field.clone(), "in".into(), value.clone())),
+        _ => None,
+    }
+}
+
+/// Splits a Drive query on ` and ` outside quotes.
+fn drive_and(q: &str) -> Vec<String> {
+    let (mut parts, mut cur, mut quoted) = (Vec::new(), String::new(), None::<char>);
+    let mut escaped = false;
+    for c in q.chars() {
+        cur.push(c);
+        match (quoted, c) {
+            (Some(_), _) if escaped => escaped = false,
+            (Some(_), '\\') => escaped = true,
+            (Some(q), c) if c == q => quoted = None,
+            (None, '\'' | '"') => quoted = Some(c),
+            _ => {}
+        }
+        if quoted.is_none() && cur.to_ascii_lowercase().ends_with(" and ") {
+            parts.push(cur[..cur.len() - 5].to_owned());
+            cur.clear();
+        }
+    }
+    parts.push(cur);
+    parts
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DriveListQuery {
+    q: Option<String>,
+    fields: Option<String>,
+    page_size: Option<usize>,
+}
+
+/// `GET /drive/v3/files` (what gspread's `open(title)` and `openall` call):
+/// the spreadsheets shared with the caller, filtered by a `q` of `name`,
+/// `mimeType` and `trashed` clauses joined by `and`.
+pub(super) async fn drive_list(
+    State(sim): State<Simulator>,
+    Query(q): Query<DriveListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let what = "GET drive files.list".to_owned();
+    if let Some(r) = sim.api_fault(&what, super::Flavor::Google).await {
+        return r;
+    }
+    let account = match sim.google_account(&headers) {
+        Ok(a) => a,
+        Err(r) => {
+            sim.record(what, r.status().as_u16());
+            return r;
+        }
+    };
+    let mut clauses = Vec::new();
+    for part in q.q.as_deref().map(drive_and).unwrap_or_default() {
+        match drive_clause(&part) {
+            Some(c) => clauses.push(c),
+            None => {
+                sim.record(what, 400);
+                return g_error(400, "INVALID_ARGUMENT", &format!("Invalid Value: q ({part})"));
+            }
+        }
+    }
+    const MIME: &str = "application/vnd.google-apps.spreadsheet";
+    let mut files: Vec<Value> = sim.google(|g| {
+        g.books
+            .iter()
+            .filter(|(_, b)| b.shared_with.as_ref().is_none_or(|s| s.contains(&account)))
+            .filter(|(_, b)| {
+                clauses.iter().all(|(field, op, value)| {
+                    let actual = match field.as_str() {
+                        "name" | "title" => b.title.as_str(),
+                        "mimeType" => MIME,
+                        "trashed" => "false",
+                        _ => return false, // not simulated (e.g. parents): matches nothing
+                    };
+                    match op.as_str() {
+                        "=" => actual == value,
+                        "!=" => actual != value,
+                        "contains" => actual.contains(value.as_str()),
+                        _ => false,
+                    }
+                })
+            })
+            .map(|(id, b)| {
+                json!({ "kind": "drive#file", "id": id, "name": b.title, "mimeType": MIME,
+                    "createdTime": b.created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "modifiedTime": b.modified.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "version": b.version.to_string() })
+            })
+            .collect()
+    });
+    files.sort_by(|a, b| b["modifiedTime"].as_str().cmp(&a["modifiedTime"].as_str()));
+    files.truncate(q.page_size.unwrap_or(100).clamp(1, 1000));
+    // `fields` like `kind,nextPageToken,files(id,name)`: keep the named file fields.
+    let fields = q.fields.unwrap_or_default();
+    let file_fields: Option<Vec<String>> = fields
+        .split_once("files(")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(inner, _)| inner.split(',').map(|f| f.trim().to_owned()).collect());
+    let default_fields = ["kind", "id", "name", "mimeType"].map(String::from).to_vec();
+    let keep = file_fields.unwrap_or(default_fields);
+    let files: Vec<Value> = files
+        .into_iter()
+        .map(|f| Value::Object(keep.iter().filter_map(|k| f.get(k).map(|v| (k.clone(), v.clone()))).collect()))
+        .collect();
+    sim.record(what, 200);
+    Json(json!({ "kind": "drive#fileList", "incompleteSearch": false, "files": files })).into_response()
 }
 
 // ---- control API ----

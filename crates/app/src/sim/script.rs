@@ -72,6 +72,10 @@ pub struct Scenario {
     pub faults: Faults,
     /// Google token lifetime, quota and token-endpoint failures.
     pub google: super::google::GoogleScenario,
+    /// Also send ElevenLabs `post_call_audio` webhooks (base64 MP3) after the
+    /// transcription of an answered call (off by default, as on a workspace
+    /// without audio webhooks).
+    pub post_call_audio: bool,
 }
 
 impl Default for Scenario {
@@ -86,6 +90,7 @@ impl Default for Scenario {
             cps: 1.0,
             faults: Faults::default(),
             google: super::google::GoogleScenario::default(),
+            post_call_audio: false,
         }
     }
 }
@@ -145,8 +150,75 @@ pub struct Wants {
     pub amd: bool,
     /// Recording with a callback URL.
     pub recording: bool,
+    /// Answering-machine detection requested (`MachineDetection`, sync or async):
+    /// the call resource gets `answered_by` even without an AMD callback.
+    pub machine_detection: bool,
+    /// `Record=true`: the call is recorded (with or without a callback).
+    pub record: bool,
     /// An ElevenLabs conversation is attached (register-call TwiML or native outbound call).
     pub conversation: bool,
+}
+
+/// A change of the call's own state: what `GET Calls/{sid}` and the
+/// conversation show, whichever callbacks are subscribed or delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    /// The destination rings.
+    Ringing,
+    /// Answered (`in-progress`; the conversation starts).
+    Answered,
+    /// The AMD result is known.
+    AnsweredBy(&'static str),
+    /// The call ended with this Twilio status.
+    Ended(&'static str),
+    /// The recording is complete and listed.
+    Recorded,
+    /// The conversation is analysed (`done`) or `failed`.
+    ConversationFinal,
+}
+
+/// When ringing starts, when it is answered, and when the call ends (simulated seconds).
+fn times(outcome: Outcome, ring: f64, talk: f64) -> (Option<f64>, Option<f64>, f64) {
+    match outcome {
+        Outcome::Failed => (None, None, 1.0),
+        Outcome::Busy => (Some(1.0), None, 1.0 + ring.min(3.0)),
+        Outcome::NoAnswer => (Some(1.0), None, 1.0 + ring),
+        Outcome::Human | Outcome::Voicemail => (Some(1.0), Some(1.0 + ring), 1.0 + ring + talk),
+    }
+}
+
+impl Script {
+    /// The call's state changes in time order (independent of callbacks and faults).
+    pub fn lifecycle(&self, wants: &Wants) -> Vec<(f64, Phase)> {
+        let (ringing, answer, end) = times(self.outcome, self.ring_secs, self.talk_secs);
+        let mut out = Vec::new();
+        if let Some(t) = ringing {
+            out.push((t, Phase::Ringing));
+        }
+        if let Some(t) = answer {
+            out.push((t, Phase::Answered));
+            if wants.machine_detection {
+                let v = if self.outcome == Outcome::Human { "human" } else { "machine_end_beep" };
+                out.push((t + 2.4, Phase::AnsweredBy(v)));
+            }
+        }
+        out.push((
+            end,
+            Phase::Ended(match self.outcome {
+                Outcome::Human | Outcome::Voicemail => "completed",
+                Outcome::Busy => "busy",
+                Outcome::NoAnswer => "no-answer",
+                Outcome::Failed => "failed",
+            }),
+        ));
+        if answer.is_some() && wants.record {
+            out.push((end + 2.0, Phase::Recorded));
+        }
+        if wants.conversation {
+            out.push((end + 5.0, Phase::ConversationFinal));
+        }
+        out
+    }
 }
 
 fn rng_for(seed: u64, index: u64) -> StdRng {
@@ -205,25 +277,16 @@ pub fn script(scenario: &Scenario, index: u64, wants: &Wants) -> Script {
         }
     };
     status(&mut steps, 0.0, "initiated", "initiated");
-    let end;
+    let (ringing, answer, end) = times(outcome, ring, talk);
+    if let Some(t) = ringing {
+        status(&mut steps, t, "ringing", "ringing");
+    }
     match outcome {
-        Outcome::Failed => {
-            end = 1.0;
-            status(&mut steps, end, "completed", "failed");
-        }
-        Outcome::Busy => {
-            status(&mut steps, 1.0, "ringing", "ringing");
-            end = 1.0 + ring.min(3.0);
-            status(&mut steps, end, "completed", "busy");
-        }
-        Outcome::NoAnswer => {
-            status(&mut steps, 1.0, "ringing", "ringing");
-            end = 1.0 + ring;
-            status(&mut steps, end, "completed", "no-answer");
-        }
+        Outcome::Failed => status(&mut steps, end, "completed", "failed"),
+        Outcome::Busy => status(&mut steps, end, "completed", "busy"),
+        Outcome::NoAnswer => status(&mut steps, end, "completed", "no-answer"),
         Outcome::Human | Outcome::Voicemail => {
-            status(&mut steps, 1.0, "ringing", "ringing");
-            let answer = 1.0 + ring;
+            let answer = answer.unwrap_or(end);
             status(&mut steps, answer, "answered", "in-progress");
             if wants.amd {
                 let v = if outcome == Outcome::Human { "human" } else { "machine_end_beep" };
@@ -235,7 +298,6 @@ pub fn script(scenario: &Scenario, index: u64, wants: &Wants) -> Script {
                     bad_signature: false,
                 });
             }
-            end = answer + talk;
             status(&mut steps, end, "completed", "completed");
             if wants.recording {
                 steps.push(Step {
@@ -259,6 +321,15 @@ pub fn script(scenario: &Scenario, index: u64, wants: &Wants) -> Script {
                 sequence: None,
                 bad_signature: false,
             });
+            if answered && scenario.post_call_audio {
+                steps.push(Step {
+                    at_secs: end + 6.0,
+                    kind: "elevenlabs".into(),
+                    value: "post_call_audio".into(),
+                    sequence: None,
+                    bad_signature: false,
+                });
+            }
         }
     }
     // Faults on delivery, decided per call in a fixed order so a seed reproduces them.
@@ -294,6 +365,8 @@ mod tests {
             status_callback: true,
             amd: true,
             recording: true,
+            machine_detection: true,
+            record: true,
             conversation: true,
         }
     }
@@ -379,5 +452,31 @@ mod tests {
             ["initiated", "initiated", "ringing", "ringing", "completed", "completed", "in-progress", "in-progress"]
         );
         assert!(!s.steps.iter().any(|x| x.kind == "elevenlabs"), "the post-call webhook is dropped");
+    }
+
+    #[test]
+    fn the_lifecycle_does_not_depend_on_subscriptions_and_audio_webhooks_are_opt_in() {
+        let sc = only("human");
+        let s = script(&sc, 0, &Wants { conversation: true, ..Default::default() });
+        assert_eq!(seq(&s), ["elevenlabs:post_call_transcription"]);
+        let phases: Vec<Phase> = s.lifecycle(&all_events()).into_iter().map(|(_, p)| p).collect();
+        assert_eq!(
+            phases,
+            [
+                Phase::Ringing,
+                Phase::Answered,
+                Phase::AnsweredBy("human"),
+                Phase::Ended("completed"),
+                Phase::Recorded,
+                Phase::ConversationFinal
+            ]
+        );
+        let busy = script(&only("busy"), 0, &Wants::default());
+        assert_eq!(busy.lifecycle(&Wants::default()).last().map(|p| p.1.clone()), Some(Phase::Ended("busy")));
+        let audio = Scenario { post_call_audio: true, ..only("human") };
+        assert_eq!(
+            seq(&script(&audio, 0, &Wants { conversation: true, ..Default::default() })),
+            ["elevenlabs:post_call_transcription", "elevenlabs:post_call_audio"]
+        );
     }
 }

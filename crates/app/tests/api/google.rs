@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 use switchboard::integrations::google::{
-    InsertData, ServiceAccountKey, SheetsClient, TokenSource, ValueInput, ValueRange, ValueRender,
+    InsertData, ServiceAccountKey, SheetsClient, TokenSource, ValueInput, ValueRange, ValueRender, encode_range,
 };
 use switchboard::integrations::retry::RetryPolicy;
 use switchboard::integrations::{ClientOptions, UpstreamError};
@@ -396,4 +396,122 @@ async fn sandbox_settings_give_a_working_sheets_client() {
     };
     let err = SheetsClient::from_settings(&bad, &opts(1)).unwrap_err();
     assert!(err.to_string().contains("GOOGLE_APPLICATION_CREDENTIALS"), "{err}");
+}
+
+/// A raw authorised request (what gspread sends), answering status and JSON.
+async fn google_raw(
+    sim: &SimHandle,
+    sheets: &SheetsClient,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let token = sheets.tokens().token().await.unwrap();
+    let mut req = reqwest::Client::new().request(method, format!("{}{path}", sim.base_url)).bearer_auth(token.expose());
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn gspread_calls_batch_clear_add_worksheet_and_open_by_title_work() {
+    let sim = sim_with(GoogleScenario::default(), Faults::default()).await;
+    let id = seed(&sim, None);
+    let hidden = sim
+        .sim
+        .create_spreadsheet(NewSpreadsheet {
+            title: Some("Dialer campaign".into()),
+            shared_with: Some(vec!["someone-else@example.test".into()]),
+            sheets: vec![NewTab { title: "S".into(), ..Default::default() }],
+            ..Default::default()
+        })
+        .unwrap();
+    let sheets = client(&sim, &opts(1));
+    use reqwest::Method as M;
+
+    // values:batchClear — all ranges cleared, the version bumps once.
+    let v = sim.sim.spreadsheet_version(&id).unwrap();
+    let (s, out) = google_raw(
+        &sim,
+        &sheets,
+        M::POST,
+        &format!("/v4/spreadsheets/{id}/values:batchClear"),
+        Some(json!({ "ranges": ["'Leads 2026'!D2:D", "CallLog!A1:C1"] })),
+    )
+    .await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(out["clearedRanges"], json!(["'Leads 2026'!D2:D1000", "CallLog!A1:C1"]));
+    assert_eq!(sim.sim.spreadsheet_version(&id), Some(v + 1));
+    let leads = sim.sim.spreadsheet_values(&id, "Leads 2026").unwrap();
+    assert!(leads.iter().skip(1).all(|r| r.len() <= 3), "notes cleared: {leads:?}");
+    assert!(sim.sim.spreadsheet_values(&id, "CallLog").unwrap().is_empty());
+    let (s, out) = google_raw(
+        &sim,
+        &sheets,
+        M::POST,
+        &format!("/v4/spreadsheets/{id}/values:batchClear"),
+        Some(json!({ "ranges": ["CallLog!A1", "Nope!A1"] })),
+    )
+    .await;
+    assert_eq!((s, out["error"]["status"].as_str()), (400, Some("INVALID_ARGUMENT")), "{out}");
+
+    // spreadsheets:batchUpdate with addSheet (gspread's add_worksheet).
+    let add = json!({ "requests": [{ "addSheet": { "properties": { "title": "Results", "sheetType": "GRID",
+        "gridProperties": { "rowCount": 100, "columnCount": 8 } } } }] });
+    let (s, out) =
+        google_raw(&sim, &sheets, M::POST, &format!("/v4/spreadsheets/{id}:batchUpdate"), Some(add.clone())).await;
+    assert_eq!(s, 200, "{out}");
+    let props = &out["replies"][0]["addSheet"]["properties"];
+    assert_eq!((props["title"].as_str(), props["index"].as_u64()), (Some("Results"), Some(2)));
+    assert!(props["sheetId"].is_i64());
+    assert_eq!(props["gridProperties"]["rowCount"], 100);
+    let meta = sheets.get_spreadsheet(&id).await.unwrap();
+    assert_eq!(
+        meta.sheets.iter().map(|s| s.properties.title.as_str()).collect::<Vec<_>>(),
+        ["Leads 2026", "CallLog", "Results"]
+    );
+    sheets.update_values(&id, "Results!A1", vec![vec![json!("ok")]], ValueInput::Raw).await.unwrap();
+    let (s, out) = google_raw(&sim, &sheets, M::POST, &format!("/v4/spreadsheets/{id}:batchUpdate"), Some(add)).await;
+    assert_eq!((s, out["error"]["status"].as_str()), (400, Some("INVALID_ARGUMENT")), "a duplicate title: {out}");
+    let (s, out) = google_raw(
+        &sim,
+        &sheets,
+        M::POST,
+        &format!("/v4/spreadsheets/{id}:batchUpdate"),
+        Some(json!({ "requests": [{ "mergeCells": {} }] })),
+    )
+    .await;
+    assert_eq!(s, 400, "{out}");
+    assert!(out["error"]["message"].as_str().unwrap().contains("mergeCells"));
+
+    // Drive files.list with a name/mimeType query (gspread's open(title)): only files shared with the caller.
+    let mime = "application/vnd.google-apps.spreadsheet";
+    for q in [
+        format!("name = 'Dialer campaign' and mimeType='{mime}'"),
+        format!("mimeType=\"{mime}\" and name = \"Dialer campaign\""),
+    ] {
+        let path = format!(
+            "/drive/v3/files?q={}&pageSize=1000&supportsAllDrives=True&includeItemsFromAllDrives=True&fields={}",
+            encode_range(&q),
+            encode_range("kind,nextPageToken,files(id,name,createdTime,modifiedTime)")
+        );
+        let (s, out) = google_raw(&sim, &sheets, M::GET, &path, None).await;
+        assert_eq!(s, 200, "{q}: {out}");
+        let files = out["files"].as_array().unwrap();
+        assert_eq!(files.len(), 1, "{q}: {out}");
+        assert_eq!(files[0]["id"], id.as_str());
+        assert_ne!(files[0]["id"], hidden.as_str());
+        assert!(files[0]["createdTime"].is_string() && files[0]["modifiedTime"].is_string());
+    }
+    let (s, out) =
+        google_raw(&sim, &sheets, M::GET, &format!("/drive/v3/files?q={}", encode_range("name = 'Other'")), None).await;
+    assert_eq!((s, out["files"].as_array().map(Vec::len)), (200, Some(0)), "{out}");
+    let (s, out) =
+        google_raw(&sim, &sheets, M::GET, &format!("/drive/v3/files?q={}", encode_range("name = 'unclosed")), None)
+            .await;
+    assert_eq!((s, out["error"]["code"].as_u64()), (400, Some(400)), "{out}");
+    let resp = reqwest::get(format!("{}/drive/v3/files", sim.base_url)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "files.list needs a token");
 }
