@@ -119,6 +119,12 @@ pub struct SimCall {
     wants: Wants,
     #[serde(skip)]
     pending_recording: Option<String>,
+    /// Hung up or canceled through the REST API: the playout stops.
+    #[serde(skip)]
+    hung_up: bool,
+    /// The next status callback's `SequenceNumber`.
+    #[serde(skip)]
+    next_sequence: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -405,6 +411,8 @@ impl Simulator {
             updated_at: now,
             urls,
             pending_recording: wants.record.then(|| random_hex("RE", 32)),
+            hung_up: false,
+            next_sequence: 0,
             wants,
         };
         if let Some(conv) =
@@ -451,8 +459,10 @@ impl Simulator {
         tokio::time::sleep(wait).await;
         let Ok(_permit) = slots.acquire_owned().await else { return };
         let Some(call) = self.update_call(&sid, |c| {
-            c.started_at = Some(wall());
-            c.updated_at = wall();
+            if !c.hung_up {
+                c.started_at = Some(wall());
+                c.updated_at = wall();
+            }
         }) else {
             return;
         };
@@ -468,8 +478,14 @@ impl Simulator {
         events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut elapsed = 0.0;
         for (at, _, ev) in events {
+            if call.hung_up {
+                break;
+            }
             self.sleep_sim(at - elapsed).await;
             elapsed = at.max(elapsed);
+            if self.call(&sid).is_none_or(|c| c.hung_up) {
+                break; // hung up through the API: nothing scripted happens any more
+            }
             match ev {
                 Ev::Life(phase) => self.apply_phase(&sid, phase),
                 Ev::Hook(step) => {
@@ -560,6 +576,9 @@ impl Simulator {
                 .body(body)
         };
         let sent_at = wall();
+        if let Some(n) = step.sequence {
+            self.update_call(&call.sid, |c| c.next_sequence = c.next_sequence.max(n + 1));
+        }
         let status = req.send().await.ok().map(|r| r.status().as_u16());
         self.inner.lock().expect("sim lock").deliveries.push(Delivery {
             call_sid: call.sid.clone(),
@@ -580,7 +599,7 @@ impl Simulator {
         let t = "/2010-04-01/Accounts/{account}";
         axum::Router::new()
             .route(&format!("{t}/Calls.json"), post(twilio::create_call).get(twilio::list_calls))
-            .route(&format!("{t}/Calls/{{file}}"), get(twilio::fetch_call))
+            .route(&format!("{t}/Calls/{{file}}"), get(twilio::fetch_call).post(twilio::update_call))
             .route(&format!("{t}/Calls/{{sid}}/Recordings.json"), get(twilio::list_recordings))
             .route(&format!("{t}/Recordings/{{file}}"), get(twilio::fetch_recording))
             .route("/v1/convai/twilio/outbound-call", post(elevenlabs::outbound_call))

@@ -94,12 +94,12 @@ impl Simulator {
                 let sip = match step.value.as_str() {
                     "completed" => Some("200"),
                     "busy" => Some("486"),
-                    "no-answer" => Some("487"),
+                    "no-answer" | "canceled" => Some("487"),
                     "failed" => Some("404"),
                     _ => None,
                 };
                 if let Some(sip) = sip {
-                    let secs = if step.value == "completed" { talk } else { 0 };
+                    let secs = if step.value == "completed" { call.duration.unwrap_or(talk) } else { 0 };
                     p.push(("CallDuration".into(), secs.to_string()));
                     p.push(("SipResponseCode".into(), sip.into()));
                     if step.value == "completed" {
@@ -252,6 +252,108 @@ pub(super) async fn fetch_call(
             &format!("The requested resource /2010-04-01/Accounts/{account}/Calls/{file} was not found"),
         ),
     }
+}
+
+impl Simulator {
+    /// `Status=completed|canceled` on a live call: it ends now (a queued or
+    /// ringing call is canceled, an answered one completed), the playout stops,
+    /// and the terminal status callback is sent if subscribed (none for a call
+    /// canceled while queued, as on Twilio).
+    fn hang_up(&self, sid: &str, wanted: &str) -> Option<SimCall> {
+        let now = super::wall();
+        let scale = self.scenario().time_scale.max(0.001);
+        let mut was_queued = false;
+        let mut changed = false;
+        let call = self.update_call(sid, |c| {
+            let new = match (wanted, c.status.as_str()) {
+                (_, s) if TERMINAL.contains(&s) => return,
+                ("completed", "in-progress") => "completed",
+                (_, "queued" | "ringing") => "canceled",
+                _ => return, // `canceled` does not end an answered call
+            };
+            was_queued = c.started_at.is_none();
+            changed = true;
+            c.hung_up = true;
+            c.duration = Some(match (new, c.answered_at) {
+                ("completed", Some(a)) => ((now - a).num_milliseconds().max(0) as f64 / 1000.0 * scale) as u64,
+                _ => 0,
+            });
+            c.status = new.into();
+            c.ended_at = Some(now);
+            c.updated_at = now;
+        })?;
+        if !changed {
+            return Some(call);
+        }
+        let answered = call.answered_at.is_some();
+        self.update_conversation(call.conversation_id.as_ref(), |v| {
+            if answered {
+                v.status = "done".into();
+                v.call_duration_secs = call.duration.unwrap_or(0) as i64;
+            } else {
+                v.status = "failed".into();
+            }
+        });
+        let w = &call.wants;
+        let subscribed = if w.events.is_empty() { true } else { w.events.iter().any(|e| e == "completed") };
+        if w.status_callback && subscribed && !was_queued {
+            let step = Step {
+                at_secs: 0.0,
+                kind: "status".into(),
+                value: call.status.clone(),
+                sequence: Some(call.next_sequence),
+                bad_signature: false,
+            };
+            let (sim, c) = (self.clone(), call.clone());
+            tokio::spawn(async move { sim.deliver(&c, &step).await });
+        }
+        Some(call)
+    }
+}
+
+/// `POST …/Calls/{sid}.json`: `Status=completed|canceled` hangs up; a new
+/// `Url`/`Twiml` is accepted (and ignored) on a live call.
+pub(super) async fn update_call(
+    State(sim): State<Simulator>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let what = "POST Calls/{sid}.json".to_owned();
+    if !sim.twilio_authorised(&account, &headers) {
+        sim.record(what, 401);
+        return twilio_error(401, 20003, "Authenticate");
+    }
+    if let Some(r) = sim.api_fault(&what, Flavor::Twilio).await {
+        return r;
+    }
+    let Some(call) = file.strip_suffix(".json").and_then(|sid| sim.call(sid)) else {
+        sim.record(what, 404);
+        return twilio_error(
+            404,
+            20404,
+            &format!("The requested resource /2010-04-01/Accounts/{account}/Calls/{file} was not found"),
+        );
+    };
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let one = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    let resp = match one("Status").as_deref() {
+        Some(s @ ("completed" | "canceled")) => match sim.hang_up(&call.sid, s) {
+            Some(c) => Json(sim.call_json(&c)).into_response(),
+            None => twilio_error(404, 20404, "Call not found"),
+        },
+        Some(other) => twilio_error(400, 20001, &format!("Invalid Status: {other} (completed or canceled)")),
+        None if one("Url").is_some() || one("Twiml").is_some() => {
+            if TERMINAL.contains(&call.status.as_str()) {
+                twilio_error(400, 21220, "Call is not in-progress. Cannot redirect.")
+            } else {
+                Json(sim.call_json(&call)).into_response()
+            }
+        }
+        None => twilio_error(400, 20001, "Nothing to update: give Status, Url or Twiml"),
+    };
+    sim.record(what, resp.status().as_u16());
+    resp
 }
 
 /// A `StartTime`/`EndTime` filter value: `YYYY-MM-DD` (whole day) or an RFC 3339 instant.

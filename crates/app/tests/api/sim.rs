@@ -620,7 +620,10 @@ async fn the_calls_list_filters_and_pages_like_twilio() {
     assert_eq!(count(format!("StartTime={today}")).await, 5);
     assert_eq!(count(format!("StartTime%3E={yesterday}")).await, 5);
     assert_eq!(count(format!("StartTime%3C={yesterday}")).await, 0);
-    assert_eq!(count(format!("EndTime%3E={}", (Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"))).await, 5);
+    assert_eq!(
+        count(format!("EndTime%3E={}", (Utc::now() - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"))).await,
+        5
+    );
     let (status, err) = raw.twilio(reqwest::Method::GET, "Calls.json?StartTime=yesterday", &[]).await;
     assert_eq!((status, err["code"].as_u64()), (400, Some(20001)), "{err}");
 }
@@ -757,4 +760,64 @@ async fn anything_not_simulated_gets_the_providers_error_envelope() {
     }
     let (s, b) = send(M::GET, "/token", None).await;
     assert_eq!((s, b["error"].is_string()), (405, true), "{b}");
+}
+
+#[tokio::test]
+async fn hanging_up_through_the_api_ends_the_call_and_stops_its_playout() {
+    let (cap, hooks) = Capture::spawn().await;
+    let scenario = Scenario {
+        time_scale: 60.0,
+        cps: 100.0,
+        outcomes: only("human"),
+        ring_secs: [3.0, 3.0],
+        talk_secs: [900.0, 900.0],
+        ..Scenario::default()
+    };
+    let sim = sim_with(scenario, Some(format!("{hooks}/el"))).await;
+    let raw = Raw::new(&sim);
+    let cb = format!("{hooks}/status");
+    let all = [
+        ("StatusCallbackEvent", "initiated"),
+        ("StatusCallbackEvent", "ringing"),
+        ("StatusCallbackEvent", "answered"),
+        ("StatusCallbackEvent", "completed"),
+    ];
+    let mut form =
+        vec![("To", "+15005550006"), ("From", "+15005550001"), ("Url", "http://x/t"), ("StatusCallback", cb.as_str())];
+    form.extend(all);
+    let sid = raw.create(&form).await["sid"].as_str().unwrap().to_owned();
+    wait_for(async || raw.call(&sid).await["status"] == "in-progress").await;
+    wait_for(async || cap.forms("/status").len() == 3).await;
+    let (status, ended) =
+        raw.twilio(reqwest::Method::POST, &format!("Calls/{sid}.json"), &[("Status", "completed")]).await;
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["status"], "completed");
+    assert!(ended["end_time"].is_string() && ended["duration"].is_string(), "{ended}");
+    wait_for(async || cap.forms("/status").len() == 4).await;
+    let last = cap.forms("/status").pop().unwrap().0;
+    assert_eq!((param(&last, "CallStatus"), param(&last, "SequenceNumber")), (Some("completed"), Some("3")));
+    assert_eq!(param(&last, "CallDuration"), ended["duration"].as_str());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cap.forms("/status").len(), 4, "the scripted completion is not sent any more");
+    let (status, same) =
+        raw.twilio(reqwest::Method::POST, &format!("Calls/{sid}.json"), &[("Status", "canceled")]).await;
+    assert_eq!((status, same["status"].as_str()), (200, Some("completed")), "a finished call stays finished");
+
+    // A call canceled while queued sends nothing.
+    sim.sim.set_scenario(Scenario { cps: 0.0001, ..sim.sim.scenario() });
+    let mut form =
+        vec![("To", "+15005550007"), ("From", "+15005550001"), ("Url", "http://x/t"), ("StatusCallback", cb.as_str())];
+    form.extend(all);
+    let queued = raw.create(&form).await["sid"].as_str().unwrap().to_owned();
+    let (status, canceled) =
+        raw.twilio(reqwest::Method::POST, &format!("Calls/{queued}.json"), &[("Status", "canceled")]).await;
+    assert_eq!(
+        (status, canceled["status"].as_str(), canceled["duration"].as_str()),
+        (200, Some("canceled"), Some("0"))
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(cap.forms("/status").len(), 4);
+    let (status, bad) =
+        raw.twilio(reqwest::Method::POST, &format!("Calls/{queued}.json"), &[("Status", "paused")]).await;
+    assert_eq!((status, bad["code"].as_u64()), (400, Some(20001)));
 }
