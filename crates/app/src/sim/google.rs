@@ -1,6 +1,8 @@
 //! The simulator's Google side (external-apis.md C and F.3): the OAuth2
-//! token endpoint, Sheets v4 values over in-memory grids, and Drive
-//! `files.get` for the file `version`.
+//! token endpoint, Sheets v4 values over in-memory grids, structural
+//! `spreadsheets:batchUpdate` (`addSheet`, `deleteSheet`,
+//! `updateSheetProperties`), Drive `files.get` for the file `version` and
+//! `files.list` with a `q` query (gspread's `open(title)`).
 //!
 //! - `POST /token` verifies the RS256 assertion against the public key of a
 //!   registered service account, checks `aud` (Google's token URI or this

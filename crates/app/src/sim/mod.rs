@@ -2,24 +2,31 @@
 //! clients talk to, so every feature is tested offline and users can try a
 //! whole campaign without spending on calls (`switchboard sim`).
 //!
-//! - Twilio: `POST …/Calls.json` (Basic auth, validation, CPS queueing and a
-//!   concurrency limit), `GET …/Calls/{sid}.json`, recordings and media.
-//!   A placed call plays out in simulated time ([`script`]): status
-//!   callbacks with correct `SequenceNumber`s, async AMD, a recording
-//!   callback, each signed exactly as Twilio signs (X-Twilio-Signature over
-//!   the callback URL).
-//! - ElevenLabs: `outbound-call`, `register-call` (TwiML that links the call
-//!   to a conversation), conversations list/get/audio, and the post-call
-//!   webhook (`ElevenLabs-Signature`) with a transcript and analysis.
+//! - Twilio (`twilio.rs`): `POST …/Calls.json` (Basic auth, validation, CPS
+//!   queueing and a concurrency limit), `GET …/Calls.json` (filters and
+//!   Twilio's paging envelope), `GET`/`POST …/Calls/{sid}.json` (fetch, hang
+//!   up), recordings and media. A placed call plays out in simulated time
+//!   ([`script`]): its state follows a lifecycle independent of the
+//!   subscribed callbacks, and it sends status callbacks with correct
+//!   `SequenceNumber`s, async AMD and a recording callback, each signed
+//!   exactly as Twilio signs (X-Twilio-Signature over the callback URL).
+//! - ElevenLabs (`elevenlabs.rs`): `outbound-call`, `register-call` (TwiML
+//!   that links the call to a conversation), conversations list/get/audio,
+//!   and the post-call webhooks (`ElevenLabs-Signature`).
+//! - Ids are random (never derived from the seed) and everything on the
+//!   wire is stamped with the real clock; the seed decides outcomes, timings
+//!   and faults, the scaled clock only when things are sent.
 //! - Faults: REST 5xx / 429 (+`Retry-After`) / slow replies, duplicated,
-//!   reordered and dropped webhooks, bad signatures.
+//!   reordered and dropped webhooks, bad signatures. Anything not simulated
+//!   gets the provider's error envelope (`errors.rs`).
 //! - Control API under `/__sim`: scenario get/put, placed calls, webhook
-//!   deliveries, recorded requests, reset.
+//!   deliveries, recorded requests.
 //!
 //! - Google ([`google`]): the OAuth2 token endpoint (RS256 assertions
 //!   checked against registered service-account keys), Sheets v4 values
-//!   over in-memory grids, Drive `files.get` with a `version` that bumps on
-//!   every change, and "human" edits through the control API.
+//!   over in-memory grids, structural `batchUpdate` (add/delete/rename
+//!   sheets), Drive `files.get` with a `version` that bumps on every change
+//!   and `files.list` by name, and "human" edits through the control API.
 
 mod elevenlabs;
 mod errors;
