@@ -565,16 +565,41 @@ fn enrollment_doc(e: &Enrollment) -> StoreResult<Document> {
     Ok(d)
 }
 
+/// The claim: equality on campaign, `$in` on the waiting statuses, range on
+/// `next_attempt_at`, sorted by it (the `due` index, ESR).
+pub(crate) fn claim_filter(campaign_id: &str, now: DateTime<Utc>) -> Document {
+    doc! { "campaign_id": campaign_id, "status": { "$in": WAITING.to_vec() }, "next_attempt_at": { "$lte": ms(now) } }
+}
+
+pub(crate) fn claim_sort() -> Document {
+    doc! { "next_attempt_at": 1, "_id": 1 }
+}
+
+/// Lease recovery (the `leases` index).
+pub(crate) fn expired_filter(now: DateTime<Utc>) -> Document {
+    doc! { "status": "dialing", "lease.expires_at": { "$lt": ms(now) } }
+}
+
+pub(crate) fn expired_sort() -> Document {
+    doc! { "lease.expires_at": 1 }
+}
+
+/// One contact's enrollment in one campaign (the `campaign_contact_uq` index).
+pub(crate) fn enrollment_of(campaign_id: &str, contact_id: &str) -> Document {
+    doc! { "campaign_id": campaign_id, "contact_id": contact_id }
+}
+
 /// The compare-and-set filter of a dialer's write: the version it read, the
 /// fencing token of the claim it holds (every claim increments it, so a stale
 /// holder's token never matches a newer holder's document) and, while the
-/// written record still names a lease holder, that holder as the stored
-/// `lease.owner`. The dialer clears the lease when it places, hands back or
-/// recovers an enrollment; the token still fences those writes.
+/// written record names a lease holder, that holder as the stored
+/// `lease.owner` (or no stored lease: a write may take a free enrollment, never
+/// one another holder has). The dialer clears the lease when it places, hands
+/// back or recovers an enrollment; the token still fences those writes.
 pub(crate) fn enrollment_cas_filter(read: &Enrollment) -> Document {
     let mut f = doc! { "_id": read.id.as_str(), "version": read.version, "lease_token": read.lease_token };
     if let Some(lease) = &read.lease {
-        f.insert("lease.owner", lease.owner.as_str());
+        f.insert("$or", vec![doc! { "lease": { "$exists": false } }, doc! { "lease.owner": lease.owner.as_str() }]);
     }
     f
 }
@@ -633,7 +658,7 @@ impl EnrollmentStore for MongoStore {
         contact_id: &ContactId,
     ) -> StoreResult<Option<Enrollment>> {
         self.enrollments()
-            .find_one(doc! { "campaign_id": campaign_id.as_str(), "contact_id": contact_id.as_str() })
+            .find_one(enrollment_of(campaign_id.as_str(), contact_id.as_str()))
             .await
             .map_err(map_err)?
             .map(enrollment_from)
@@ -688,19 +713,12 @@ impl EnrollmentStore for MongoStore {
         owner: &str,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<Enrollment>> {
-        let filter = doc! {
-            "campaign_id": campaign_id.as_str(),
-            "status": { "$in": WAITING.to_vec() },
-            "next_attempt_at": { "$lte": ms(now) },
-        };
+        let filter = claim_filter(campaign_id.as_str(), now);
         let update = doc! {
             "$set": { "status": "dialing", "lease": { "owner": owner, "expires_at": ms(lease_until) }, "updated_at": ms(now) },
             "$inc": { "lease_token": 1_i64, "version": 1_i64 },
         };
-        let opts = FindOneAndUpdateOptions::builder()
-            .sort(doc! { "next_attempt_at": 1, "_id": 1 })
-            .return_document(ReturnDocument::After)
-            .build();
+        let opts = FindOneAndUpdateOptions::builder().sort(claim_sort()).return_document(ReturnDocument::After).build();
         self.enrollments()
             .find_one_and_update(filter, update)
             .with_options(opts)
@@ -731,8 +749,8 @@ impl EnrollmentStore for MongoStore {
     }
 
     async fn expired_leases(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Enrollment>> {
-        let opts = FindOptions::builder().sort(doc! { "lease.expires_at": 1 }).limit(i64::from(limit)).build();
-        let q = doc! { "status": "dialing", "lease.expires_at": { "$lt": ms(now) } };
+        let opts = FindOptions::builder().sort(expired_sort()).limit(i64::from(limit)).build();
+        let q = expired_filter(now);
         collect(self.enrollments().find(q).with_options(opts).await.map_err(map_err)?).await
     }
 

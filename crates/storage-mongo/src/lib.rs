@@ -349,6 +349,31 @@ impl MongoStore {
         &self.write_concern
     }
 
+    /// The gaps found by [`MongoStore::probe_server_gaps`] (none unless probed).
+    pub fn gaps(&self) -> &ServerGaps {
+        &self.gaps
+    }
+
+    /// Runs `explain` (verbosity `queryPlanner`) of a `find` on `coll`.
+    async fn explain(
+        &self,
+        coll: &Collection<Document>,
+        filter: Document,
+        sort: Option<Document>,
+    ) -> StoreResult<Document> {
+        let mut find = doc! { "find": coll.name(), "filter": filter };
+        if let Some(sort) = sort {
+            find.insert("sort", sort);
+        }
+        self.db.run_command(doc! { "explain": find, "verbosity": "queryPlanner" }).await.map_err(map_err)
+    }
+
+    /// The `explain` reply of a hot query shape.
+    #[doc(hidden)]
+    pub async fn explain_hot_query(&self, q: &HotQuery) -> StoreResult<Document> {
+        self.explain(&self.db.collection::<Document>(q.collection), q.filter.clone(), q.sort.clone()).await
+    }
+
     /// The client (sessions, transactions and change streams start here).
     pub fn client(&self) -> &Client {
         &self.client
@@ -392,7 +417,7 @@ impl MongoStore {
     }
 
     async fn repoint_events(&self, from: &str, to: &str) -> StoreResult<()> {
-        self.events.update_many(doc! { "call_id": from }, doc! { "$set": { "call_id": to } }).await.map_err(map_err)?;
+        self.events.update_many(events_of(from), doc! { "$set": { "call_id": to } }).await.map_err(map_err)?;
         Ok(())
     }
 
@@ -611,7 +636,18 @@ impl MongoStore {
         gaps.no_dates_in_updates =
             !matches!(stored.as_ref().and_then(|d| d.get("at")), Some(Bson::DateTime(t)) if *t == when);
         let _ = dated.drop().await;
+        gaps.no_explain_plans =
+            match self.explain(&self.db.collection::<Document>(&format!("{name}_e")), doc! { "x": 1 }, None).await {
+                Ok(reply) => winning_plan(&reply).is_none(),
+                Err(_) => true,
+            };
+        let _ = self.db.collection::<Document>(&format!("{name}_e")).drop().await;
         let mut reasons = Vec::new();
+        if gaps.no_explain_plans {
+            reasons.push(
+                "server's explain has no queryPlanner.winningPlan document: query plans are not asserted".to_owned(),
+            );
+        }
         if gaps.no_validation {
             reasons.push(
                 "server accepts documents its $jsonSchema validator forbids: validator rejections are not asserted"
@@ -659,6 +695,136 @@ pub(crate) fn key_filter(field: &str, value: &str) -> Document {
         return doc! { "_id": value };
     }
     doc! { "$or": [ { field: value }, { format!("absorbing.{field}"): value } ] }
+}
+
+/// Replay check of a webhook (the `dedupe_uq` index).
+pub(crate) fn dedupe_filter(key: &str) -> Document {
+    doc! { "dedupe_key": key }
+}
+
+/// Events of one call (the `call_occurred` index, with [`event_sort`]).
+pub(crate) fn events_of(call_id: &str) -> Document {
+    doc! { "call_id": call_id }
+}
+
+fn event_sort() -> Document {
+    doc! { "occurred_at": 1, "_id": 1 }
+}
+
+/// A query shape on a hot path (webhooks, the dialer) and the indexes that
+/// must serve it; the query-plan test explains each one against the server.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct HotQuery {
+    /// What it is.
+    pub name: &'static str,
+    /// Collection.
+    pub collection: &'static str,
+    /// The filter, built by the same function the adapter uses.
+    pub filter: Document,
+    /// The sort, if any.
+    pub sort: Option<Document>,
+    /// Index names the winning plan must scan (every branch of an `$or`); `_id_` may be served by `IDHACK`.
+    pub indexes: Vec<&'static str>,
+}
+
+/// Every hot query shape, with sample values.
+#[doc(hidden)]
+pub fn hot_queries() -> Vec<HotQuery> {
+    use schema::*;
+    let sid = "CA0123456789abcdef0123456789abcdef";
+    let now = switchboard_domain::time::from_millis(1_794_916_542_123);
+    let call = CallId::new();
+    let mut held = switchboard_domain::Enrollment::new(
+        switchboard_domain::CampaignId::new(),
+        switchboard_domain::ContactId::new(),
+        now,
+    );
+    held.lease = Some(switchboard_domain::enrollment::Lease { owner: "dialer-1".into(), expires_at: now });
+    let q = |name, collection, filter, sort, indexes| HotQuery { name, collection, filter, sort, indexes };
+    vec![
+        q(
+            "call by call_sid (Twilio webhooks)",
+            CALLS,
+            key_filter("call_sid", sid),
+            None,
+            vec![CALL_SID_INDEX, ABSORBING_CALL_SID_INDEX],
+        ),
+        q(
+            "call by conversation_id (ElevenLabs webhooks)",
+            CALLS,
+            key_filter("conversation_id", "conv_01jabc"),
+            None,
+            vec![CONVERSATION_ID_INDEX, ABSORBING_CONVERSATION_ID_INDEX],
+        ),
+        q("call by id (dialer, callback URLs)", CALLS, key_filter("_id", call.as_str()), None, vec!["_id_"]),
+        q(
+            "event by dedupe key (webhook replay check)",
+            CALL_EVENTS,
+            dedupe_filter("twilio:CA1:3"),
+            None,
+            vec!["dedupe_uq"],
+        ),
+        q(
+            "events of a call (merge re-point, event list)",
+            CALL_EVENTS,
+            events_of(call.as_str()),
+            Some(event_sort()),
+            vec!["call_occurred"],
+        ),
+        q("contact by phone", CONTACTS, doc! { "phone": "+14155552671" }, None, vec!["phone_uq"]),
+        q(
+            "enrollment claim",
+            ENROLLMENTS,
+            campaigns::claim_filter(held.campaign_id.as_str(), now),
+            Some(campaigns::claim_sort()),
+            vec!["due"],
+        ),
+        q(
+            "expired leases",
+            ENROLLMENTS,
+            campaigns::expired_filter(now),
+            Some(campaigns::expired_sort()),
+            vec!["leases"],
+        ),
+        q("enrollment compare-and-set", ENROLLMENTS, campaigns::enrollment_cas_filter(&held), None, vec!["_id_"]),
+        q(
+            "enrollment of a contact in a campaign",
+            ENROLLMENTS,
+            campaigns::enrollment_of(held.campaign_id.as_str(), held.contact_id.as_str()),
+            None,
+            vec!["campaign_contact_uq"],
+        ),
+    ]
+}
+
+/// The `queryPlanner.winningPlan` document of an `explain` reply, if the server gives one.
+#[doc(hidden)]
+pub fn winning_plan(explain: &Document) -> Option<&Document> {
+    explain.get_document("queryPlanner").ok()?.get_document("winningPlan").ok()
+}
+
+/// Every `(stage, indexName)` in a plan tree (classic `inputStage(s)` and
+/// slot-based `queryPlan` shapes alike).
+#[doc(hidden)]
+pub fn plan_stages(plan: &Document) -> Vec<(String, Option<String>)> {
+    fn walk(b: &Bson, out: &mut Vec<(String, Option<String>)>) {
+        match b {
+            Bson::Document(d) => {
+                if let Ok(stage) = d.get_str("stage") {
+                    out.push((stage.to_owned(), d.get_str("indexName").ok().map(str::to_owned)));
+                }
+                for (_, v) in d {
+                    walk(v, out);
+                }
+            }
+            Bson::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(&Bson::Document(plan.clone()), &mut out);
+    out
 }
 
 fn call_filter_doc(filter: &CallFilter) -> Document {
@@ -821,12 +987,12 @@ impl EventStore for MongoStore {
     }
 
     async fn event_exists(&self, dedupe_key: &str) -> StoreResult<bool> {
-        let n = self.events.count_documents(doc! { "dedupe_key": dedupe_key }).limit(1).await.map_err(map_err)?;
+        let n = self.events.count_documents(dedupe_filter(dedupe_key)).limit(1).await.map_err(map_err)?;
         Ok(n > 0)
     }
 
     async fn list_call_events(&self, call_id: &CallId, page: &PageRequest) -> StoreResult<Page<CallEvent>> {
-        self.events_page(doc! { "call_id": call_id.as_str() }, page).await
+        self.events_page(events_of(call_id.as_str()), page).await
     }
 
     async fn list_events(&self, filter: &EventFilter, page: &PageRequest) -> StoreResult<Page<CallEvent>> {
@@ -877,7 +1043,7 @@ impl MongoStore {
             Some(c) => and(q, keyset("occurred_at", "$gt", c.key, &c.id)),
             None => q,
         };
-        let opts = FindOptions::builder().sort(doc! { "occurred_at": 1, "_id": 1 }).limit(i64::from(limit) + 1).build();
+        let opts = FindOptions::builder().sort(event_sort()).limit(i64::from(limit) + 1).build();
         let docs: Vec<EventDoc> =
             self.events.find(q).with_options(opts).await.map_err(map_err)?.try_collect().await.map_err(map_err)?;
         let events = docs.into_iter().map(CallEvent::try_from).collect::<StoreResult<Vec<_>>>()?;

@@ -1,13 +1,31 @@
-//! The storage conformance suite on MongoDB. Runs when `TEST_MONGODB_URI` is
-//! set (CI sets it); otherwise prints one loud skip line. Each case gets its
-//! own database, dropped afterwards.
+//! The storage conformance suite on MongoDB, plus MongoDB-only cases (query
+//! plans, validator enforcement, lease fencing, interrupted merges). Runs when
+//! `TEST_MONGODB_URI` is set (CI sets it); otherwise prints one loud skip
+//! line. Each case gets its own database, dropped afterwards.
+//!
+//! Skips are bounded: when `TEST_MONGODB_EXPECTED_SKIPS` names a file
+//! (relative paths are from the workspace root), the set of skipped cases,
+//! with their reasons, must equal its lines (`case: reason`; `#` comments).
+//! Skip lines are written straight to stderr ([`loud`]): `eprintln!` output
+//! is captured by the test harness and shown only for failing tests.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Once};
 
 use async_trait::async_trait;
-use switchboard_storage::conformance::{Harness, loud};
-use switchboard_storage::{Storage, conformance_tests};
-use switchboard_storage_mongo::{MongoSettings, MongoStore};
+use chrono::Duration;
+use mongodb::bson::{self, Document, doc};
+use switchboard_domain::campaign::AgentSettings;
+use switchboard_domain::enrollment::Lease;
+use switchboard_domain::time::now_ms;
+use switchboard_domain::{CallStatus, CallUpdate, CampaignInput, ContactInput, Source};
+use switchboard_storage::conformance::{Harness, gated_cases, loud, skipped_cases};
+use switchboard_storage::{
+    CallStore, CampaignStore, ContactStore, EnrollmentStore, Storage, StoreError, conformance_tests,
+};
+use switchboard_storage_mongo::{
+    MongoSettings, MongoStore, ServerGaps, hot_queries, map_err, plan_stages, winning_plan,
+};
 
 struct MongoHarness {
     settings: MongoSettings,
@@ -36,7 +54,7 @@ impl Harness for MongoHarness {
 static SKIP: Once = Once::new();
 static CAPS: Once = Once::new();
 
-async fn mongo() -> Option<Box<dyn Harness>> {
+async fn fresh() -> Option<MongoHarness> {
     let Ok(uri) = std::env::var("TEST_MONGODB_URI") else {
         SKIP.call_once(|| {
             loud("!!!!! SKIPPED: MongoDB conformance suite — TEST_MONGODB_URI is not set (set it to run against a real server) !!!!!")
@@ -50,12 +68,294 @@ async fn mongo() -> Option<Box<dyn Harness>> {
         MongoStore::connect(&settings).await.expect("TEST_MONGODB_URI is set but the server is unreachable");
     let gaps = store.probe_server_gaps().await;
     CAPS.call_once(|| {
+        loud(&format!(
+            "MongoDB deployment (hello): {:?}; transactions {}",
+            store.deployment(),
+            if store.uses_transactions() { "used" } else { "not available: staged merges" }
+        ));
         for g in &gaps {
             loud(&format!("MongoDB server gap (probed): {g}"));
         }
     });
     store.migrate().await.expect("migrate");
-    Some(Box::new(MongoHarness { settings, first: store }))
+    Some(MongoHarness { settings, first: store })
+}
+
+async fn mongo() -> Option<Box<dyn Harness>> {
+    Some(Box::new(fresh().await?))
 }
 
 conformance_tests!(mongo);
+
+// ---- MongoDB-only cases ----
+
+/// MongoDB-only cases a server may not support, and why (the one place their skips are decided).
+fn mongo_skip_reason(case: &str, gaps: &ServerGaps) -> Option<&'static str> {
+    match case {
+        "hot_queries_are_index_scans" if gaps.no_explain_plans => {
+            Some("the server's explain has no queryPlanner.winningPlan document")
+        }
+        "the_validator_rejects_a_document_breaking_the_schema" if gaps.no_validation => {
+            Some("the server accepts documents its $jsonSchema validator forbids")
+        }
+        _ => None,
+    }
+}
+
+const MONGO_CASES: &[&str] = &[
+    "hot_queries_are_index_scans",
+    "the_validator_rejects_a_document_breaking_the_schema",
+    "a_stale_lease_holder_cannot_match_the_new_holders_document",
+    "an_interrupted_merge_is_completed_and_never_loses_a_key",
+];
+
+fn runs(h: &MongoHarness, case: &str) -> bool {
+    match mongo_skip_reason(case, h.first.gaps()) {
+        None => true,
+        Some(reason) => {
+            loud(&format!("SKIPPED (capability) {case} on mongodb: {reason}"));
+            false
+        }
+    }
+}
+
+/// Every hot query shape (webhooks, dialer) is served by its index: the
+/// winning plan scans exactly the expected indexes (`IXSCAN`, or `IDHACK` /
+/// `EXPRESS_*` for `_id`) and never the collection.
+#[tokio::test]
+async fn hot_queries_are_index_scans() {
+    let Some(h) = fresh().await else { return };
+    if runs(&h, "hot_queries_are_index_scans") {
+        for q in hot_queries() {
+            let reply = h.first.explain_hot_query(&q).await.expect("explain");
+            let plan = winning_plan(&reply).expect("probed: winningPlan is a document");
+            let stages = plan_stages(plan);
+            assert!(!stages.is_empty(), "{}: no stages in {plan}", q.name);
+            assert!(!stages.iter().any(|(s, _)| s == "COLLSCAN"), "{}: collection scan: {plan}", q.name);
+            let scanned: BTreeSet<&str> =
+                stages.iter().filter(|(s, _)| s.contains("IXSCAN")).filter_map(|(_, i)| i.as_deref()).collect();
+            let by_id = stages.iter().any(|(s, _)| s == "IDHACK" || s.starts_with("EXPRESS"));
+            for want in &q.indexes {
+                assert!(
+                    scanned.contains(want) || (*want == "_id_" && by_id),
+                    "{}: expected an index scan of {want}, plan {plan}",
+                    q.name
+                );
+            }
+            let expected: BTreeSet<&str> = q.indexes.iter().copied().collect();
+            assert!(scanned.is_subset(&expected), "{}: scanned {scanned:?}, expected {expected:?}", q.name);
+        }
+    }
+    h.cleanup().await;
+}
+
+fn sample_call_doc() -> Document {
+    let t = bson::DateTime::from_millis(1_794_916_542_123);
+    doc! {
+        "_id": format!("call_{}", uuid::Uuid::new_v4().simple()),
+        "status": "completed",
+        "started_at": t, "created_at": t, "updated_at": t,
+        "version": 1_i64,
+    }
+}
+
+/// A document that breaks the `calls` schema, written straight through the
+/// driver, is rejected with code 121, which the adapter maps to a 5xx error.
+#[tokio::test]
+async fn the_validator_rejects_a_document_breaking_the_schema() {
+    let Some(h) = fresh().await else { return };
+    if runs(&h, "the_validator_rejects_a_document_breaking_the_schema") {
+        let calls = h.first.database().collection::<Document>("calls");
+        calls.insert_one(sample_call_doc()).await.expect("a well-formed document is accepted");
+        let mut bad_status = sample_call_doc();
+        bad_status.insert("status", "teleported");
+        let mut string_date = sample_call_doc();
+        string_date.insert("started_at", "2026-11-18T08:35:42.123Z");
+        let mut no_version = sample_call_doc();
+        no_version.remove("version");
+        for bad in [bad_status, string_date, no_version] {
+            let e = calls.insert_one(bad.clone()).await.expect_err(&format!("accepted {bad}"));
+            let rejected = matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) if w.code == 121);
+            assert!(rejected, "expected a validation failure (121), got {e}");
+            assert!(
+                matches!(map_err(e), StoreError::Other(_)),
+                "a validator rejection is a 5xx, not the sender's fault"
+            );
+        }
+    }
+    h.cleanup().await;
+}
+
+/// The dialer's compare-and-set names the lease holder: a stale holder's write
+/// does not match a document another holder took over, even at the same version.
+#[tokio::test]
+async fn a_stale_lease_holder_cannot_match_the_new_holders_document() {
+    let Some(h) = fresh().await else { return };
+    let s = &h.first;
+    let now = now_ms();
+    let campaign = CampaignInput {
+        name: Some("Fence".into()),
+        agent: Some(AgentSettings {
+            agent_id: "a".into(),
+            caller_id: Some("+15005550001".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .apply(None, now)
+    .unwrap();
+    s.insert_campaign(&campaign).await.unwrap();
+    let contact =
+        ContactInput { phone: Some("+14155552671".into()), ..Default::default() }.validate("US", now).unwrap();
+    s.insert_contact(&contact).await.unwrap();
+    s.enroll(&campaign.id, std::slice::from_ref(&contact.id), now).await.unwrap();
+    let mut held = s.find_enrollment(&campaign.id, &contact.id).await.unwrap().unwrap();
+    held.lease = Some(Lease { owner: "dialer-a".into(), expires_at: now + Duration::seconds(30) });
+    let held = s.replace_enrollment(&held).await.unwrap();
+    let enrollments = s.database().collection::<Document>("campaign_contacts");
+    // Another holder's lease, same version: the owner in the filter tells them apart.
+    enrollments
+        .update_one(doc! { "_id": held.id.as_str() }, doc! { "$set": { "lease.owner": "dialer-b" } })
+        .await
+        .unwrap();
+    let mut stale = held.clone();
+    stale.reason = Some("still mine".into());
+    assert!(matches!(s.replace_enrollment(&stale).await, Err(StoreError::Conflict { .. })), "owner fences");
+    // A later claim's fencing token, same version: the token tells them apart even when the lease is cleared.
+    enrollments
+        .update_one(
+            doc! { "_id": held.id.as_str() },
+            doc! { "$set": { "lease.owner": "dialer-a" }, "$inc": { "lease_token": 1_i64 } },
+        )
+        .await
+        .unwrap();
+    let mut released = held.clone();
+    released.lease = None;
+    assert!(matches!(s.replace_enrollment(&released).await, Err(StoreError::Conflict { .. })), "token fences");
+    // The current holder (right owner and token) writes.
+    let mut current = s.get_enrollment(&held.id).await.unwrap().unwrap();
+    current.lease = None;
+    s.replace_enrollment(&current).await.expect("the current holder's write matches");
+    h.cleanup().await;
+}
+
+fn sid(n: u64) -> String {
+    format!("CA{n:032x}")
+}
+
+/// A merge without a transaction that stopped after step 1 (survivor marked,
+/// absorbed record still there) or after step 3 (absorbed record deleted,
+/// keys still in `absorbing`) loses no key: lookups by either key find the
+/// survivor, and the next upsert completes the merge.
+#[tokio::test]
+async fn an_interrupted_merge_is_completed_and_never_loses_a_key() {
+    let Some(h) = fresh().await else { return };
+    let s = &h.first;
+    let calls = s.database().collection::<Document>("calls");
+    for (n, crash_after_delete) in [(1_u64, false), (2, true)] {
+        let conv = format!("conv_crash_{n}");
+        let t = now_ms();
+        let keep = s
+            .upsert_call(&CallUpdate {
+                source: Some(Source::Switchboard),
+                id: Some(switchboard_domain::CallId::new()),
+                status: Some(CallStatus::Queued),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .call;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let gone = s
+            .upsert_call(&CallUpdate {
+                source: Some(Source::ElevenLabs),
+                observed_at: Some(t),
+                conversation_id: Some(conv.clone()),
+                call_sid: Some(sid(n)),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .call;
+        // Step 1 as the staged merge writes it: the survivor holds the absorbed record's keys aside.
+        calls
+            .update_one(
+                doc! { "_id": keep.id.as_str() },
+                doc! {
+                    "$set": { "absorbing": { "id": gone.id.as_str(), "call_sid": sid(n), "conversation_id": conv.as_str() } },
+                    "$inc": { "version": 1_i64 },
+                },
+            )
+            .await
+            .unwrap();
+        if crash_after_delete {
+            calls.delete_one(doc! { "_id": gone.id.as_str() }).await.unwrap();
+            // Every key is still on some record.
+            assert_eq!(s.find_call_by_sid(&sid(n)).await.unwrap().map(|c| c.id), Some(keep.id.clone()));
+            assert_eq!(s.find_call_by_conversation(&conv).await.unwrap().map(|c| c.id), Some(keep.id.clone()));
+        }
+        // The next webhook, by one key only, completes the merge.
+        let o = s
+            .upsert_call(&CallUpdate {
+                source: Some(Source::ElevenLabs),
+                conversation_id: Some(conv.clone()),
+                agent_id: Some("agent_x".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(o.call.id, keep.id, "case {n}");
+        assert_eq!(o.call.call_sid.as_deref(), Some(sid(n).as_str()), "case {n}");
+        assert_eq!(o.call.conversation_id.as_deref(), Some(conv.as_str()), "case {n}");
+        let stored = calls.find_one(doc! { "_id": keep.id.as_str() }).await.unwrap().unwrap();
+        assert!(!stored.contains_key("absorbing"), "case {n}: merge completed: {stored}");
+        assert_eq!(stored.get_str("call_sid").ok(), Some(sid(n).as_str()));
+        assert_eq!(stored.get_str("conversation_id").ok(), Some(conv.as_str()));
+        assert!(calls.find_one(doc! { "_id": gone.id.as_str() }).await.unwrap().is_none(), "case {n}");
+    }
+    assert_eq!(s.count_calls().await.unwrap(), 2);
+    h.cleanup().await;
+}
+
+/// The skipped cases, with their reasons, equal the committed list named by
+/// `TEST_MONGODB_EXPECTED_SKIPS` (no check when it is unset).
+#[tokio::test]
+async fn skipped_cases_match_the_expected_list() {
+    let Some(h) = fresh().await else { return };
+    for g in gated_cases() {
+        assert!(CONFORMANCE_CASES.contains(&g), "the skip table names `{g}`, which is not a case");
+    }
+    let mut actual: BTreeSet<String> = skipped_cases(CONFORMANCE_CASES, &h.first.capabilities())
+        .into_iter()
+        .map(|(c, r)| format!("{c}: {r}"))
+        .collect();
+    for c in MONGO_CASES {
+        if let Some(r) = mongo_skip_reason(c, h.first.gaps()) {
+            actual.insert(format!("{c}: {r}"));
+        }
+    }
+    h.cleanup().await;
+    let Ok(path) = std::env::var("TEST_MONGODB_EXPECTED_SKIPS") else {
+        loud(&format!(
+            "expected-skips check off (TEST_MONGODB_EXPECTED_SKIPS unset); this server skips {} case(s)",
+            actual.len()
+        ));
+        return;
+    };
+    let path = std::path::Path::new(&path);
+    let path = if path.is_relative() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let expected: BTreeSet<String> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect();
+    let unexpected: Vec<&String> = actual.difference(&expected).collect();
+    let missing: Vec<&String> = expected.difference(&actual).collect();
+    assert!(
+        unexpected.is_empty() && missing.is_empty(),
+        "skipped MongoDB cases differ from {}:\n  skipped but not listed: {unexpected:#?}\n  listed but not skipped: {missing:#?}",
+        path.display()
+    );
+}
