@@ -139,7 +139,8 @@ pub async fn run(opts: CampaignBenchOptions) -> anyhow::Result<CampaignBenchRepo
         let mut w = std::io::BufWriter::new(std::fs::File::create(&csv)?);
         writeln!(w, "phone,first_name,last_name,email,tags,time_zone,plan")?;
         for i in 0..opts.rows {
-            let tz = if i % 2 == 0 { "Pacific/Kiritimati" } else { "UTC" };
+            // UTC−12 is 26 hours from Kiritimati: its date is never one of the two holidays.
+            let tz = if i % 2 == 0 { "Pacific/Kiritimati" } else { "Etc/GMT+12" };
             writeln!(
                 w,
                 "+1415{:07},First{i},Last,p{i}@example.com,bench;wave{},{tz},\"gold, annual\"",

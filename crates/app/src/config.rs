@@ -566,6 +566,12 @@ impl Settings {
         if self.http.max_connections == 0 {
             return Err(err("http.max_connections", "must be at least 1"));
         }
+        if self.import.sync_wait_ms >= self.request_timeout_secs.saturating_mul(1000) {
+            return Err(err(
+                "import.sync_wait_ms",
+                "must be shorter than request_timeout_secs, so a long import answers 202, not a timeout",
+            ));
+        }
         if self.import.max_field_bytes < 256 || self.import.max_upload_bytes < 1024 {
             return Err(err(
                 "import.max_field_bytes",

@@ -83,6 +83,10 @@ pub struct ImportOptions {
     pub batch: usize,
     /// Enroll every contact of the file (new or already stored) in this campaign.
     pub enroll_in: Option<switchboard_domain::CampaignId>,
+    /// Largest CSV field or NDJSON line; a larger one is a row error (memory stays bounded).
+    pub max_field_bytes: usize,
+    /// Largest JSON array file (read whole); larger ones must be NDJSON.
+    pub max_json_array_bytes: u64,
 }
 
 impl Default for ImportOptions {
@@ -97,6 +101,8 @@ impl Default for ImportOptions {
             preview_rows: 5,
             batch: 1000,
             enroll_in: None,
+            max_field_bytes: 64 * 1024,
+            max_json_array_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -281,6 +287,94 @@ type Objects = Box<dyn Iterator<Item = (u64, Result<serde_json::Map<String, Valu
 /// Told the stage and the rows read so far.
 pub type Progress = Arc<dyn Fn(&str, u64) + Send + Sync>;
 
+/// Finds the lines holding a field (CSV) or a line (NDJSON) longer than
+/// `max`, in one streaming pass with constant memory, and when there are any
+/// writes a copy of the file with those fields emptied, so the readers after
+/// it never buffer more than `max` bytes for one field. Returns the copy (if
+/// one was needed) and the offending lines.
+fn guard_field_sizes(
+    path: &Path,
+    format: ImportFormat,
+    max: usize,
+) -> anyhow::Result<(Option<tempfile::TempPath>, Vec<u64>)> {
+    use std::io::Write;
+    let mut bad = Vec::new();
+    let scan = |mut sink: Option<&mut dyn Write>, bad: &mut Vec<u64>| -> anyhow::Result<()> {
+        let mut r = BufReader::with_capacity(64 * 1024, std::fs::File::open(path)?);
+        // `record` is the line where the current row starts (a quoted field may span lines).
+        let (mut line, mut record, mut len, mut in_quotes, mut over) = (1u64, 1u64, 0usize, false, false);
+        let mut field: Vec<u8> = Vec::new();
+        let csv = format == ImportFormat::Csv;
+        let mut buf = vec![0u8; 64 * 1024];
+        let end_field = |sink: &mut Option<&mut dyn Write>, field: &mut Vec<u8>, over: bool| -> std::io::Result<()> {
+            if let Some(w) = sink.as_deref_mut() {
+                if over {
+                    w.write_all(if csv { b"\"\"" } else { b"{}" })?;
+                } else {
+                    w.write_all(field)?;
+                }
+            }
+            field.clear();
+            Ok(())
+        };
+        loop {
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            for &b in &buf[..n] {
+                let boundary = if csv { !in_quotes && (b == b',' || b == b'\n') } else { b == b'\n' };
+                if boundary {
+                    if over && bad.last() != Some(&record) {
+                        bad.push(record);
+                    }
+                    end_field(&mut sink, &mut field, over)?;
+                    if let Some(w) = sink.as_deref_mut() {
+                        w.write_all(&[b])?;
+                    }
+                    len = 0;
+                    over = false;
+                    if b == b'\n' {
+                        line += 1;
+                        record = line;
+                    }
+                    continue;
+                }
+                if csv && b == b'"' {
+                    in_quotes = !in_quotes;
+                }
+                if b == b'\n' {
+                    line += 1;
+                }
+                len += 1;
+                if len > max {
+                    over = true;
+                    field.clear();
+                } else if sink.is_some() {
+                    field.push(b);
+                }
+            }
+        }
+        if over && bad.last() != Some(&record) {
+            bad.push(record);
+        }
+        end_field(&mut sink, &mut field, over)?;
+        Ok(())
+    };
+    scan(None, &mut bad)?;
+    if bad.is_empty() || format == ImportFormat::Json {
+        return Ok((None, bad));
+    }
+    bad.clear();
+    let copy = tempfile::NamedTempFile::new()?;
+    {
+        let mut w = std::io::BufWriter::new(copy.as_file());
+        scan(Some(&mut w), &mut bad)?;
+        w.flush()?;
+    }
+    Ok((Some(copy.into_temp_path()), bad))
+}
+
 /// Streams rows of a file as (field, text) pairs.
 fn rows(path: &Path, opts: &ImportOptions) -> anyhow::Result<(Vec<String>, Box<dyn Iterator<Item = Row> + Send>)> {
     let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
@@ -397,6 +491,19 @@ pub async fn import_file(
             Some(_) => {}
         }
     }
+    if opts.format == ImportFormat::Json {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if len > opts.max_json_array_bytes {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "a JSON array is read whole; this one is {len} bytes, over {} — send it as NDJSON (one object per line)",
+                opts.max_json_array_bytes
+            )));
+        }
+    }
+    let (guarded, oversized) = guard_field_sizes(path, opts.format, opts.max_field_bytes)
+        .map_err(|e| ApiError::field("file", format!("cannot read the file: {e}")))?;
+    let path: &Path = guarded.as_deref().unwrap_or(path);
+    let oversized: HashSet<u64> = oversized.into_iter().collect();
     let (columns, iter) = rows(path, &opts).map_err(|e| ApiError::field("file", e.to_string()))?;
     for c in columns {
         if let Some((h, f)) = c.split_once('=') {
@@ -417,6 +524,10 @@ pub async fn import_file(
             tick("validating", report.rows);
         }
         let contact = match row {
+            _ if oversized.contains(&line) => Err(vec![FieldError::new(
+                "row",
+                format!("a field is longer than {} bytes (import.max_field_bytes)", opts.max_field_bytes),
+            )]),
             Err(reason) => Err(vec![FieldError::new("row", reason)]),
             Ok(cells) => row_contact(&cells, &opts, &source),
         };
@@ -475,10 +586,13 @@ pub async fn import_file(
     let mut read = 0u64;
     let write_mode = if opts.on_duplicate == OnDuplicate::Fail { OnDuplicate::Fail } else { opts.on_duplicate };
     let mut failure: Option<ApiError> = None;
-    for (_, row) in iter {
+    for (line, row) in iter {
         read += 1;
         if read.is_multiple_of(10_000) {
             tick("writing", read);
+        }
+        if oversized.contains(&line) {
+            continue;
         }
         let Ok(cells) = row else { continue };
         let Ok(c) = row_contact(&cells, &opts, &source) else { continue };
@@ -539,10 +653,20 @@ async fn flush(
 }
 
 /// Writes the upload (raw body, or the `file` part of a multipart form) to `path`.
-pub async fn spool_upload(body: axum::body::Body, content_type: &str, path: &Path) -> Result<(), ApiError> {
+/// Stops at `max` bytes with a 413, so an upload never fills the disk.
+pub async fn spool_upload(body: axum::body::Body, content_type: &str, path: &Path, max: u64) -> Result<(), ApiError> {
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
     let mut out = tokio::fs::File::create(path).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let mut total = 0u64;
+    let mut count = |n: usize| {
+        total += n as u64;
+        if total > max {
+            Err(ApiError::PayloadTooLarge(format!("the upload is over {max} bytes (import.max_upload_bytes)")))
+        } else {
+            Ok(())
+        }
+    };
     if content_type.starts_with("multipart/form-data") {
         let boundary =
             multer::parse_boundary(content_type).map_err(|e| ApiError::field("content-type", e.to_string()))?;
@@ -554,6 +678,7 @@ pub async fn spool_upload(body: axum::body::Body, content_type: &str, path: &Pat
             }
             found = true;
             while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::field("file", e.to_string()))? {
+                count(chunk.len())?;
                 out.write_all(&chunk).await.map_err(|e| ApiError::Internal(e.into()))?;
             }
         }
@@ -564,11 +689,102 @@ pub async fn spool_upload(body: axum::body::Body, content_type: &str, path: &Pat
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| ApiError::field("body", e.to_string()))?;
+            count(chunk.len())?;
             out.write_all(&chunk).await.map_err(|e| ApiError::Internal(e.into()))?;
         }
     }
     out.flush().await.map_err(|e| ApiError::Internal(e.into()))?;
     Ok(())
+}
+
+/// An import run over the API: `running` until it ends `done` (with the
+/// report) or `failed` (with the reason; nothing of it stays written).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportJob {
+    /// `imp_…`.
+    pub id: String,
+    /// `running`, `done` or `failed`.
+    pub status: &'static str,
+    /// `validating`, `validated`, `writing`, `written`.
+    pub stage: String,
+    /// Rows read so far in the current stage.
+    pub rows_read: u64,
+    /// When it started.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// When it ended.
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The final report (`done`).
+    pub report: Option<ImportReport>,
+    /// Why it failed (`failed`).
+    pub error: Option<String>,
+}
+
+/// The imports this instance runs or ran (the last 1,000), for `GET /api/v1/imports/{id}`.
+#[derive(Debug, Default)]
+pub struct ImportRegistry(std::sync::Mutex<BTreeMap<String, ImportJob>>);
+
+impl ImportRegistry {
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, ImportJob>) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Registers a running import and returns its id.
+    pub fn start(&self) -> String {
+        let id = format!("imp_{}", uuid::Uuid::now_v7().simple());
+        let job = ImportJob {
+            id: id.clone(),
+            status: "running",
+            stage: "queued".into(),
+            rows_read: 0,
+            started_at: now_ms(),
+            finished_at: None,
+            report: None,
+            error: None,
+        };
+        self.with(|m| {
+            m.insert(id.clone(), job);
+            // Ids are time-ordered: drop the oldest finished ones past 1,000.
+            while m.len() > 1000 {
+                let Some(old) = m.iter().find(|(_, j)| j.status != "running").map(|(k, _)| k.clone()) else { break };
+                m.remove(&old);
+            }
+        });
+        id
+    }
+
+    /// Progress of a running import.
+    pub fn progress(&self, id: &str, stage: &str, rows: u64) {
+        self.with(|m| {
+            if let Some(j) = m.get_mut(id) {
+                j.stage = stage.to_owned();
+                j.rows_read = rows;
+            }
+        });
+    }
+
+    /// The end of an import.
+    pub fn finish(&self, id: &str, result: &Result<ImportReport, ApiError>) {
+        self.with(|m| {
+            if let Some(j) = m.get_mut(id) {
+                j.finished_at = Some(now_ms());
+                match result {
+                    Ok(r) => {
+                        j.status = "done";
+                        j.report = Some(r.clone());
+                    }
+                    Err(e) => {
+                        j.status = "failed";
+                        j.error = Some(e.to_string());
+                    }
+                }
+            }
+        });
+    }
+
+    /// One import.
+    pub fn get(&self, id: &str) -> Option<ImportJob> {
+        self.with(|m| m.get(id).cloned())
+    }
 }
 
 const EXPORT_HEADER: &[&str] = &[

@@ -45,6 +45,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Accepted API bearer tokens.
     pub api_tokens: Arc<Vec<Secret>>,
+    /// Imports run over the API by this instance.
+    pub imports: Arc<import::ImportRegistry>,
 }
 
 /// The assembled application.
@@ -76,7 +78,8 @@ impl App {
             println!("No SWITCHBOARD_API_TOKENS configured; generated a dev API token for this run:\n  {token}");
             tokens.push(Secret::new(token));
         }
-        let state = AppState { store, settings: Arc::new(settings), api_tokens: Arc::new(tokens) };
+        let state =
+            AppState { store, settings: Arc::new(settings), api_tokens: Arc::new(tokens), imports: Arc::default() };
         Ok(App { state })
     }
 

@@ -454,6 +454,40 @@ mod tests {
         assert_eq!(el.next_dialable_at, Some(utc("2026-11-26T17:00:00Z")));
     }
 
+    /// The holiday set-up of the end-to-end dialer test and the campaigns
+    /// bench ("today and tomorrow in Kiritimati are off"), checked at every
+    /// hour of a day: the Kiritimati contacts are always on holiday and the
+    /// UTC−12 ones never (26 hours apart, their dates always differ), so the
+    /// test holds whatever hour CI runs it.
+    #[test]
+    fn kiritimati_holidays_never_touch_utc_minus_12_at_any_hour() {
+        use chrono::TimeZone;
+        let kiri: chrono_tz::Tz = "Pacific/Kiritimati".parse().unwrap();
+        for hour in 0..24 {
+            for minute in [0, 30] {
+                let now = chrono::Utc.with_ymd_and_hms(2026, 11, 30, hour, minute, 0).unwrap();
+                let mut c = campaign(now);
+                c.schedule.windows = vec![crate::campaign::CallingWindow {
+                    days: crate::campaign::Day::ALL.to_vec(),
+                    start: "00:00".into(),
+                    end: "23:59".into(),
+                }];
+                let today = now.with_timezone(&kiri).date_naive();
+                c.schedule.holidays = vec![today, today + Duration::days(1)];
+                let off = contact(Some("Pacific/Kiritimati"), now);
+                let on = contact(Some("Etc/GMT+12"), now);
+                let (e_off, e_on) = (
+                    Enrollment::new(c.id.clone(), off.id.clone(), now),
+                    Enrollment::new(c.id.clone(), on.id.clone(), now),
+                );
+                let el = evaluate(&c, &off, &e_off, now);
+                assert!(!el.dialable, "{now}: Kiritimati is on holiday: {el:?}");
+                let el = evaluate(&c, &on, &e_on, now);
+                assert!(el.dialable, "{now}: UTC-12 is never on holiday: {el:?}");
+            }
+        }
+    }
+
     #[test]
     fn dnc_and_used_attempts_are_permanent() {
         let now = utc("2026-11-26T15:00:00Z");

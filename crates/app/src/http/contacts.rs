@@ -230,7 +230,7 @@ fn import_options(q: &mut Query, state: &AppState) -> ImportOptions {
 /// Import contacts: the body is the file (CSV, JSON array, NDJSON) or multipart/form-data with a `file` part. Validates every row first; writes only if all are valid or partial=true.
 #[utoipa::path(post, path = "/api/v1/contacts/import", request_body(content = String, content_type = "text/csv", description = "The file: CSV (or JSON / NDJSON with `format`), or multipart/form-data with a `file` part"), tag = "contacts",
     params(("format" = Option<String>, Query, description = "csv (default), json, ndjson"), ("on_duplicate" = Option<String>, Query, description = "skip (default), update, fail"), ("dry_run" = Option<bool>, Query, description = "Validate only"), ("partial" = Option<bool>, Query, description = "Write the valid rows even if some are invalid"), ("map" = Option<Vec<String>>, Query, description = "COLUMN=field, repeatable"), ("campaign_id" = Option<String>, Query, description = "Also enroll every contact of the file in this campaign")),
-    responses((status = 200, description = "The import report"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 422, description = "Nothing written; the report says why")),
+    responses((status = 200, description = "The import report"), (status = 202, description = "Still running after `import.sync_wait_ms`: `{id, status, status_url}`; poll GET /api/v1/imports/{id}"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 413, description = "Upload over `import.max_upload_bytes` (or a JSON array over 16 MiB)"), (status = 422, description = "Nothing written; the report says why")),
     security(("bearer" = [])))]
 pub async fn import(
     State(state): State<AppState>,
@@ -239,17 +239,78 @@ pub async fn import(
     body: Body,
 ) -> Result<Response, ApiError> {
     let mut q = Query::parse(uri.query(), &["format", "on_duplicate", "dry_run", "partial", "map", "campaign_id"]);
-    let opts = import_options(&mut q, &state);
+    let mut opts = import_options(&mut q, &state);
+    opts.max_field_bytes = state.settings.import.max_field_bytes;
     q.finish()?;
+    let limits = &state.settings.import;
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && len > limits.max_upload_bytes
+    {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the upload is {len} bytes, over {} (import.max_upload_bytes)",
+            limits.max_upload_bytes
+        )));
+    }
     // Spool the upload to a temporary file: the importer reads it twice (validate, then write)
-    // and never holds it in memory.
-    let spool = tempfile::NamedTempFile::new().map_err(|e| ApiError::Internal(e.into()))?;
+    // and never holds it in memory. A client that goes away mid-upload leaves only the spool.
+    let spool = tempfile::NamedTempFile::new().map_err(|e| ApiError::Internal(e.into()))?.into_temp_path();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    crate::import::spool_upload(body, &content_type, spool.path()).await?;
-    let path = spool.path().to_owned();
-    let report = crate::import::import_file(state.store.clone(), &path, opts, None).await?;
-    let status = if report.applied || report.dry_run { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    Ok((status, Json(report)).into_response())
+    crate::import::spool_upload(body, &content_type, &spool, limits.max_upload_bytes).await?;
+    // The import runs as its own task, so neither the request timeout nor a client that
+    // disconnects can stop it half-way (a stopped request future would cut it between
+    // batches). The request waits `sync_wait_ms` for the report, then answers 202 with the
+    // import's id; `GET /api/v1/imports/{id}` shows progress and the final report.
+    let registry = state.imports.clone();
+    let id = registry.start();
+    let progress: crate::import::Progress = {
+        let (registry, id) = (registry.clone(), id.clone());
+        std::sync::Arc::new(move |stage: &str, n: u64| registry.progress(&id, stage, n))
+    };
+    let store = state.store.clone();
+    let job = {
+        let (registry, id) = (registry.clone(), id.clone());
+        tokio::spawn(async move {
+            let result = crate::import::import_file(store, &spool, opts, Some(progress)).await;
+            registry.finish(&id, &result);
+            drop(spool);
+            result
+        })
+    };
+    let wait = std::time::Duration::from_millis(limits.sync_wait_ms);
+    match tokio::time::timeout(wait, job).await {
+        Ok(Ok(result)) => {
+            let report = result?;
+            let status =
+                if report.applied || report.dry_run { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+            Ok((status, Json(report)).into_response())
+        }
+        Ok(Err(join)) => Err(ApiError::Internal(anyhow::anyhow!("import task failed: {join}"))),
+        Err(_) => {
+            let mut resp = (
+                StatusCode::ACCEPTED,
+                Json(
+                    serde_json::json!({ "id": id, "status": "running", "status_url": format!("/api/v1/imports/{id}") }),
+                ),
+            )
+                .into_response();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&format!("/api/v1/imports/{id}")) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+    }
+}
+
+/// An import started over the API: progress, then the final report.
+#[utoipa::path(get, path = "/api/v1/imports/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "Import id (imp_…) from a 202 answer")),
+    responses((status = 200, description = "The import: status running | done | failed, stage, rows read, report"), (status = 401, description = "Missing or invalid bearer token"), (status = 404, description = "Unknown import (or run by another instance, or before a restart)")),
+    security(("bearer" = [])))]
+pub async fn get_import(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::import::ImportJob>, ApiError> {
+    state.imports.get(&id).map(Json).ok_or(ApiError::NotFound("import"))
 }
 
 /// `GET /contacts/export?format=csv|ndjson` with the list filters, streamed.
@@ -302,6 +363,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/contacts", post(create).get(list))
         .route("/contacts/lookup", get(lookup))
         .route("/contacts/import", post(import))
+        .route("/imports/{id}", get(get_import))
         .route("/contacts/export", get(export))
         .route("/contacts/{id}", get(get_one).patch(patch).delete(delete))
         .route("/contacts/{id}/calls", get(calls))

@@ -74,7 +74,8 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         return resp;
     }
     let ct = resp.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if ct.starts_with("application/problem+json") {
+    // Bodies of ours (problem+json, or a JSON report such as an import's 422) stay as they are.
+    if ct.starts_with("application/problem+json") || ct.starts_with("application/json") {
         return resp;
     }
     let is_text = ct.starts_with("text/plain");

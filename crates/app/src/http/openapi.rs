@@ -38,6 +38,7 @@ impl Modify for Bearer {
         super::contacts::delete,
         super::contacts::calls,
         super::contacts::import,
+        super::contacts::get_import,
         super::contacts::export,
         super::campaigns::create,
         super::campaigns::list,

@@ -51,7 +51,7 @@ fn checked_id(v: &str, field: &str) -> Result<String, ApiError> {
 fn unix_secs(v: i64, field: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
     let t = v
         .checked_mul(1000)
-        .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms))
+        .and_then(chrono::DateTime::from_timestamp_millis)
         .ok_or_else(|| ApiError::webhook_field(field, format!("{v} is not a Unix time in seconds")))?;
     super::plausible_time(t).map_err(|reason| ApiError::webhook_field(field, reason))
 }

@@ -436,3 +436,99 @@ async fn calls_whose_callbacks_were_lost_are_reconciled_from_the_provider_within
     let ev = app.get_json("/api/v1/events?type=twilio.reconciled.*", StatusCode::OK).await;
     assert_eq!(ev["data"].as_array().unwrap().len(), 3, "{ev}");
 }
+
+fn csv_rows(n: u32, offset: u32) -> Vec<u8> {
+    let mut csv = String::from("phone,name\n");
+    for i in 0..n {
+        csv.push_str(&format!("+1415{:07},P{i}\n", 3_000_000 + offset + i));
+    }
+    csv.into_bytes()
+}
+
+async fn contact_count(app: &TestApp) -> usize {
+    let mut n = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/contacts?limit=200&cursor={c}"),
+            None => "/api/v1/contacts?limit=200".into(),
+        };
+        let page = app.get_json(&path, StatusCode::OK).await;
+        n += page["data"].as_array().unwrap().len();
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return n,
+        }
+    }
+}
+
+#[tokio::test]
+async fn uploads_and_fields_have_limits() {
+    let app = TestApp::spawn_with(|s| {
+        s.import.max_upload_bytes = 4096;
+        s.import.max_field_bytes = 256;
+    })
+    .await;
+    let (s, b) = app.post_bytes("/api/v1/contacts/import", csv_rows(500, 0), "text/csv").await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
+    assert_eq!(b["code"], "payload_too_large");
+    assert_eq!(contact_count(&app).await, 0, "nothing written");
+
+    let mut csv = String::from("phone,name,notes\n+14155550001,Ann,ok\n");
+    csv.push_str(&format!("+14155550002,Bob,\"{}\"\n", "x".repeat(1000)));
+    csv.push_str("+14155550003,Cy,ok\n");
+    let (s, b) = app.post_bytes("/api/v1/contacts/import", csv.clone().into_bytes(), "text/csv").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["errors"][0]["line"], 3, "{b}");
+    assert!(b["errors"][0]["reason"].as_str().unwrap().contains("longer than 256"), "{b}");
+    let (s, b) = app.post_bytes("/api/v1/contacts/import?partial=true", csv.into_bytes(), "text/csv").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!((b["inserted"].clone(), b["invalid"].clone()), (json!(2), json!(1)), "{b}");
+}
+
+#[tokio::test]
+async fn a_long_import_answers_202_and_finishes_whole_even_if_the_client_leaves() {
+    let app = TestApp::spawn_with(|s| s.import.sync_wait_ms = 0).await;
+    let (s, b) = app.post_bytes("/api/v1/contacts/import", csv_rows(3000, 0), "text/csv").await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let url = b["status_url"].as_str().unwrap().to_owned();
+    let mut job = Value::Null;
+    for _ in 0..600 {
+        job = app.get_json(&url, StatusCode::OK).await;
+        if job["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["report"]["inserted"], 3000, "{job}");
+    assert_eq!(contact_count(&app).await, 3000);
+
+    // A client that goes away once its upload is in: the import still lands whole.
+    let client = app.client.clone();
+    let req = client
+        .post(format!("{}/api/v1/contacts/import", app.base))
+        .bearer_auth(API_TOKEN)
+        .header("content-type", "text/csv")
+        .body(csv_rows(3000, 10_000))
+        .send();
+    let pending = tokio::spawn(req);
+    for _ in 0..600 {
+        if contact_count(&app).await > 3000 {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    pending.abort();
+    let mut n = 0;
+    for _ in 0..600 {
+        n = contact_count(&app).await;
+        if n == 6000 {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    assert_eq!(n, 6000, "the import went on after the client left");
+    let missing = app.get_json("/api/v1/imports/imp_nope", StatusCode::NOT_FOUND).await;
+    assert_eq!(missing["code"], "not_found");
+}
