@@ -23,7 +23,8 @@
 //!   window, the scenario's 5xx / 429 / slow rates, and token-endpoint 503s.
 //!
 //! Not simulated: formula evaluation (a `USER_ENTERED` formula is kept and
-//! rendered as its text), `COLUMNS` major dimension, Drive push channels.
+//! rendered as its text), `COLUMNS` major dimension on writes (reads honour
+//! it), Drive push channels.
 
 // The fake server's helpers return ready HTTP responses as their errors; their size does not matter here.
 #![allow(clippy::result_large_err)]
@@ -344,6 +345,33 @@ impl Tab {
             major_dimension: "ROWS",
             values: if values.is_empty() { None } else { Some(values) },
         }
+    }
+
+    /// `read`, optionally column-major (`majorDimension=COLUMNS`, what
+    /// gspread's `col_values` asks for): each column trimmed of trailing
+    /// empty cells, trailing empty columns dropped.
+    fn read_as(&self, a: &A1, render: &str, columns: bool) -> ValueRangeOut {
+        let mut out = self.read(a, render);
+        if columns {
+            out.major_dimension = "COLUMNS";
+            if let Some(rows) = out.values.take() {
+                let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+                let mut cols: Vec<Vec<Value>> = (0..width)
+                    .map(|j| {
+                        let mut col: Vec<Value> = rows.iter().map(|r| r.get(j).cloned().unwrap_or(json!(""))).collect();
+                        while col.last() == Some(&json!("")) {
+                            col.pop();
+                        }
+                        col
+                    })
+                    .collect();
+                while cols.last().is_some_and(Vec::is_empty) {
+                    cols.pop();
+                }
+                out.values = (!cols.is_empty()).then_some(cols);
+            }
+        }
+        out
     }
 
     /// Writes `values` from the range's top-left; they must fit in a bounded range.
@@ -839,6 +867,16 @@ fn locate(book: &Book, range: &str) -> Result<(usize, A1), Response> {
 #[serde(rename_all = "camelCase")]
 pub(super) struct ReadQuery {
     value_render_option: Option<String>,
+    major_dimension: Option<String>,
+}
+
+/// `majorDimension` of a read: `true` for `COLUMNS`.
+fn columns_option(q: Option<&str>) -> Result<bool, Response> {
+    match q {
+        None | Some("ROWS") | Some("DIMENSION_UNSPECIFIED") => Ok(false),
+        Some("COLUMNS") => Ok(true),
+        Some(other) => Err(g_error(400, "INVALID_ARGUMENT", &format!("Invalid value at 'major_dimension' ({other})"))),
+    }
 }
 
 fn render_option(q: Option<&str>) -> Result<&'static str, Response> {
@@ -887,8 +925,9 @@ pub(super) async fn get_values(
 ) -> Response {
     sim.with_book("GET values.get".into(), &headers, &id, |book| {
         let render = render_option(q.value_render_option.as_deref())?;
+        let columns = columns_option(q.major_dimension.as_deref())?;
         let (i, a) = locate(book, &range)?;
-        Ok(serde_json::to_value(book.tabs[i].read(&a, render)).expect("serialisable"))
+        Ok(serde_json::to_value(book.tabs[i].read_as(&a, render, columns)).expect("serialisable"))
     })
     .await
 }
@@ -903,11 +942,13 @@ pub(super) async fn batch_get(
         form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect();
     let sid = id.clone();
     sim.with_book("GET values.batchGet".into(), &headers, &id, move |book| {
-        let render = render_option(params.iter().find(|(k, _)| k == "valueRenderOption").map(|(_, v)| v.as_str()))?;
+        let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let render = render_option(param("valueRenderOption"))?;
+        let columns = columns_option(param("majorDimension"))?;
         let mut out = Vec::new();
         for (_, range) in params.iter().filter(|(k, _)| k == "ranges") {
             let (i, a) = locate(book, range)?;
-            out.push(serde_json::to_value(book.tabs[i].read(&a, render)).expect("serialisable"));
+            out.push(serde_json::to_value(book.tabs[i].read_as(&a, render, columns)).expect("serialisable"));
         }
         Ok(json!({ "spreadsheetId": sid, "valueRanges": out }))
     })
@@ -1214,7 +1255,8 @@ fn structural(book: &mut Book, kind: &str, body: &Value) -> Result<Value, Respon
             let p = &body["properties"];
             let i = find(book, p["sheetId"].as_i64().unwrap_or(0))?;
             let fields = body["fields"].as_str().unwrap_or("*");
-            let wants = |f: &str| fields == "*" || fields.split(',').any(|x| x.trim() == f);
+            // Field masks are dotted; gspread sends `gridProperties/rowCount`, which Sheets also accepts.
+            let wants = |f: &str| fields == "*" || fields.split(',').any(|x| x.trim().replace('/', ".") == f);
             if wants("title")
                 && let Some(t) = p["title"].as_str()
             {
@@ -1226,12 +1268,19 @@ fn structural(book: &mut Book, kind: &str, body: &Value) -> Result<Value, Respon
             if wants("gridProperties.rowCount")
                 && let Some(n) = p["gridProperties"]["rowCount"].as_u64()
             {
-                book.tabs[i].row_count = n.max(1) as usize;
+                // Shrinking the grid drops the cells outside it, as in Sheets.
+                let tab = &mut book.tabs[i];
+                tab.row_count = n.max(1) as usize;
+                tab.rows.truncate(tab.row_count);
             }
             if wants("gridProperties.columnCount")
                 && let Some(n) = p["gridProperties"]["columnCount"].as_u64()
             {
-                book.tabs[i].column_count = n.max(1) as usize;
+                let tab = &mut book.tabs[i];
+                tab.column_count = n.max(1) as usize;
+                for row in &mut tab.rows {
+                    row.truncate(tab.column_count);
+                }
             }
             Ok(json!({}))
         }

@@ -515,3 +515,51 @@ async fn gspread_calls_batch_clear_add_worksheet_and_open_by_title_work() {
     let resp = reqwest::get(format!("{}/drive/v3/files", sim.base_url)).await.unwrap();
     assert_eq!(resp.status().as_u16(), 401, "files.list needs a token");
 }
+
+#[tokio::test]
+async fn column_major_reads_and_gspread_resize_masks_work() {
+    let sim = sim_with(GoogleScenario::default(), Faults::default()).await;
+    let id = seed(&sim, None);
+    let sheets = client(&sim, &opts(1));
+    use reqwest::Method as M;
+    // gspread's col_values: `A1:A` with majorDimension=COLUMNS.
+    let path = format!("/v4/spreadsheets/{id}/values/{}?majorDimension=COLUMNS", encode_range("'Leads 2026'!A1:A"));
+    let (s, out) = google_raw(&sim, &sheets, M::GET, &path, None).await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(out["majorDimension"], "COLUMNS");
+    assert_eq!(out["values"], json!([["lead_id", "000123", "000124", "000125"]]));
+    let path = format!(
+        "/v4/spreadsheets/{id}/values:batchGet?ranges={}&majorDimension=COLUMNS",
+        encode_range("'Leads 2026'!C1:D3")
+    );
+    let (s, out) = google_raw(&sim, &sheets, M::GET, &path, None).await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(
+        out["valueRanges"][0]["values"],
+        json!([["name", "Dana", "Lee"], ["notes", "likes calls, mornings", "two\nlines"]])
+    );
+    let path = format!("/v4/spreadsheets/{id}/values/A1?majorDimension=DIAGONAL");
+    assert_eq!(google_raw(&sim, &sheets, M::GET, &path, None).await.0, 400);
+
+    // gspread's resize sends `gridProperties/rowCount`; shrinking drops the cells outside.
+    let resize = json!({ "requests": [{ "updateSheetProperties": {
+        "properties": { "sheetId": 0, "gridProperties": { "rowCount": 2, "columnCount": 2 } },
+        "fields": "gridProperties/rowCount,gridProperties/columnCount" } }] });
+    let (s, out) =
+        google_raw(&sim, &sheets, M::POST, &format!("/v4/spreadsheets/{id}:batchUpdate"), Some(resize)).await;
+    assert_eq!(s, 200, "{out}");
+    let meta = sheets.get_spreadsheet(&id).await.unwrap();
+    let grid = &meta.sheets[0].properties.grid_properties;
+    assert_eq!((grid.row_count, grid.column_count), (2, 2));
+    assert_eq!(
+        sim.sim.spreadsheet_values(&id, "Leads 2026").unwrap(),
+        vec![vec![json!("lead_id"), json!("phone")], vec![json!("000123"), json!("+15005550006")]]
+    );
+    let rename = json!({ "requests": [{ "updateSheetProperties": {
+        "properties": { "sheetId": 0, "title": "Renamed" }, "fields": "title" } }] });
+    assert_eq!(
+        google_raw(&sim, &sheets, M::POST, &format!("/v4/spreadsheets/{id}:batchUpdate"), Some(rename)).await.0,
+        200
+    );
+    assert!(sim.sim.spreadsheet_values(&id, "Renamed").is_some());
+}
