@@ -19,8 +19,6 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::options::{FindOneAndUpdateOptions, FindOptions, ReturnDocument};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use switchboard_domain::{
     Campaign, CampaignId, CampaignStatus, Contact, ContactId, Enrollment, EnrollmentId, EnrollmentStatus,
 };
@@ -29,99 +27,18 @@ use switchboard_storage::{
     PageRequest, SlotGrant, StoreError, StoreResult,
 };
 
+use crate::records::{campaign_doc, campaign_from, contact_doc, contact_from, enrollment_doc, enrollment_from};
 use crate::schema::{CAMPAIGNS, CONTACTS, ENROLLMENTS};
 use crate::{MongoStore, and, is_code, keyset, map_err};
 
 const WAITING: [&str; 2] = ["pending", "retry_wait"];
 const IN_FLIGHT: [&str; 2] = ["dialing", "in_call"];
 
-fn bad(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(anyhow::anyhow!("document does not convert: {e}"))
-}
-
 fn ms(t: DateTime<Utc>) -> bson::DateTime {
     bson::DateTime::from_millis(t.timestamp_millis())
 }
 
-/// The document holding the last segment of a dotted `path` (one level of nesting), and that segment.
-fn slot<'a, 'p>(d: &'a mut Document, path: &'p str) -> Option<(&'a mut Document, &'p str)> {
-    match path.rsplit_once('.') {
-        None => Some((d, path)),
-        Some((parent, leaf)) => d.get_document_mut(parent).ok().map(|p| (p, leaf)),
-    }
-}
-
-/// Serde form → BSON document: `id` becomes `_id`; `dates` (dotted paths) become BSON dates.
-fn to_bson<T: Serialize>(v: &T, dates: &[&str]) -> StoreResult<Document> {
-    let json = serde_json::to_value(v).map_err(bad)?;
-    let mut d = bson::serialize_to_document(&json).map_err(bad)?;
-    if let Some(id) = d.remove("id") {
-        d.insert("_id", id);
-    }
-    for path in dates {
-        if let Some((t, leaf)) = slot(&mut d, path)
-            && let Some(Bson::String(s)) = t.get(leaf)
-        {
-            let parsed = DateTime::parse_from_rfc3339(s.as_str()).map_err(bad)?;
-            t.insert(leaf, bson::DateTime::from_millis(parsed.timestamp_millis()));
-        }
-    }
-    Ok(d)
-}
-
-/// The inverse of [`to_bson`].
-fn from_bson<T: DeserializeOwned>(mut d: Document, dates: &[&str]) -> StoreResult<T> {
-    if let Some(id) = d.remove("_id") {
-        d.insert("id", id);
-    }
-    for path in dates {
-        if let Some((t, leaf)) = slot(&mut d, path)
-            && let Some(Bson::DateTime(dt)) = t.get(leaf)
-        {
-            let s = switchboard_domain::time::from_millis(dt.timestamp_millis())
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            t.insert(leaf, s);
-        }
-    }
-    let json: serde_json::Value = Bson::Document(d).into_relaxed_extjson();
-    serde_json::from_value(json).map_err(bad)
-}
-
 // ---- contacts ----
-
-const CONTACT_DATES: &[&str] = &["created_at", "updated_at"];
-
-fn contact_doc(c: &Contact) -> StoreResult<Document> {
-    let mut d = to_bson(c, CONTACT_DATES)?;
-    d.insert("name_lc", c.name.as_ref().map(|n| n.to_lowercase()));
-    d.insert("email_lc", c.email.as_ref().map(|e| e.to_lowercase()));
-    d.insert("dnc", c.is_dnc());
-    // GeoJSON, so a 2dsphere index can serve geospatial queries.
-    match c.location {
-        Some(p) => d.insert("location", doc! { "type": "Point", "coordinates": [p.lon, p.lat] }),
-        None => d.remove("location"),
-    };
-    // Absent rather than null keeps the validator simple (optional fields are typed when present).
-    let nulls: Vec<String> = d.iter().filter(|(_, v)| matches!(v, Bson::Null)).map(|(k, _)| k.clone()).collect();
-    for k in nulls {
-        d.remove(&k);
-    }
-    Ok(d)
-}
-
-fn contact_from(mut d: Document) -> StoreResult<Contact> {
-    for k in ["name_lc", "email_lc", "dnc"] {
-        d.remove(k);
-    }
-    if let Some(Bson::Document(loc)) = d.remove("location")
-        && let Ok(c) = loc.get_array("coordinates")
-    {
-        let lon = c.first().and_then(Bson::as_f64).unwrap_or_default();
-        let lat = c.get(1).and_then(Bson::as_f64).unwrap_or_default();
-        d.insert("location", doc! { "lon": lon, "lat": lat });
-    }
-    from_bson(d, CONTACT_DATES)
-}
 
 fn contact_filter_doc(f: &ContactFilter) -> Document {
     let mut q = Document::new();
@@ -398,22 +315,6 @@ impl ContactStore for MongoStore {
 
 // ---- campaigns ----
 
-const CAMPAIGN_DATES: &[&str] = &["created_at", "updated_at", "next_dial_at", "schedule.start_at", "schedule.end_at"];
-
-fn campaign_doc(c: &Campaign) -> StoreResult<Document> {
-    let mut d = to_bson(c, CAMPAIGN_DATES)?;
-    d.insert("max_concurrent", i64::from(c.pacing.max_concurrent));
-    d.insert("interval_ms", c.pacing.interval().num_milliseconds());
-    d.insert("dials", c.dials as i64);
-    Ok(d)
-}
-
-fn campaign_from(mut d: Document) -> StoreResult<Campaign> {
-    d.remove("max_concurrent");
-    d.remove("interval_ms");
-    from_bson(d, CAMPAIGN_DATES)
-}
-
 #[async_trait]
 impl CampaignStore for MongoStore {
     async fn insert_campaign(&self, campaign: &Campaign) -> StoreResult<()> {
@@ -554,17 +455,6 @@ impl CampaignStore for MongoStore {
 
 // ---- enrollments ----
 
-const ENROLLMENT_DATES: &[&str] = &["created_at", "updated_at", "next_attempt_at", "lease.expires_at"];
-
-fn enrollment_doc(e: &Enrollment) -> StoreResult<Document> {
-    let mut d = to_bson(e, ENROLLMENT_DATES)?;
-    let nulls: Vec<String> = d.iter().filter(|(_, v)| matches!(v, Bson::Null)).map(|(k, _)| k.clone()).collect();
-    for k in nulls {
-        d.remove(&k);
-    }
-    Ok(d)
-}
-
 /// The claim: equality on campaign, `$in` on the waiting statuses, range on
 /// `next_attempt_at`, sorted by it (the `due` index, ESR).
 pub(crate) fn claim_filter(campaign_id: &str, now: DateTime<Utc>) -> Document {
@@ -602,10 +492,6 @@ pub(crate) fn enrollment_cas_filter(read: &Enrollment) -> Document {
         f.insert("$or", vec![doc! { "lease": { "$exists": false } }, doc! { "lease.owner": lease.owner.as_str() }]);
     }
     f
-}
-
-fn enrollment_from(d: Document) -> StoreResult<Enrollment> {
-    from_bson(d, ENROLLMENT_DATES)
 }
 
 async fn collect(cursor: mongodb::Cursor<Document>) -> StoreResult<Vec<Enrollment>> {

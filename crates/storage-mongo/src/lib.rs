@@ -13,6 +13,7 @@
 
 mod campaigns;
 mod docs;
+mod records;
 pub mod schema;
 
 use std::time::Duration;

@@ -11,6 +11,7 @@ use mongodb::IndexModel;
 use mongodb::bson::{Document, doc};
 use mongodb::options::IndexOptions;
 use switchboard_domain::campaign::DialMode;
+use switchboard_domain::enrollment::HISTORY;
 use switchboard_domain::{AnsweredBy, CallStatus, CampaignStatus, Direction, EnrollmentStatus, Outcome, Source};
 
 /// Collection names.
@@ -110,11 +111,11 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
             "_id": { "bsonType": "string", "pattern": "^evt_[0-9a-f]{32}$" },
             "call_id": { "bsonType": "string", "pattern": "^call_[0-9a-f]{32}$" },
             "source": { "enum": sources },
-            "event_type": { "bsonType": "string", "minLength": 1, "maxLength": 128 },
+            "event_type": string(),
             "occurred_at": date(),
             "received_at": date(),
-            "dedupe_key": { "bsonType": "string", "minLength": 1, "maxLength": 512 },
-            "sequence": long(0),
+            "dedupe_key": string(),
+            "sequence": int(),
             "payload": { "bsonType": "object" },
         }
     }};
@@ -124,20 +125,25 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
         "properties": {
             "_id": { "bsonType": "string", "pattern": "^con_[0-9a-f]{32}$" },
             "phone": { "bsonType": "string", "pattern": "^\\+[1-9][0-9]{6,14}$" },
-            "region": text(2),
+            "region": string(),
+            // The domain: a name is at most 200 characters; its lower-case copy can be longer
+            // (lower-casing may add characters), so it has no bound of its own.
             "name": text(200),
-            "name_lc": text(200),
+            "name_lc": string(),
+            // The domain: at most 254 bytes, hence at most 254 characters.
             "email": text(254),
             "email_lc": { "bsonType": "string", "pattern": "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$" },
+            // The domain: 1..=64 bytes, hence at most 64 characters.
             "tags": { "bsonType": "array", "items": text(64) },
             "custom": { "bsonType": "object" },
-            "time_zone": text(64),
+            "time_zone": string(),
             "location": { "bsonType": "object", "required": ["type", "coordinates"], "properties": {
                 "type": { "enum": ["Point"] },
                 "coordinates": { "bsonType": "array", "minItems": 2, "maxItems": 2, "items": { "bsonType": "double" } } } },
             "dnc": { "bsonType": "bool" },
-            "do_not_call": { "bsonType": "object", "required": ["reason", "since"] },
-            "source": text(256),
+            "do_not_call": { "bsonType": "object", "required": ["reason", "since"], "properties": {
+                "reason": string(), "since": date() } },
+            "source": string(),
             "created_at": date(),
             "updated_at": date(),
             "version": long(1),
@@ -154,7 +160,8 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
             "name": { "bsonType": "string", "minLength": 1, "maxLength": 200 },
             "status": { "enum": campaign_statuses },
             "agent": { "bsonType": "object", "required": ["agent_id"] },
-            "schedule": { "bsonType": "object", "required": ["windows", "holidays", "time_zone"] },
+            "schedule": { "bsonType": "object", "required": ["windows", "holidays", "time_zone"], "properties": {
+                "start_at": date(), "end_at": date() } },
             "pacing": { "bsonType": "object", "required": ["max_concurrent", "calls_per_minute"] },
             "retry": { "bsonType": "object", "required": ["max_attempts", "daily_cap"] },
             "dial_mode": { "enum": modes },
@@ -170,6 +177,13 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
     }};
     let enrollment_statuses = strings(EnrollmentStatus::ALL, EnrollmentStatus::as_str);
     let outcomes = strings(Outcome::ALL, Outcome::as_str);
+    // `maxItems` is the domain's `enrollment::HISTORY`.
+    let history = doc! { "bsonType": "object", "required": ["n", "call_id", "at"], "properties": {
+        "n": long(1),
+        "call_id": { "bsonType": "string", "pattern": "^call_[0-9a-f]{32}$" },
+        "at": date(),
+        "outcome": { "enum": outcomes.clone() },
+    } };
     let enrollments = doc! { "$jsonSchema": {
         "bsonType": "object",
         "required": ["_id", "campaign_id", "contact_id", "status", "attempts", "history", "next_attempt_at",
@@ -180,11 +194,11 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
             "contact_id": { "bsonType": "string", "pattern": "^con_[0-9a-f]{32}$" },
             "status": { "enum": enrollment_statuses },
             "attempts": long(0),
-            "history": { "bsonType": "array", "maxItems": 10 },
+            "history": { "bsonType": "array", "maxItems": HISTORY as i64, "items": history },
             "next_attempt_at": date(),
             "last_outcome": { "enum": outcomes },
             "lease": { "bsonType": "object", "required": ["owner", "expires_at"], "properties": {
-                "owner": text(128), "expires_at": date() } },
+                "owner": string(), "expires_at": date() } },
             "lease_token": long(0),
             "current_call_id": { "bsonType": "string", "pattern": "^call_[0-9a-f]{32}$" },
             "created_at": date(),
@@ -320,4 +334,52 @@ pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
         (ENROLLMENTS, index("leases", doc! { "status": 1, "lease.expires_at": 1 })),
         (ENROLLMENTS, index("contact", doc! { "contact_id": 1 })),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn properties(coll: &str) -> Document {
+        let (_, v) = validators().into_iter().find(|(c, _)| *c == coll).unwrap();
+        v.get_document("$jsonSchema").unwrap().get_document("properties").unwrap().clone()
+    }
+
+    fn bound(props: &Document, field: &str, key: &str) -> Option<i64> {
+        let p = props.get_document(field).unwrap();
+        p.get_i32(key).map(i64::from).or_else(|_| p.get_i64(key)).ok()
+    }
+
+    /// No bound the domain does not have: `Call` and `CallEvent` limit no
+    /// string length and no integer sign, so neither may the validator.
+    #[test]
+    fn validator_bounds_are_the_domains() {
+        let calls = properties(CALLS);
+        for (field, _) in &calls {
+            if field == "version" {
+                continue;
+            }
+            for key in ["maxLength", "minLength", "minimum", "maximum"] {
+                assert_eq!(bound(&calls, field, key), None, "calls.{field} has an invented {key}");
+            }
+        }
+        let events = properties(CALL_EVENTS);
+        for field in ["event_type", "dedupe_key", "sequence"] {
+            for key in ["maxLength", "minLength", "minimum"] {
+                assert_eq!(bound(&events, field, key), None, "call_events.{field} has an invented {key}");
+            }
+        }
+        let contacts = properties(CONTACTS);
+        assert_eq!(bound(&contacts, "name", "maxLength"), Some(200), "ContactInput: name ≤ 200 characters");
+        for field in ["name_lc", "source", "time_zone", "region"] {
+            assert_eq!(bound(&contacts, field, "maxLength"), None, "contacts.{field} has an invented maxLength");
+        }
+        let campaigns = properties(CAMPAIGNS);
+        assert_eq!(bound(&campaigns, "name", "maxLength"), Some(200), "Campaign::problems: name ≤ 200 characters");
+        assert_eq!(bound(&campaigns, "max_concurrent", "maximum"), Some(1000), "Campaign::problems: 1..=1000");
+        let enrollments = properties(ENROLLMENTS);
+        assert_eq!(bound(&enrollments, "history", "maxItems"), Some(HISTORY as i64));
+        let lease = enrollments.get_document("lease").unwrap().get_document("properties").unwrap().clone();
+        assert_eq!(bound(&lease, "owner", "maxLength"), None);
+    }
 }
