@@ -821,3 +821,33 @@ async fn hanging_up_through_the_api_ends_the_call_and_stops_its_playout() {
         raw.twilio(reqwest::Method::POST, &format!("Calls/{queued}.json"), &[("Status", "paused")]).await;
     assert_eq!((status, bad["code"].as_u64()), (400, Some(20001)));
 }
+
+/// The official Python SDKs (twilio, elevenlabs, gspread) against a fresh
+/// simulator: `tests/sdk/check_sdks.py`. Skipped with one line when the
+/// packages are not importable (`SWITCHBOARD_SDK_PYTHON` picks the interpreter).
+#[tokio::test]
+async fn the_official_python_sdks_work_against_the_simulator() {
+    let python = std::env::var("SWITCHBOARD_SDK_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = tokio::process::Command::new(&python).args(["-c", "import twilio, elevenlabs, gspread"]).output().await;
+    if !probe.is_ok_and(|o| o.status.success()) {
+        println!(
+            "SKIPPED official SDK check: `{python}` cannot import twilio, elevenlabs and gspread (pip install twilio elevenlabs gspread, or set SWITCHBOARD_SDK_PYTHON)"
+        );
+        return;
+    }
+    let sim = sim_with(Scenario::default(), None).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(&python)
+        .arg(dir.join("tests/sdk/check_sdks.py"))
+        .arg(&sim.base_url)
+        .arg(dir.join("src/sim/keys/sandbox-service-account.json"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "SDK check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
