@@ -98,6 +98,9 @@ fn mongo_skip_reason(case: &str, gaps: &ServerGaps) -> Option<&'static str> {
         "the_validator_rejects_a_document_breaking_the_schema" if gaps.no_validation => {
             Some("the server accepts documents its $jsonSchema validator forbids")
         }
+        "migrate_replaces_the_type_filtered_key_indexes" if gaps.no_schema_introspection => {
+            Some("the server does not report index names back")
+        }
         _ => None,
     }
 }
@@ -107,6 +110,9 @@ const MONGO_CASES: &[&str] = &[
     "the_validator_rejects_a_document_breaking_the_schema",
     "a_stale_lease_holder_cannot_match_the_new_holders_document",
     "an_interrupted_merge_is_completed_and_never_loses_a_key",
+    "migrate_replaces_the_type_filtered_key_indexes",
+    "writes_are_majority_and_journaled_whatever_the_uri_says",
+    "a_failed_all_or_nothing_import_keeps_nothing",
 ];
 
 fn runs(h: &MongoHarness, case: &str) -> bool {
@@ -314,6 +320,95 @@ async fn an_interrupted_merge_is_completed_and_never_loses_a_key() {
         assert!(calls.find_one(doc! { "_id": gone.id.as_str() }).await.unwrap().is_none(), "case {n}");
     }
     assert_eq!(s.count_calls().await.unwrap(), 2);
+    h.cleanup().await;
+}
+
+/// A database migrated before the key indexes were fixed has
+/// `call_sid_uq` / `conversation_id_uq` partial on `$type: "string"` (never
+/// used by an equality); `migrate` replaces them and reports no drift.
+#[tokio::test]
+async fn migrate_replaces_the_type_filtered_key_indexes() {
+    let Some(h) = fresh().await else { return };
+    if runs(&h, "migrate_replaces_the_type_filtered_key_indexes") {
+        let calls = h.first.database().collection::<Document>("calls");
+        for name in ["call_sid_present_uq", "conversation_id_present_uq"] {
+            calls.drop_index(name).await.expect("drop the new index to recreate the old layout");
+        }
+        for (name, field) in [("call_sid_uq", "call_sid"), ("conversation_id_uq", "conversation_id")] {
+            let opts = mongodb::options::IndexOptions::builder()
+                .name(name.to_owned())
+                .unique(true)
+                .partial_filter_expression(doc! { field: { "$type": "string" } })
+                .build();
+            calls
+                .create_index(mongodb::IndexModel::builder().keys(doc! { field: 1 }).options(opts).build())
+                .await
+                .unwrap();
+        }
+        let report = h.first.migrate().await.unwrap();
+        let names: Vec<String> = {
+            use futures::TryStreamExt;
+            let models: Vec<mongodb::IndexModel> = calls.list_indexes().await.unwrap().try_collect().await.unwrap();
+            models.iter().filter_map(|m| m.options.as_ref().and_then(|o| o.name.clone())).collect()
+        };
+        for old in ["call_sid_uq", "conversation_id_uq"] {
+            assert!(!names.iter().any(|n| n == old), "{old} still there: {names:?} (report {:?})", report.applied);
+        }
+        for new in ["call_sid_present_uq", "conversation_id_present_uq"] {
+            assert!(names.iter().any(|n| n == new), "{new} missing: {names:?}");
+        }
+        assert_eq!(h.first.check_schema().await.unwrap(), vec![]);
+    }
+    h.cleanup().await;
+}
+
+/// Every write is acknowledged by a majority, journaled, even when the URI asks for less.
+#[tokio::test]
+async fn writes_are_majority_and_journaled_whatever_the_uri_says() {
+    let Some(h) = fresh().await else { return };
+    let want = switchboard_storage_mongo::durable_write_concern();
+    assert_eq!(h.first.write_concern(), &want);
+    assert_eq!(h.first.database().write_concern(), Some(&want));
+    assert_eq!(h.first.database().collection::<Document>("calls").write_concern(), Some(&want));
+    let uri = std::env::var("TEST_MONGODB_URI").unwrap();
+    let weak = if uri.contains('?') {
+        format!("{uri}&w=1&journal=false")
+    } else if uri.split_once("://").is_some_and(|(_, rest)| rest.contains('/')) {
+        format!("{uri}?w=1&journal=false")
+    } else {
+        format!("{uri}/?w=1&journal=false")
+    };
+    let mut settings = h.settings.clone();
+    settings.uri = weak;
+    let s = MongoStore::connect(&settings).await.expect("connect with w=1 in the URI");
+    assert_eq!(s.write_concern(), &want, "the URI's w=1 is not taken");
+    assert_eq!(s.database().write_concern(), Some(&want));
+    // The documented override is taken.
+    let mut deliberate = h.settings.clone();
+    let one = mongodb::options::WriteConcern::builder().w(mongodb::options::Acknowledgment::Nodes(1)).build();
+    deliberate.write_concern = Some(one.clone());
+    let s = MongoStore::connect(&deliberate).await.unwrap();
+    assert_eq!(s.write_concern(), &one);
+    h.cleanup().await;
+}
+
+/// `OnDuplicate::Fail` keeps nothing of a batch that fails on a duplicate
+/// phone found only by the insert itself (here: twice in the batch), so the
+/// compensating delete (standalone) or the transaction (replica set) runs.
+#[tokio::test]
+async fn a_failed_all_or_nothing_import_keeps_nothing() {
+    let Some(h) = fresh().await else { return };
+    let s = &h.first;
+    let now = now_ms();
+    let mk = |p: &str| ContactInput { phone: Some(p.into()), ..Default::default() }.validate("US", now).unwrap();
+    let batch = vec![mk("+14155550101"), mk("+14155550102"), mk("+14155550101"), mk("+14155550103")];
+    let r = s.insert_contacts(&batch, switchboard_storage::OnDuplicate::Fail).await;
+    assert!(matches!(r, Err(StoreError::Conflict { .. })), "got {r:?}");
+    let left = s.existing_phones(&["+14155550101".into(), "+14155550102".into(), "+14155550103".into()]).await.unwrap();
+    assert!(left.is_empty(), "a partial batch was kept: {left:?}");
+    // A clean batch goes in whole.
+    let ok = s.insert_contacts(&batch[..2], switchboard_storage::OnDuplicate::Fail).await.unwrap();
+    assert_eq!(ok.inserted, 2);
     h.cleanup().await;
 }
 
