@@ -46,6 +46,10 @@ pub struct Faults {
     pub reorder_rate: f64,
     /// ElevenLabs post-call webhooks never sent (reconcile through the list API).
     pub drop_elevenlabs_rate: f64,
+    /// Twilio callbacks (status, AMD, recording) never sent; the call still
+    /// plays out (reconcile through `GET Calls/{sid}`). Lost status callbacks
+    /// leave gaps in the `SequenceNumber`s, as lost requests do.
+    pub drop_twilio_rate: f64,
     /// Webhooks signed with a wrong key.
     pub bad_signature_rate: f64,
 }
@@ -345,6 +349,10 @@ pub fn script(scenario: &Scenario, index: u64, wants: &Wants) -> Script {
     }
     let mut out = Vec::with_capacity(steps.len() + 2);
     for mut s in steps {
+        // Drawn only when asked for, so existing seeds replay their other faults unchanged.
+        if f.drop_twilio_rate > 0.0 && s.kind != "elevenlabs" && rng.random::<f64>() < f.drop_twilio_rate {
+            continue;
+        }
         s.bad_signature = rng.random::<f64>() < f.bad_signature_rate;
         let dup = rng.random::<f64>() < f.duplicate_rate;
         out.push(s.clone());
@@ -452,6 +460,18 @@ mod tests {
             ["initiated", "initiated", "ringing", "ringing", "completed", "completed", "in-progress", "in-progress"]
         );
         assert!(!s.steps.iter().any(|x| x.kind == "elevenlabs"), "the post-call webhook is dropped");
+    }
+
+    #[test]
+    fn dropped_twilio_callbacks_leave_sequence_gaps_and_the_same_seed_replays_other_faults() {
+        let mut sc = only("human");
+        sc.faults.drop_twilio_rate = 1.0;
+        let s = script(&sc, 0, &all_events());
+        assert_eq!(seq(&s), ["elevenlabs:post_call_transcription"], "every Twilio callback lost");
+        sc.faults.drop_twilio_rate = 0.0;
+        sc.faults.duplicate_rate = 0.5;
+        let before = Scenario { faults: Faults { duplicate_rate: 0.5, ..Faults::default() }, ..only("human") };
+        assert_eq!(script(&sc, 3, &all_events()), script(&before, 3, &all_events()));
     }
 
     #[test]
