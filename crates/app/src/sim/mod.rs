@@ -430,10 +430,14 @@ impl Simulator {
         let at = g.calls.len();
         g.by_sid.insert(sid, at);
         g.calls.push(call.clone());
+        // The CPS slot is taken now, so calls leave the queue in the order they were created.
+        let cps = g.scenario.cps.max(0.001) * g.scenario.time_scale.max(0.001);
+        let slot = g.next_slot.max(Instant::now());
+        g.next_slot = slot + Duration::from_secs_f64(1.0 / cps);
         drop(g);
         let sim = self.clone();
         let sid = call.sid.clone();
-        tokio::spawn(async move { sim.play(sid).await });
+        tokio::spawn(async move { sim.play(sid, slot).await });
         call
     }
 
@@ -451,19 +455,12 @@ impl Simulator {
         }
     }
 
-    /// Plays a call: waits for a CPS slot and a concurrency permit, then runs
+    /// Plays a call: waits for its CPS slot and a concurrency permit, then runs
     /// its lifecycle (the state `GET Calls/{sid}` shows) and sends its webhooks,
     /// in simulated time.
-    async fn play(&self, sid: String) {
-        let (slots, wait) = {
-            let mut g = self.inner.lock().expect("sim lock");
-            let cps = g.scenario.cps.max(0.001) * g.scenario.time_scale.max(0.001);
-            let now = Instant::now();
-            let slot = g.next_slot.max(now);
-            g.next_slot = slot + Duration::from_secs_f64(1.0 / cps);
-            (g.slots.clone(), slot - now)
-        };
-        tokio::time::sleep(wait).await;
+    async fn play(&self, sid: String, slot: Instant) {
+        let slots = self.inner.lock().expect("sim lock").slots.clone();
+        tokio::time::sleep_until(slot.into()).await;
         let Ok(_permit) = slots.acquire_owned().await else { return };
         let Some(call) = self.update_call(&sid, |c| {
             if !c.hung_up {

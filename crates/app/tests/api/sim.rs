@@ -812,8 +812,10 @@ async fn hanging_up_through_the_api_ends_the_call_and_stops_its_playout() {
         raw.twilio(reqwest::Method::POST, &format!("Calls/{sid}.json"), &[("Status", "canceled")]).await;
     assert_eq!((status, same["status"].as_str()), (200, Some("completed")), "a finished call stays finished");
 
-    // A call canceled while queued sends nothing.
+    // A call canceled while queued sends nothing. At this CPS the first call takes the
+    // free slot and the next one waits minutes in the queue.
     sim.sim.set_scenario(Scenario { cps: 0.0001, ..sim.sim.scenario() });
+    raw.create(&[("To", "+15005550030"), ("From", "+15005550001"), ("Url", "http://x/t")]).await;
     let mut form =
         vec![("To", "+15005550007"), ("From", "+15005550001"), ("Url", "http://x/t"), ("StatusCallback", cb.as_str())];
     form.extend(all);
