@@ -126,6 +126,14 @@ impl Deployment {
     }
 }
 
+/// Where [`MongoStore::settle_absorbed`] left a merge.
+enum Settled {
+    /// The absorbed record is gone; the survivor as last written, and whether this call deleted it.
+    Done(Box<CallDoc>, bool),
+    /// Another instance moved the merge on (or finished it).
+    MovedOn,
+}
+
 /// The MongoDB store.
 #[derive(Clone)]
 pub struct MongoStore {
@@ -501,7 +509,33 @@ impl MongoStore {
     /// Steps 2–5 of [`MongoStore::absorb_staged`] for a survivor whose
     /// `absorbing` is set. Idempotent; safe to run from several instances at once.
     async fn finish_absorb(&self, mut keep: CallDoc) -> StoreResult<bool> {
-        let Some(pending) = keep.absorbing.clone() else { return Ok(false) };
+        let mut deleted = false;
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(pending) = keep.absorbing.clone() else { return Ok(deleted) };
+            match self.settle_absorbed(keep, &pending).await? {
+                Settled::Done(k, d) => {
+                    keep = *k;
+                    deleted |= d;
+                }
+                Settled::MovedOn => return Ok(deleted),
+            }
+            match self.promote_keys(&keep, &pending).await {
+                Ok(()) => return Ok(deleted),
+                // A record was created under a held key meanwhile (a lookup raced with steps 1–3):
+                // it is the same call, so the survivor absorbs it next.
+                Err(e) if is_code(&e, 11000) => match self.retarget(&keep, &pending).await? {
+                    Some(k) => keep = k,
+                    None => return Ok(deleted),
+                },
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+        Err(StoreError::conflict("the call records of one call kept changing; gave up merging them"))
+    }
+
+    /// Steps 2–4: re-point the events, delete the absorbed record (folding
+    /// in any change made to it meanwhile), re-point again.
+    async fn settle_absorbed(&self, mut keep: CallDoc, pending: &AbsorbingDoc) -> StoreResult<Settled> {
         let mut deleted = false;
         let mut settled = false;
         for _ in 0..MAX_ATTEMPTS {
@@ -511,7 +545,6 @@ impl MongoStore {
                 break;
             };
             let gone = Call::try_from(gone_doc)?;
-            // Fold in whatever was written to the absorbed record since step 1.
             let current = Call::try_from(keep.clone())?;
             let mut merged = current.clone();
             if merged.absorb(&gone, now_ms())? {
@@ -522,11 +555,11 @@ impl MongoStore {
                 if !self.replace_doc_if(doc.clone(), current.version).await? {
                     // Someone else moved the merge on: continue from what is stored.
                     match self.find_doc(doc! { "_id": keep.id.as_str() }).await? {
-                        Some(k) if k.absorbing.as_ref() == Some(&pending) => {
+                        Some(k) if k.absorbing.as_ref() == Some(pending) => {
                             keep = k;
                             continue;
                         }
-                        _ => return Ok(false),
+                        _ => return Ok(Settled::MovedOn),
                     }
                 }
                 keep = doc;
@@ -545,7 +578,13 @@ impl MongoStore {
         if !settled {
             return Err(StoreError::conflict("the absorbed call record kept changing; gave up"));
         }
+        // Events stored for the absorbed record after the first move.
         self.repoint_events(&pending.id, &keep.id).await?;
+        Ok(Settled::Done(Box::new(keep), deleted))
+    }
+
+    /// Step 5: the held keys move to the unique fields.
+    async fn promote_keys(&self, keep: &CallDoc, pending: &AbsorbingDoc) -> Result<(), mongodb::error::Error> {
         let mut set = Document::new();
         if let (None, Some(sid)) = (&keep.call_sid, &pending.call_sid) {
             set.insert("call_sid", sid.as_str());
@@ -557,11 +596,53 @@ impl MongoStore {
         if !set.is_empty() {
             update.insert("$set", set);
         }
-        self.calls
-            .update_one(doc! { "_id": keep.id.as_str(), "absorbing.id": pending.id.as_str() }, update)
-            .await
-            .map_err(map_err)?;
-        Ok(deleted)
+        self.calls.update_one(doc! { "_id": keep.id.as_str(), "absorbing.id": pending.id.as_str() }, update).await?;
+        Ok(())
+    }
+
+    /// The record holding one of `pending`'s keys in its unique field becomes
+    /// the next record to absorb: `absorbing` now names it, with the keys of
+    /// both. Returns the survivor as written, or `None` if someone else moved on.
+    async fn retarget(&self, keep: &CallDoc, pending: &AbsorbingDoc) -> StoreResult<Option<CallDoc>> {
+        let mut holders = Vec::new();
+        for (field, value) in [("call_sid", &pending.call_sid), ("conversation_id", &pending.conversation_id)] {
+            if let Some(v) = value
+                && let Some(d) = self.find_doc(doc! { field: v.as_str(), "_id": { "$ne": keep.id.as_str() } }).await?
+            {
+                holders.push(d);
+            }
+        }
+        let Some(holder) = holders.into_iter().next() else {
+            // Gone meanwhile: the next promotion attempt will tell.
+            return Ok(Some(keep.clone()));
+        };
+        let other = Call::try_from(holder)?;
+        let mismatch = |key: &'static str, a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(x), Some(y)) if x != y => Err(StoreError::conflict(format!(
+                "call {} holds {key} `{y}` while the merge into {} holds `{x}`",
+                other.id, keep.id
+            ))),
+            _ => Ok(()),
+        };
+        mismatch("call_sid", &pending.call_sid, &other.call_sid)?;
+        mismatch("conversation_id", &pending.conversation_id, &other.conversation_id)?;
+        let current = Call::try_from(keep.clone())?;
+        let mut merged = current.clone();
+        if !merged.absorb(&other, now_ms())? {
+            merged.version = current.version + 1;
+        }
+        merged.call_sid.clone_from(&current.call_sid);
+        merged.conversation_id.clone_from(&current.conversation_id);
+        let mut doc = CallDoc::from(&merged);
+        doc.absorbing = Some(AbsorbingDoc {
+            id: other.id.to_string(),
+            call_sid: pending.call_sid.clone().or(other.call_sid.clone()),
+            conversation_id: pending.conversation_id.clone().or(other.conversation_id.clone()),
+        });
+        if self.replace_doc_if(doc.clone(), current.version).await? {
+            return Ok(Some(doc));
+        }
+        Ok(self.find_doc(doc! { "_id": keep.id.as_str() }).await?.filter(|k| k.absorbing.is_some()))
     }
 
     /// After an event is stored: if its call was absorbed meanwhile (the
@@ -956,7 +1037,7 @@ impl CallStore for MongoStore {
         let opts = FindOptions::builder().sort(doc! { key: dir, "_id": dir }).limit(i64::from(limit) + 1).build();
         let docs: Vec<CallDoc> =
             self.calls.find(q).with_options(opts).await.map_err(map_err)?.try_collect().await.map_err(map_err)?;
-        let calls = docs.into_iter().map(Call::try_from).collect::<StoreResult<Vec<_>>>()?;
+        let calls = docs.into_iter().map(CallDoc::presented).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page::from_overfetch(calls, limit, |c| sort.cursor_of(c)))
     }
 

@@ -320,6 +320,56 @@ async fn an_interrupted_merge_is_completed_and_never_loses_a_key() {
         assert!(calls.find_one(doc! { "_id": gone.id.as_str() }).await.unwrap().is_none(), "case {n}");
     }
     assert_eq!(s.count_calls().await.unwrap(), 2);
+    // A lookup that raced with steps 1–3 created a second record under a held key: the
+    // promotion collides with it, and the survivor absorbs that record too.
+    let conv = "conv_crash_3".to_owned();
+    let keep = s
+        .upsert_call(&CallUpdate {
+            source: Some(Source::Switchboard),
+            id: Some(switchboard_domain::CallId::new()),
+            status: Some(CallStatus::Queued),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .call;
+    let interloper = s
+        .upsert_call(&CallUpdate {
+            source: Some(Source::Twilio),
+            call_sid: Some(sid(3)),
+            status: Some(CallStatus::Ringing),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .call;
+    calls
+        .update_one(
+            doc! { "_id": keep.id.as_str() },
+            doc! {
+                "$set": { "absorbing": {
+                    "id": switchboard_domain::CallId::new().as_str(), "call_sid": sid(3), "conversation_id": conv.as_str() } },
+                "$inc": { "version": 1_i64 },
+            },
+        )
+        .await
+        .unwrap();
+    let o = s
+        .upsert_call(&CallUpdate {
+            source: Some(Source::ElevenLabs),
+            conversation_id: Some(conv.clone()),
+            agent_id: Some("agent_x".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(o.call.id, keep.id);
+    assert_eq!(o.call.call_sid.as_deref(), Some(sid(3).as_str()));
+    assert_eq!(o.call.conversation_id.as_deref(), Some(conv.as_str()));
+    assert_eq!(o.call.status, CallStatus::Ringing, "the interloper's facts are merged");
+    assert!(calls.find_one(doc! { "_id": interloper.id.as_str() }).await.unwrap().is_none());
+    assert_eq!(s.find_call_by_sid(&sid(3)).await.unwrap().map(|c| c.id), Some(keep.id.clone()));
+    assert_eq!(s.count_calls().await.unwrap(), 3);
     h.cleanup().await;
 }
 
