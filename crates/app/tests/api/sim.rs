@@ -259,7 +259,12 @@ use serde_json::Value;
 
 /// A webhook receiver that keeps every request (path, body, when it arrived).
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<(String, String, DateTime<Utc>)>>>);
+struct Capture(Arc<Mutex<Vec<Captured>>>);
+
+/// Path, body, and when it arrived.
+type Captured = (String, String, DateTime<Utc>);
+/// A form body and when it arrived.
+type Form = (Vec<(String, String)>, DateTime<Utc>);
 
 impl Capture {
     async fn spawn() -> (Capture, String) {
@@ -278,7 +283,7 @@ impl Capture {
         (cap, base)
     }
 
-    fn forms(&self, path: &str) -> Vec<(Vec<(String, String)>, DateTime<Utc>)> {
+    fn forms(&self, path: &str) -> Vec<Form> {
         let all = self.0.lock().unwrap().clone();
         all.into_iter()
             .filter(|(p, _, _)| p == path)
