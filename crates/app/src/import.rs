@@ -9,9 +9,13 @@
 //!    file and against the store; keep the first rows as a preview and the
 //!    first errors with their line numbers.
 //! 2. **Write** (unless `dry_run`): only if every row is valid, or the user
-//!    asked for a partial import. Rows go in batches; if a batch fails the
-//!    contacts this import inserted are deleted again (they carry its
-//!    `source`), so nothing is half-imported.
+//!    asked for a partial import. Rows go in batches under a journal kept in
+//!    the store (heartbeat per batch; before-images of the contacts
+//!    `on_duplicate=update` overwrites). If a batch fails, [`roll_back`]
+//!    restores the overwritten contacts and deletes the inserted ones (they
+//!    carry the import's `source`); if the process dies, the sweeper
+//!    ([`sweep_stale_imports`], run by `serve`) does the same once the
+//!    heartbeat is stale. Nothing is half-imported.
 //!
 //! Hostile input: a UTF-8 BOM is ignored; quoted commas and newlines are
 //! fields; a row with the wrong number of cells or bytes that are not UTF-8
@@ -27,7 +31,9 @@ use serde::Serialize;
 use serde_json::Value;
 use switchboard_domain::time::now_ms;
 use switchboard_domain::{Contact, ContactInput, FieldError};
-use switchboard_storage::{ContactFilter, ContactSort, OnDuplicate, PageRequest, Storage};
+use switchboard_storage::{
+    ContactFilter, ContactSort, ImportRecord, ImportState, OnDuplicate, PageRequest, Storage, StoreError, StoreResult,
+};
 
 use crate::error::ApiError;
 
@@ -87,6 +93,8 @@ pub struct ImportOptions {
     pub max_field_bytes: usize,
     /// Largest JSON array file (read whole); larger ones must be NDJSON.
     pub max_json_array_bytes: u64,
+    /// Who writes the import (kept in its journal).
+    pub owner: String,
 }
 
 impl Default for ImportOptions {
@@ -103,6 +111,7 @@ impl Default for ImportOptions {
             enroll_in: None,
             max_field_bytes: 64 * 1024,
             max_json_array_bytes: 16 * 1024 * 1024,
+            owner: format!("switchboard-{}", std::process::id()),
         }
     }
 }
@@ -579,7 +588,18 @@ pub async fn import_file(
         ));
         return Ok(report);
     }
-    // Pass 2: write in batches; on failure, undo what this import inserted.
+    // Pass 2: write in batches under a journal; on failure (or after a crash, by
+    // the sweeper) the journal undoes exactly what this import wrote.
+    let started = now_ms();
+    let journal = ImportRecord {
+        id: source.trim_start_matches("import:").to_owned(),
+        source: source.clone(),
+        state: ImportState::Running,
+        owner: opts.owner.clone(),
+        started_at: started,
+        heartbeat_at: started,
+    };
+    store.begin_import(&journal).await?;
     let (_, iter) = rows(path, &opts).map_err(|e| ApiError::field("file", e.to_string()))?;
     // `seen` holds each phone's first occurrence until it is written; later rows with it are skipped.
     let mut batch: Vec<Contact> = Vec::with_capacity(opts.batch);
@@ -601,7 +621,8 @@ pub async fn import_file(
         }
         batch.push(c);
         if batch.len() >= opts.batch
-            && let Err(e) = flush(&*store, &mut batch, write_mode, opts.enroll_in.as_ref(), &mut report).await
+            && let Err(e) =
+                flush(&*store, &journal.id, &mut batch, write_mode, opts.enroll_in.as_ref(), &mut report).await
         {
             failure = Some(e);
             break;
@@ -609,27 +630,115 @@ pub async fn import_file(
     }
     if failure.is_none()
         && !batch.is_empty()
-        && let Err(e) = flush(&*store, &mut batch, write_mode, opts.enroll_in.as_ref(), &mut report).await
+        && let Err(e) = flush(&*store, &journal.id, &mut batch, write_mode, opts.enroll_in.as_ref(), &mut report).await
     {
         failure = Some(e);
     }
     tick("written", read);
     if let Some(e) = failure {
-        let undone = store.delete_contacts_by_source(&source).await.unwrap_or(0);
-        tracing::warn!(source = %source, undone, error = %e, "import failed part-way; inserted contacts removed");
-        return Err(e);
+        return match roll_back(&*store, &journal).await {
+            Ok(undone) => {
+                tracing::warn!(import = %journal.id, inserted_removed = undone.0, restored = undone.1, error = %e, "import failed part-way; undone");
+                Err(e)
+            }
+            Err(undo) => {
+                // The journal stays `running`: once its heartbeat is stale the sweeper retries the undo.
+                tracing::error!(import = %journal.id, error = %e, undo_error = %undo, "import failed part-way and its undo failed; the sweeper will retry it");
+                Err(ApiError::Unavailable(format!(
+                    "the import failed ({e}) and undoing it failed ({undo}); it will be undone automatically"
+                )))
+            }
+        };
     }
+    store.end_import(&journal.id, ImportState::Committed).await?;
     report.applied = true;
     Ok(report)
 }
 
+/// Undoes an import from its journal: restores every contact it overwrote
+/// (from the before-images), then deletes the contacts it inserted (they
+/// carry its `source`; restored ones no longer do), then closes the journal.
+/// Each step is idempotent, so a crash inside it is repaired by running it
+/// again. Returns (contacts deleted, contacts restored).
+pub async fn roll_back(store: &dyn Storage, journal: &ImportRecord) -> StoreResult<(u64, u64)> {
+    let mut restored = 0u64;
+    let mut after: Option<switchboard_domain::ContactId> = None;
+    loop {
+        let images = store.before_images(&journal.id, after.as_ref(), 500).await?;
+        let Some(last) = images.last() else { break };
+        after = Some(last.id.clone());
+        for before in &images {
+            restore(store, before).await?;
+            restored += 1;
+        }
+    }
+    let deleted = store.delete_contacts_by_source(&journal.source).await?;
+    store.end_import(&journal.id, ImportState::RolledBack).await?;
+    Ok((deleted, restored))
+}
+
+async fn restore(store: &dyn Storage, before: &Contact) -> StoreResult<()> {
+    for _ in 0..5 {
+        match store.get_contact(&before.id).await? {
+            // Deleted since: put it back as it was.
+            None => match store.insert_contact(before).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                other => return other,
+            },
+            Some(now) => {
+                let mut back = before.clone();
+                back.version = now.version;
+                match store.replace_contact(&back).await {
+                    Ok(_) => return Ok(()),
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Err(StoreError::conflict(format!("contact {} kept changing while its import was undone", before.id)))
+}
+
+/// Undoes every import whose writer stopped (crashed or was killed) for
+/// `stale_after`: its journal is still `running` but its heartbeat is old.
+/// Safe on several instances at once (each step is idempotent). Returns the
+/// imports undone.
+pub async fn sweep_stale_imports(
+    store: &dyn Storage,
+    stale_after: chrono::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<u64> {
+    let mut n = 0;
+    for journal in store.stale_imports(now - stale_after).await? {
+        let (deleted, restored) = roll_back(store, &journal).await?;
+        tracing::warn!(import = %journal.id, owner = %journal.owner, deleted, restored, "undid an import whose writer stopped");
+        n += 1;
+    }
+    Ok(n)
+}
+
 async fn flush(
     store: &dyn Storage,
+    import_id: &str,
     batch: &mut Vec<Contact>,
     mode: OnDuplicate,
     enroll_in: Option<&switchboard_domain::CampaignId>,
     report: &mut ImportReport,
 ) -> Result<(), ApiError> {
+    store.heartbeat_import(import_id, now_ms()).await?;
+    if mode == OnDuplicate::Update {
+        // Keep what is about to be overwritten, so an undo restores it.
+        let phones: Vec<String> = batch.iter().map(|c| c.phone.clone()).collect();
+        let mut before = Vec::new();
+        for phone in store.existing_phones(&phones).await? {
+            if let Some(c) = store.find_contact_by_phone(&phone).await? {
+                before.push(c);
+            }
+        }
+        if !before.is_empty() {
+            store.save_before_images(import_id, &before).await?;
+        }
+    }
     let r = store.insert_contacts(batch, mode).await?;
     report.inserted += r.inserted;
     report.updated += r.updated;

@@ -136,6 +136,29 @@ impl App {
                 let _ = rx.wait_for(|s| *s).await;
             }))
         });
+        // Undo imports whose writer died (this instance's last run, or another's), now and every 30 s.
+        let sweeper = {
+            let store = self.state.store.clone();
+            let stale = chrono::Duration::seconds(self.state.settings.import.stale_after_secs);
+            let mut rx = stop_rx.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+                loop {
+                    tokio::select! {
+                        changed = rx.changed() => {
+                            if changed.is_err() || *rx.borrow() {
+                                return;
+                            }
+                        }
+                        _ = tick.tick() => {
+                            if let Err(e) = import::sweep_stale_imports(&*store, stale, switchboard_domain::time::now_ms()).await {
+                                tracing::warn!(error = %e, "import sweep failed; retrying in 30 s");
+                            }
+                        }
+                    }
+                }
+            })
+        };
         let s = &self.state.settings;
         let limits = http::server::ConnLimits {
             header_read_timeout: std::time::Duration::from_secs(s.http.header_read_timeout_secs),
@@ -167,12 +190,13 @@ impl App {
         if let Some(m) = metrics {
             let _ = m.await;
         }
+        let _ = sweeper.await;
         served?;
         Ok(())
     }
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "switchboard".into())
 }
 

@@ -223,6 +223,13 @@ async fn import_contacts(settings: &config::Settings, what: ImportWhat) -> anyho
         enroll_in,
         ..ImportOptions::default()
     };
+    // An earlier import killed part-way (this CLI, or a server) is undone first.
+    let stale = chrono::Duration::seconds(settings.import.stale_after_secs);
+    let undone = switchboard::import::sweep_stale_imports(&*store, stale, switchboard_domain::time::now_ms()).await?;
+    if undone > 0 {
+        eprintln!("undid {undone} earlier import(s) that stopped part-way");
+    }
+    let opts = ImportOptions { max_field_bytes: settings.import.max_field_bytes, ..opts };
     let report = switchboard::import::import_file(store, &file, opts, Some(progress))
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e:?}", file.display()))?;

@@ -23,12 +23,12 @@ use switchboard_domain::{
     Campaign, CampaignId, CampaignStatus, Contact, ContactId, Enrollment, EnrollmentId, EnrollmentStatus,
 };
 use switchboard_storage::{
-    BulkContacts, CampaignStore, ContactFilter, ContactSort, ContactStore, Cursor, EnrollmentStore, OnDuplicate, Page,
-    PageRequest, SlotGrant, StoreError, StoreResult,
+    BulkContacts, CampaignStore, ContactFilter, ContactSort, ContactStore, Cursor, EnrollmentStore, ImportRecord,
+    ImportState, OnDuplicate, Page, PageRequest, SlotGrant, StoreError, StoreResult,
 };
 
 use crate::records::{campaign_doc, campaign_from, contact_doc, contact_from, enrollment_doc, enrollment_from};
-use crate::schema::{CAMPAIGNS, CONTACTS, ENROLLMENTS};
+use crate::schema::{CAMPAIGNS, CONTACTS, ENROLLMENTS, IMPORT_UNDO, IMPORTS};
 use crate::{MongoStore, and, is_code, keyset, map_err};
 
 const WAITING: [&str; 2] = ["pending", "retry_wait"];
@@ -310,6 +310,119 @@ impl ContactStore for MongoStore {
         }
         let r = self.contacts().delete_many(doc! { "source": source }).await.map_err(map_err)?;
         Ok(r.deleted_count)
+    }
+
+    async fn begin_import(&self, r: &ImportRecord) -> StoreResult<()> {
+        let d = |t: DateTime<Utc>| bson::DateTime::from_millis(t.timestamp_millis());
+        self.db
+            .collection::<Document>(IMPORTS)
+            .insert_one(doc! {
+                "_id": &r.id, "source": &r.source, "state": r.state.as_str(), "owner": &r.owner,
+                "started_at": d(r.started_at), "heartbeat_at": d(r.heartbeat_at),
+            })
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn save_before_images(&self, import_id: &str, before: &[Contact]) -> StoreResult<()> {
+        let coll = self.db.collection::<Document>(IMPORT_UNDO);
+        for c in before {
+            // The first image of a contact wins: a retried batch keeps the true original.
+            let key = format!("{import_id}:{}", c.id);
+            coll.update_one(
+                doc! { "_id": &key },
+                doc! { "$setOnInsert": {
+                    "import_id": import_id, "contact_id": c.id.as_str(), "contact": contact_doc(c)?,
+                } },
+            )
+            .upsert(true)
+            .await
+            .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    async fn heartbeat_import(&self, import_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        self.db
+            .collection::<Document>(IMPORTS)
+            .update_one(
+                doc! { "_id": import_id },
+                doc! { "$set": { "heartbeat_at": bson::DateTime::from_millis(now.timestamp_millis()) } },
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn before_images(&self, import_id: &str, after: Option<&ContactId>, limit: u32) -> StoreResult<Vec<Contact>> {
+        let mut q = doc! { "import_id": import_id };
+        if let Some(a) = after {
+            q.insert("contact_id", doc! { "$gt": a.as_str() });
+        }
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>(IMPORT_UNDO)
+            .find(q)
+            .sort(doc! { "contact_id": 1 })
+            .limit(i64::from(limit))
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        docs.into_iter()
+            .map(|mut d| match d.remove("contact") {
+                Some(Bson::Document(c)) => contact_from(c),
+                _ => Err(StoreError::Other(anyhow::anyhow!("import_undo document without a contact"))),
+            })
+            .collect()
+    }
+
+    async fn end_import(&self, import_id: &str, state: ImportState) -> StoreResult<()> {
+        self.db
+            .collection::<Document>(IMPORT_UNDO)
+            .delete_many(doc! { "import_id": import_id })
+            .await
+            .map_err(map_err)?;
+        self.db
+            .collection::<Document>(IMPORTS)
+            .update_one(doc! { "_id": import_id }, doc! { "$set": { "state": state.as_str() } })
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn stale_imports(&self, before: DateTime<Utc>) -> StoreResult<Vec<ImportRecord>> {
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>(IMPORTS)
+            .find(doc! { "state": "running", "heartbeat_at": { "$lt": bson::DateTime::from_millis(before.timestamp_millis()) } })
+            .sort(doc! { "heartbeat_at": 1 })
+            .limit(100)
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        let date = |d: &Document, k: &str| -> StoreResult<DateTime<Utc>> {
+            match d.get(k) {
+                Some(Bson::DateTime(t)) => Ok(switchboard_domain::time::from_millis(t.timestamp_millis())),
+                other => Err(StoreError::Other(anyhow::anyhow!("imports.{k} is not a date: {other:?}"))),
+            }
+        };
+        docs.iter()
+            .map(|d| {
+                Ok(ImportRecord {
+                    id: d.get_str("_id").map_err(|e| StoreError::Other(e.into()))?.to_owned(),
+                    source: d.get_str("source").map_err(|e| StoreError::Other(e.into()))?.to_owned(),
+                    state: ImportState::parse(d.get_str("state").unwrap_or("running")).unwrap_or(ImportState::Running),
+                    owner: d.get_str("owner").unwrap_or_default().to_owned(),
+                    started_at: date(d, "started_at")?,
+                    heartbeat_at: date(d, "heartbeat_at")?,
+                })
+            })
+            .collect()
     }
 }
 

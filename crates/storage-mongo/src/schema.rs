@@ -24,6 +24,10 @@ pub(crate) const CONTACTS: &str = "contacts";
 pub(crate) const CAMPAIGNS: &str = "campaigns";
 /// Collection names.
 pub(crate) const ENROLLMENTS: &str = "campaign_contacts";
+/// Collection names: the import journal and the before-images it keeps.
+pub(crate) const IMPORTS: &str = "imports";
+/// Collection names.
+pub(crate) const IMPORT_UNDO: &str = "import_undo";
 
 fn strings<T: Copy>(all: &[T], f: impl Fn(T) -> &'static str) -> Vec<&'static str> {
     all.iter().map(|x| f(*x)).collect()
@@ -206,12 +210,36 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
             "version": long(1),
         }
     }};
+    let imports = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "source", "state", "owner", "started_at", "heartbeat_at"],
+        "properties": {
+            "_id": { "bsonType": "string", "minLength": 1, "maxLength": 64 },
+            "source": { "bsonType": "string", "minLength": 1, "maxLength": 256 },
+            "state": { "enum": ["running", "committed", "rolled_back"] },
+            "owner": string(),
+            "started_at": date(),
+            "heartbeat_at": date(),
+        }
+    }};
+    let import_undo = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "import_id", "contact_id", "contact"],
+        "properties": {
+            "_id": string(),
+            "import_id": { "bsonType": "string", "minLength": 1, "maxLength": 64 },
+            "contact_id": { "bsonType": "string", "pattern": "^con_[0-9a-f]{32}$" },
+            "contact": { "bsonType": "object" },
+        }
+    }};
     vec![
         (CALLS, calls),
         (CALL_EVENTS, events),
         (CONTACTS, contacts),
         (CAMPAIGNS, campaigns),
         (ENROLLMENTS, enrollments),
+        (IMPORTS, imports),
+        (IMPORT_UNDO, import_undo),
     ]
 }
 
@@ -263,6 +291,8 @@ fn by_started(name: &str, field: &str) -> IndexModel {
 pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
     let active: Vec<&str> = strings(CallStatus::ACTIVE, CallStatus::as_str);
     vec![
+        (IMPORTS, index("state_heartbeat", doc! { "state": 1, "heartbeat_at": 1 })),
+        (IMPORT_UNDO, index("import_contact", doc! { "import_id": 1, "contact_id": 1 })),
         (CALLS, unique_present(CALL_SID_INDEX, "call_sid")),
         (CALLS, unique_present(CONVERSATION_ID_INDEX, "conversation_id")),
         // Keys of a merge in progress on a standalone server (see `absorb_staged`); almost always empty.

@@ -16,8 +16,8 @@ use switchboard_domain::{
     Campaign, CampaignId, CampaignStatus, Contact, ContactId, Enrollment, EnrollmentId, EnrollmentStatus,
 };
 use switchboard_storage::{
-    BulkContacts, CampaignStore, ContactFilter, ContactSort, ContactStore, Cursor, EnrollmentStore, OnDuplicate, Page,
-    PageRequest, SlotGrant, StoreError, StoreResult,
+    BulkContacts, CampaignStore, ContactFilter, ContactSort, ContactStore, Cursor, EnrollmentStore, ImportRecord,
+    ImportState, OnDuplicate, Page, PageRequest, SlotGrant, StoreError, StoreResult,
 };
 
 use crate::rows::map_err;
@@ -276,6 +276,104 @@ impl ContactStore for SqliteStore {
             .map_err(map_err)?;
             let n = conn.execute("DELETE FROM contacts WHERE source = ?1", [&source]).map_err(map_err)?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn begin_import(&self, r: &ImportRecord) -> StoreResult<()> {
+        let r = r.clone();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO imports (id, source, state, owner, started_at, heartbeat_at) VALUES (?1,?2,?3,?4,?5,?6)",
+                params![
+                    r.id,
+                    r.source,
+                    r.state.as_str(),
+                    r.owner,
+                    r.started_at.timestamp_millis(),
+                    r.heartbeat_at.timestamp_millis()
+                ],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn save_before_images(&self, import_id: &str, before: &[Contact]) -> StoreResult<()> {
+        let (id, before) = (import_id.to_owned(), before.to_vec());
+        self.write(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "INSERT INTO import_undo (import_id, contact_id, contact) VALUES (?1,?2,?3) ON CONFLICT DO NOTHING",
+                )
+                .map_err(map_err)?;
+            for c in &before {
+                st.execute(params![id, c.id.as_str(), to_doc(c)]).map_err(map_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn heartbeat_import(&self, import_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let id = import_id.to_owned();
+        self.write(move |conn| {
+            conn.execute("UPDATE imports SET heartbeat_at = ?2 WHERE id = ?1", params![id, now.timestamp_millis()])
+                .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn before_images(&self, import_id: &str, after: Option<&ContactId>, limit: u32) -> StoreResult<Vec<Contact>> {
+        let (id, after) = (import_id.to_owned(), after.map(|a| a.as_str().to_owned()).unwrap_or_default());
+        self.read(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT contact FROM import_undo WHERE import_id = ?1 AND contact_id > ?2 ORDER BY contact_id LIMIT ?3",
+                )
+                .map_err(map_err)?;
+            let docs = st
+                .query_map(params![id, after, limit], |r| r.get::<_, String>(0))
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(map_err)?;
+            docs.into_iter().map(decode_contact).collect()
+        })
+        .await
+    }
+
+    async fn end_import(&self, import_id: &str, state: ImportState) -> StoreResult<()> {
+        let id = import_id.to_owned();
+        self.write(move |conn| {
+            conn.execute("DELETE FROM import_undo WHERE import_id = ?1", [&id]).map_err(map_err)?;
+            conn.execute("UPDATE imports SET state = ?2 WHERE id = ?1", params![id, state.as_str()])
+                .map_err(map_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stale_imports(&self, before: DateTime<Utc>) -> StoreResult<Vec<ImportRecord>> {
+        self.read(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT id, source, state, owner, started_at, heartbeat_at FROM imports \
+                     WHERE state = 'running' AND heartbeat_at < ?1 ORDER BY heartbeat_at LIMIT 100",
+                )
+                .map_err(map_err)?;
+            st.query_map([before.timestamp_millis()], |r| {
+                Ok(ImportRecord {
+                    id: r.get(0)?,
+                    source: r.get(1)?,
+                    state: ImportState::parse(&r.get::<_, String>(2)?).unwrap_or(ImportState::Running),
+                    owner: r.get(3)?,
+                    started_at: from_millis(r.get(4)?),
+                    heartbeat_at: from_millis(r.get(5)?),
+                })
+            })
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(map_err)
         })
         .await
     }

@@ -152,4 +152,24 @@ CREATE INDEX campaign_contacts_leases ON campaign_contacts (lease_expires_at) WH
 CREATE INDEX campaign_contacts_contact ON campaign_contacts (contact_id);
 "#,
     ),
+    (
+        "0003_import_journal",
+        r#"
+CREATE TABLE imports (
+    id           TEXT    PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 64),
+    source       TEXT    NOT NULL CHECK (length(source) BETWEEN 1 AND 256),
+    state        TEXT    NOT NULL CHECK (state IN ('running','committed','rolled_back')),
+    owner        TEXT    NOT NULL,
+    started_at   INTEGER NOT NULL CHECK (typeof(started_at) = 'integer'),
+    heartbeat_at INTEGER NOT NULL CHECK (typeof(heartbeat_at) = 'integer')
+) STRICT;
+CREATE INDEX imports_stale ON imports (state, heartbeat_at);
+CREATE TABLE import_undo (
+    import_id  TEXT NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
+    contact_id TEXT NOT NULL CHECK (contact_id GLOB 'con_*'),
+    contact    TEXT NOT NULL CHECK (json_valid(contact)),
+    PRIMARY KEY (import_id, contact_id)
+) STRICT, WITHOUT ROWID;
+"#,
+    ),
 ];

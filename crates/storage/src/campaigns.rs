@@ -135,6 +135,71 @@ pub trait ContactStore: Send + Sync {
     ) -> StoreResult<Page<Contact>>;
     /// Deletes the contacts of one import (`source`), e.g. to undo a failed import.
     async fn delete_contacts_by_source(&self, source: &str) -> StoreResult<u64>;
+
+    /// Opens an import's journal (`running`, heartbeat now). An import that
+    /// writes keeps one, so that after a crash its writes can be undone.
+    async fn begin_import(&self, import: &ImportRecord) -> StoreResult<()>;
+    /// Keeps contacts as they were before the import overwrote them; the
+    /// first image saved for a contact wins (a retried batch keeps the true
+    /// original).
+    async fn save_before_images(&self, import_id: &str, before: &[Contact]) -> StoreResult<()>;
+    /// The import is alive.
+    async fn heartbeat_import(&self, import_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Before-images of an import, in contact-id order after `after`.
+    async fn before_images(&self, import_id: &str, after: Option<&ContactId>, limit: u32) -> StoreResult<Vec<Contact>>;
+    /// Closes an import's journal with its final state and drops its before-images.
+    async fn end_import(&self, import_id: &str, state: ImportState) -> StoreResult<()>;
+    /// Imports still `running` whose heartbeat is older than `before` (their process died).
+    async fn stale_imports(&self, before: DateTime<Utc>) -> StoreResult<Vec<ImportRecord>>;
+}
+
+/// Where an import's journal stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportState {
+    /// Writing (or its process died while writing).
+    Running,
+    /// Every batch written.
+    Committed,
+    /// Undone: inserted contacts deleted, updated ones restored.
+    RolledBack,
+}
+
+impl ImportState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportState::Running => "running",
+            ImportState::Committed => "committed",
+            ImportState::RolledBack => "rolled_back",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<ImportState> {
+        match s {
+            "running" => Some(ImportState::Running),
+            "committed" => Some(ImportState::Committed),
+            "rolled_back" => Some(ImportState::RolledBack),
+            _ => None,
+        }
+    }
+}
+
+/// An import's journal entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRecord {
+    /// The import's id.
+    pub id: String,
+    /// The `source` its inserted contacts carry (`import:<id>`).
+    pub source: String,
+    /// State.
+    pub state: ImportState,
+    /// The instance writing it.
+    pub owner: String,
+    /// Opened.
+    pub started_at: DateTime<Utc>,
+    /// Last sign of life.
+    pub heartbeat_at: DateTime<Utc>,
 }
 
 /// Campaigns and the dial gate.
@@ -254,6 +319,40 @@ macro_rules! forward_campaign_stores {
             }
             async fn delete_contacts_by_source(&self, s: &str) -> $crate::StoreResult<u64> {
                 $wrap("delete_contacts_by_source", self.$field.delete_contacts_by_source(s)).await
+            }
+            async fn begin_import(&self, r: &$crate::ImportRecord) -> $crate::StoreResult<()> {
+                $wrap("begin_import", self.$field.begin_import(r)).await
+            }
+            async fn save_before_images(
+                &self,
+                id: &str,
+                b: &[::switchboard_domain::Contact],
+            ) -> $crate::StoreResult<()> {
+                $wrap("save_before_images", self.$field.save_before_images(id, b)).await
+            }
+            async fn heartbeat_import(
+                &self,
+                id: &str,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<()> {
+                $wrap("heartbeat_import", self.$field.heartbeat_import(id, now)).await
+            }
+            async fn before_images(
+                &self,
+                id: &str,
+                after: Option<&::switchboard_domain::ContactId>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<::switchboard_domain::Contact>> {
+                $wrap("before_images", self.$field.before_images(id, after, limit)).await
+            }
+            async fn end_import(&self, id: &str, st: $crate::ImportState) -> $crate::StoreResult<()> {
+                $wrap("end_import", self.$field.end_import(id, st)).await
+            }
+            async fn stale_imports(
+                &self,
+                before: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<$crate::ImportRecord>> {
+                $wrap("stale_imports", self.$field.stale_imports(before)).await
             }
         }
 

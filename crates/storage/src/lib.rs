@@ -27,7 +27,8 @@ use async_trait::async_trait;
 
 pub use calls::{CallFilter, CallSort, CallStore, EventFilter, EventStore, NewEvent, UpsertOutcome, WebhookOutcome};
 pub use campaigns::{
-    BulkContacts, CampaignStore, ContactFilter, ContactSort, ContactStore, EnrollmentStore, OnDuplicate, SlotGrant,
+    BulkContacts, CampaignStore, ContactFilter, ContactSort, ContactStore, EnrollmentStore, ImportRecord, ImportState,
+    OnDuplicate, SlotGrant,
 };
 pub use error::{StoreError, StoreResult};
 pub use page::{Cursor, Page, PageRequest};

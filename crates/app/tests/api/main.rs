@@ -6,6 +6,7 @@ mod campaigns;
 mod contacts;
 mod google;
 mod hardening;
+mod imports;
 mod helpers;
 mod service;
 mod sim;

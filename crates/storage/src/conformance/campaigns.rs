@@ -396,3 +396,49 @@ pub async fn a_paused_or_cancelled_campaign_grants_nothing(h: &dyn Harness) {
     assert!(s.get_campaign(&c.id).await.unwrap().is_none());
     assert!(s.get_enrollment(&one.id).await.unwrap().is_none());
 }
+
+/// The import journal: first before-image wins, images page in id order,
+/// a silent import is found stale, ending it drops its images.
+pub async fn the_import_journal_keeps_first_images_and_finds_stale_imports(h: &dyn Harness) {
+    let s = h.open().await;
+    s.migrate().await.unwrap();
+    if !super::runs(&*s, "the_import_journal_keeps_first_images_and_finds_stale_imports") {
+        return;
+    }
+    let t0 = now_ms();
+    let rec = crate::ImportRecord {
+        id: "imp_conformance".into(),
+        source: "import:imp_conformance".into(),
+        state: crate::ImportState::Running,
+        owner: "instance-a".into(),
+        started_at: t0,
+        heartbeat_at: t0,
+    };
+    s.begin_import(&rec).await.unwrap();
+    assert!(s.begin_import(&rec).await.is_err(), "an import id is opened once");
+    let (a, b) = (contact(9001, "Ann Before", &["x"], false), contact(9002, "Bob Before", &[], true));
+    s.save_before_images(&rec.id, &[a.clone(), b.clone()]).await.unwrap();
+    let mut a_later = a.clone();
+    a_later.name = Some("Ann Overwritten".into());
+    s.save_before_images(&rec.id, &[a_later]).await.unwrap();
+    let mut expected = vec![a.clone(), b.clone()];
+    expected.sort_by(|x, y| x.id.as_str().cmp(y.id.as_str()));
+    let all = s.before_images(&rec.id, None, 10).await.unwrap();
+    assert_eq!(all, expected, "the first image of a contact wins, in id order, unchanged");
+    let first = s.before_images(&rec.id, None, 1).await.unwrap();
+    let rest = s.before_images(&rec.id, Some(&first[0].id), 10).await.unwrap();
+    assert_eq!([first, rest].concat(), expected);
+    assert!(s.before_images("imp_other", None, 10).await.unwrap().is_empty());
+
+    let stale = s.stale_imports(t0 + Duration::seconds(1)).await.unwrap();
+    assert_eq!(stale, vec![rec.clone()]);
+    s.heartbeat_import(&rec.id, t0 + Duration::seconds(2)).await.unwrap();
+    assert!(s.stale_imports(t0 + Duration::seconds(1)).await.unwrap().is_empty(), "alive again");
+    let stale = s.stale_imports(t0 + Duration::seconds(3)).await.unwrap();
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0].heartbeat_at, t0 + Duration::seconds(2));
+
+    s.end_import(&rec.id, crate::ImportState::RolledBack).await.unwrap();
+    assert!(s.before_images(&rec.id, None, 10).await.unwrap().is_empty(), "images dropped");
+    assert!(s.stale_imports(t0 + Duration::days(1)).await.unwrap().is_empty(), "an ended import is not stale");
+}

@@ -48,6 +48,7 @@ const GATES: &[(&str, Gate)] = &[
     ("expired_leases_are_recovered_and_fenced", Gate::DatesInUpdates),
     ("the_dial_gate_caps_concurrency_and_pace_under_contention", Gate::DatesInUpdates),
     ("a_paused_or_cancelled_campaign_grants_nothing", Gate::DatesInUpdates),
+    ("the_import_journal_keeps_first_images_and_finds_stale_imports", Gate::DatesInUpdates),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -132,7 +133,8 @@ macro_rules! conformance_tests {
             claims_take_only_due_waiting_enrollments,
             expired_leases_are_recovered_and_fenced,
             the_dial_gate_caps_concurrency_and_pace_under_contention,
-            a_paused_or_cancelled_campaign_grants_nothing
+            a_paused_or_cancelled_campaign_grants_nothing,
+            the_import_journal_keeps_first_images_and_finds_stale_imports
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
