@@ -241,6 +241,7 @@ pub async fn import(
     let mut q = Query::parse(uri.query(), &["format", "on_duplicate", "dry_run", "partial", "map", "campaign_id"]);
     let mut opts = import_options(&mut q, &state);
     opts.max_field_bytes = state.settings.import.max_field_bytes;
+    opts.owner = format!("{}-{}", crate::hostname(), std::process::id());
     q.finish()?;
     let limits = &state.settings.import;
     if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
