@@ -810,16 +810,27 @@ pub struct HotQuery {
     pub indexes: Vec<&'static str>,
 }
 
+/// The campaign the sample hot queries name (a test seeds data under it, so
+/// the planner chooses between real candidates, not empty ones).
+#[doc(hidden)]
+pub const HOT_CAMPAIGN: &str = "cmp_00000000000000000000000000000001";
+/// The contact the sample hot queries name.
+#[doc(hidden)]
+pub const HOT_CONTACT: &str = "con_00000000000000000000000000000001";
+/// The call the sample hot queries name.
+#[doc(hidden)]
+pub const HOT_CALL: &str = "call_00000000000000000000000000000001";
+
 /// Every hot query shape, with sample values.
 #[doc(hidden)]
 pub fn hot_queries() -> Vec<HotQuery> {
     use schema::*;
     let sid = "CA0123456789abcdef0123456789abcdef";
     let now = switchboard_domain::time::from_millis(1_794_916_542_123);
-    let call = CallId::new();
+    let call = CallId::parse(HOT_CALL).expect("valid id");
     let mut held = switchboard_domain::Enrollment::new(
-        switchboard_domain::CampaignId::new(),
-        switchboard_domain::ContactId::new(),
+        switchboard_domain::CampaignId::parse(HOT_CAMPAIGN).expect("valid id"),
+        switchboard_domain::ContactId::parse(HOT_CONTACT).expect("valid id"),
         now,
     );
     held.lease = Some(switchboard_domain::enrollment::Lease { owner: "dialer-1".into(), expires_at: now });
@@ -1401,6 +1412,24 @@ mod tests {
         let standalone = doc! { "isWritablePrimary": true, "maxWireVersion": 21 };
         assert_eq!(Deployment::from_hello(&standalone), Deployment::Standalone);
         assert!(!Deployment::from_hello(&standalone).has_transactions());
+    }
+
+    #[test]
+    fn plan_stages_read_classic_and_slot_based_explain_shapes() {
+        // MongoDB 7.0, slot-based engine: the tree sits under `queryPlan`.
+        let sbe = doc! { "queryPlanner": { "winningPlan": {
+        "queryPlan": { "stage": "SUBPLAN", "inputStage": { "stage": "FETCH", "inputStage": { "stage": "OR", "inputStages": [
+            { "stage": "IXSCAN", "indexName": "call_sid_present_uq" },
+            { "stage": "IXSCAN", "indexName": "absorbing_call_sid" } ] } } },
+        "slotBasedPlan": { "slots": "...", "stages": "..." } } } };
+        let stages = plan_stages(winning_plan(&sbe).unwrap());
+        assert_eq!(stages.iter().filter(|(s, _)| s == "IXSCAN").count(), 2);
+        assert!(stages.contains(&("IXSCAN".into(), Some("absorbing_call_sid".into()))));
+        let classic = doc! { "queryPlanner": { "winningPlan": { "stage": "COLLSCAN", "direction": "forward" } } };
+        assert_eq!(plan_stages(winning_plan(&classic).unwrap()), vec![("COLLSCAN".to_owned(), None)]);
+        // The stand-in answers with an array: no plan document.
+        let stand_in = doc! { "queryPlanner": { "winningPlan": [ { "detail": "SEARCH t USING INDEX x" } ] } };
+        assert!(winning_plan(&stand_in).is_none());
     }
 
     #[test]

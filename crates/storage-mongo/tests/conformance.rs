@@ -131,6 +131,7 @@ fn runs(h: &MongoHarness, case: &str) -> bool {
 #[tokio::test]
 async fn hot_queries_are_index_scans() {
     let Some(h) = fresh().await else { return };
+    seed_hot_data(&h.first).await;
     if runs(&h, "hot_queries_are_index_scans") {
         for q in hot_queries() {
             let reply = h.first.explain_hot_query(&q).await.expect("explain");
@@ -153,6 +154,50 @@ async fn hot_queries_are_index_scans() {
         }
     }
     h.cleanup().await;
+}
+
+/// Data under the sample ids of [`hot_queries`]: a campaign with 40 enrolled
+/// contacts (so the campaign-prefixed indexes are real competitors), calls and events.
+async fn seed_hot_data(s: &MongoStore) {
+    let now = now_ms();
+    let mut campaign = CampaignInput {
+        name: Some("Hot".into()),
+        agent: Some(AgentSettings {
+            agent_id: "a".into(),
+            caller_id: Some("+15005550001".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .apply(None, now)
+    .unwrap();
+    campaign.id = switchboard_domain::CampaignId::parse(switchboard_storage_mongo::HOT_CAMPAIGN).unwrap();
+    s.insert_campaign(&campaign).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let mut c = ContactInput { phone: Some(format!("+1415555{:04}", 3000 + i)), ..Default::default() }
+            .validate("US", now)
+            .unwrap();
+        if i == 7 {
+            c.id = switchboard_domain::ContactId::parse(switchboard_storage_mongo::HOT_CONTACT).unwrap();
+        }
+        s.insert_contact(&c).await.unwrap();
+        ids.push(c.id);
+    }
+    s.enroll(&campaign.id, &ids, now).await.unwrap();
+    for i in 0..20u64 {
+        let mut u = CallUpdate {
+            source: Some(Source::Twilio),
+            call_sid: Some(sid(500 + i)),
+            conversation_id: Some(format!("conv_hot_{i}")),
+            status: Some(CallStatus::Ringing),
+            ..Default::default()
+        };
+        if i == 0 {
+            u.id = Some(switchboard_domain::CallId::parse(switchboard_storage_mongo::HOT_CALL).unwrap());
+        }
+        s.upsert_call(&u).await.unwrap();
+    }
 }
 
 fn sample_call_doc() -> Document {
