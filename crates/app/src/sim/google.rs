@@ -912,7 +912,9 @@ pub(super) async fn get_spreadsheet(
                     "gridProperties": { "rowCount": t.row_count, "columnCount": t.column_count } } })
             })
             .collect();
-        Ok(json!({ "spreadsheetId": sid, "properties": { "title": book.title, "timeZone": "Etc/GMT" }, "sheets": sheets }))
+        Ok(json!({ "spreadsheetId": sid,
+            "properties": { "title": book.title, "locale": "en_US", "autoRecalc": "ON_CHANGE", "timeZone": "Etc/GMT" },
+            "sheets": sheets, "spreadsheetUrl": format!("https://docs.google.com/spreadsheets/d/{sid}/edit") }))
     })
     .await
 }

@@ -605,6 +605,7 @@ impl Simulator {
             .route(&format!("{t}/Calls.json"), post(twilio::create_call).get(twilio::list_calls))
             .route(&format!("{t}/Calls/{{file}}"), get(twilio::fetch_call).post(twilio::update_call))
             .route(&format!("{t}/Calls/{{sid}}/Recordings.json"), get(twilio::list_recordings))
+            .route(&format!("{t}/Recordings.json"), get(twilio::list_all_recordings))
             .route(&format!("{t}/Recordings/{{file}}"), get(twilio::fetch_recording))
             .route("/v1/convai/twilio/outbound-call", post(elevenlabs::outbound_call))
             .route("/v1/convai/twilio/register-call", post(elevenlabs::register_call))

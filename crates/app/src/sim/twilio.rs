@@ -531,6 +531,30 @@ pub(super) async fn list_recordings(
     page_envelope("recordings", &path, &[], recs, &q)
 }
 
+/// `GET …/Recordings.json`: the account's recordings, newest first (filter `CallSid`).
+pub(super) async fn list_all_recordings(
+    State(sim): State<Simulator>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if !sim.twilio_authorised(&account, &headers) {
+        return twilio_error(401, 20003, "Authenticate");
+    }
+    let q: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect();
+    let call_sid: Vec<(String, String)> = q.iter().filter(|(k, _)| k == "CallSid").cloned().collect();
+    let recs: Vec<(String, Value)> = sim
+        .calls()
+        .iter()
+        .rev()
+        .filter(|c| call_sid.iter().all(|(_, v)| *v == c.sid))
+        .filter_map(|c| sim.recording_json(c))
+        .map(|r| (r["sid"].as_str().unwrap_or_default().to_owned(), r))
+        .collect();
+    let path = format!("/2010-04-01/Accounts/{account}/Recordings.json");
+    page_envelope("recordings", &path, &call_sid, recs, &q)
+}
+
 pub(super) async fn fetch_recording(
     State(sim): State<Simulator>,
     Path((account, file)): Path<(String, String)>,

@@ -472,6 +472,11 @@ async fn gspread_calls_batch_clear_add_worksheet_and_open_by_title_work() {
         meta.sheets.iter().map(|s| s.properties.title.as_str()).collect::<Vec<_>>(),
         ["Leads 2026", "CallLog", "Results"]
     );
+    let (s, raw_meta) = google_raw(&sim, &sheets, M::GET, &format!("/v4/spreadsheets/{id}"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(raw_meta["properties"]["locale"], "en_US", "gspread reads locale and timeZone: {raw_meta}");
+    assert_eq!(raw_meta["properties"]["timeZone"], "Etc/GMT");
+    assert!(raw_meta["spreadsheetUrl"].as_str().unwrap().contains(&id));
     sheets.update_values(&id, "Results!A1", vec![vec![json!("ok")]], ValueInput::Raw).await.unwrap();
     let (s, out) = google_raw(&sim, &sheets, M::POST, &format!("/v4/spreadsheets/{id}:batchUpdate"), Some(add)).await;
     assert_eq!((s, out["error"]["status"].as_str()), (400, Some("INVALID_ARGUMENT")), "a duplicate title: {out}");

@@ -554,6 +554,10 @@ async fn the_call_resource_follows_the_call_even_when_no_callback_is_subscribed(
     assert_eq!(status, 200);
     assert_eq!(recs["recordings"].as_array().unwrap().len(), 1, "recorded without a callback: {recs}");
     assert_eq!(recs["recordings"][0]["call_sid"], sid.as_str());
+    let (status, all) = raw.twilio(reqwest::Method::GET, &format!("Recordings.json?CallSid={sid}"), &[]).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["recordings"][0]["sid"], recs["recordings"][0]["sid"], "also listed on the account");
+    assert!(all["uri"].as_str().unwrap().contains("CallSid="));
 
     // A busy call, and a native ElevenLabs call (no Twilio callbacks at all), also end on the resource.
     let busy = sim_with(fast(only("busy")), None).await;

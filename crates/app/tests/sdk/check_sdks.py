@@ -63,6 +63,7 @@ assert len(tw.calls.list(start_time_after=since)) == 5
 recs = tw.calls(call.sid).recordings.list()
 assert len(recs) == 1 and recs[0].status == "completed", recs
 assert tw.recordings(recs[0].sid).fetch().call_sid == call.sid
+assert [r.sid for r in tw.recordings.list(call_sid=call.sid)] == [recs[0].sid]
 live = tw.calls.create(to="+15005550020", from_="+15005550001", url="http://x/t")
 assert tw.calls(live.sid).update(status="completed").status in ("canceled", "completed")
 try:
@@ -107,7 +108,7 @@ sid = control("POST", "/__sim/google/spreadsheets",
               {"title": "SDK check", "sheets": [{"title": "Leads", "csv": "id,phone\n1,+15005550006\n2,+15005550007\n"}]})["spreadsheet_id"]
 gc = gspread.service_account_from_dict(key)
 sh = gc.open("SDK check")
-assert sh.id == sid
+assert sh.id == sid and sh.locale == "en_US" and sh.timezone == "Etc/GMT"
 ws = sh.worksheet("Leads")
 assert ws.get_all_values() == [["id", "phone"], ["1", "+15005550006"], ["2", "+15005550007"]]
 ws.append_row(["3", "+15005550008"], value_input_option="RAW")
