@@ -1433,6 +1433,23 @@ mod tests {
     }
 
     #[test]
+    fn absent_provider_keys_are_left_out_never_null() {
+        // `$exists: true` partial indexes would index a null: the keys must be absent instead.
+        let placed = CallUpdate { id: Some(CallId::new()), ..Default::default() };
+        let call = Call::new_from(&placed, now_ms()).unwrap();
+        let d = mongodb::bson::serialize_to_document(&CallDoc::from(&call)).unwrap();
+        for k in ["call_sid", "conversation_id", "absorbing"] {
+            assert!(!d.contains_key(k), "{k} written for a call without it: {d}");
+        }
+        assert!(!d.values().any(|v| matches!(v, Bson::Null)), "a null was written: {d}");
+        let mut doc = CallDoc::from(&call);
+        doc.absorbing =
+            Some(AbsorbingDoc { id: call.id.to_string(), call_sid: Some("CA1".into()), conversation_id: None });
+        let d = mongodb::bson::serialize_to_document(&doc).unwrap();
+        assert!(!d.get_document("absorbing").unwrap().contains_key("conversation_id"), "{d}");
+    }
+
+    #[test]
     fn writes_are_durable_by_default() {
         let wc = durable_write_concern();
         assert_eq!(wc.w, Some(Acknowledgment::Majority));
