@@ -4,10 +4,18 @@
 //!   start-up retries with backoff, one clear error naming hosts and timeout.
 //! - Every collection has a `$jsonSchema` validator and the indexes its
 //!   queries need ([`schema`]), created by `migrate`.
-//! - Merges are optimistic: read, apply the domain rules, write back with
+//! - Every write is acknowledged with `w: "majority", j: true` (pinned on the
+//!   client and database; [`MongoSettings::write_concern`] overrides it only
+//!   deliberately). Step-downs, timeouts, write-concern failures and retry
+//!   labels map to `StoreError::Unavailable` ([`map_err`]).
+//! - Updates are optimistic: read, apply the domain rules, write back with
 //!   `replace_one({_id, version})`; a lost race re-reads and re-applies. Unique
-//!   partial indexes on `call_sid` / `conversation_id` make a duplicate record
+//!   partial indexes (`$exists: true`, which an equality implies, so lookups
+//!   are index scans) on `call_sid` / `conversation_id` make a duplicate record
 //!   impossible even when two instances create the same call at once.
+//! - Linking two records of one call: one transaction on a replica set or
+//!   mongos (detected from `hello` at connect time); staged steps that never
+//!   lose a key on a standalone server (`MongoStore::absorb_staged`).
 
 #![forbid(unsafe_code)]
 
