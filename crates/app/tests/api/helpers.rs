@@ -106,7 +106,8 @@ impl TestApp {
                 .await
                 .expect("TEST_MONGODB_URI is set but unreachable");
         for gap in m.probe_server_gaps().await {
-            tracing::info!(gap = %gap, "MongoDB server gap");
+            // Test binaries install no tracing subscriber: print it so it is seen.
+            switchboard_storage::conformance::loud(&format!("MongoDB server gap (API tests on MongoDB): {gap}"));
         }
         let store: Arc<dyn Storage> = Arc::new(switchboard::store::Instrumented(Arc::new(m)));
         let app = App::with_store(s, store).await.unwrap();

@@ -155,9 +155,10 @@ pub async fn bulk_contacts_honour_the_duplicate_policy(h: &dyn Harness) {
     }
     let err = s.insert_contacts(&batch, OnDuplicate::Fail).await.unwrap_err();
     assert!(matches!(&err, StoreError::Conflict { what } if what.contains(&existing.phone)), "{err:?}");
-    if s.capabilities().transactions {
-        assert!(s.find_contact_by_phone(&batch[0].phone).await.unwrap().is_none(), "nothing written");
-    }
+    // Every backend keeps nothing of a refused batch (a transaction, or a compensating
+    // delete of exactly what it inserted on a standalone MongoDB).
+    assert!(s.find_contact_by_phone(&batch[0].phone).await.unwrap().is_none(), "nothing written");
+    assert!(s.find_contact_by_phone(&batch[2].phone).await.unwrap().is_none(), "nothing written");
     let _ = s.delete_contacts_by_source("import:test").await.unwrap();
     let r = s.insert_contacts(&batch, OnDuplicate::Skip).await.unwrap();
     assert_eq!((r.inserted, r.updated, r.skipped.clone()), (2, 0, vec![1]));
@@ -271,6 +272,12 @@ pub async fn claims_take_only_due_waiting_enrollments(h: &dyn Harness) {
     assert_eq!(in_call.items[0].contact_id, ids[1]);
     assert!(matches!(s.remove_enrollment(&busy.id).await, Err(StoreError::Conflict { .. })), "call in flight");
     assert!(matches!(s.delete_contact(&ids[1]).await, Err(StoreError::Conflict { .. })), "call in flight");
+    assert!(s.get_contact(&ids[1]).await.unwrap().is_some(), "a refused delete keeps the contact");
+    assert_eq!(
+        s.get_enrollment(&busy.id).await.unwrap().map(|e| e.status),
+        Some(EnrollmentStatus::InCall),
+        "and its enrollment in flight, untouched"
+    );
     let all = s.list_enrollments(&c.id, &[], &PageRequest::first(2)).await.unwrap();
     assert_eq!(all.items.len(), 2);
     assert!(all.next_cursor.is_some());
