@@ -218,7 +218,9 @@ async fn values_round_trip_through_the_simulated_sheets_api() {
 
 #[tokio::test]
 async fn tokens_are_cached_refreshed_before_expiry_and_replaced_after_a_401() {
-    let sim = sim_with(GoogleScenario { token_lifetime_secs: 2, ..Default::default() }, Faults::default()).await;
+    // A 12 s token (refreshed 3 s early): seconds of slack on each side of every step, so a
+    // loaded machine cannot push a request across a boundary (it was 2 s with a 1.6 s sleep).
+    let sim = sim_with(GoogleScenario { token_lifetime_secs: 12, ..Default::default() }, Faults::default()).await;
     let id = seed(&sim, None);
     let sheets = client(&sim, &opts(3));
     for _ in 0..3 {
@@ -226,8 +228,8 @@ async fn tokens_are_cached_refreshed_before_expiry_and_replaced_after_a_401() {
     }
     assert_eq!(sim.sim.google_tokens_issued(), 1, "one token serves many requests");
     assert_eq!(sheets.tokens().fetches(), 1);
-    // A 2 s token is refreshed after 1.5 s (a quarter of its lifetime early).
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // A 12 s token is refreshed after 9 s (a quarter of its lifetime early), before it expires at 12 s.
+    tokio::time::sleep(Duration::from_millis(9500)).await;
     sheets.file_version(&id).await.unwrap();
     assert_eq!(sim.sim.google_tokens_issued(), 2);
     assert!(statuses(&sim, "GET drive files.get").iter().all(|s| *s == 200), "refreshed before any 401");
@@ -240,7 +242,7 @@ async fn tokens_are_cached_refreshed_before_expiry_and_replaced_after_a_401() {
 
     // Concurrent callers share one refresh.
     sim.sim.revoke_google_tokens();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(9500)).await;
     let calls = (0..8).map(|_| sheets.file_version(&id));
     for r in futures::future::join_all(calls).await {
         r.unwrap();
@@ -320,7 +322,8 @@ async fn the_token_endpoint_checks_the_assertion_and_its_failures_are_typed() {
 #[tokio::test]
 async fn sheets_errors_map_to_typed_errors_and_quota_backs_off() {
     let sim = sim_with(
-        GoogleScenario { quota_per_window: Some(2), quota_window_ms: 300, ..Default::default() },
+        // A 3 s window (was 300 ms): three calls in a row land in one window even on a loaded machine.
+        GoogleScenario { quota_per_window: Some(2), quota_window_ms: 3000, ..Default::default() },
         Faults::default(),
     )
     .await;
@@ -329,22 +332,33 @@ async fn sheets_errors_map_to_typed_errors_and_quota_backs_off() {
 
     // Over quota with no retries: RateLimited.
     let impatient = client(&sim, &opts(1));
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     impatient.file_version(&id).await.unwrap();
     impatient.file_version(&id).await.unwrap();
     let err = impatient.file_version(&id).await.unwrap_err();
     assert!(matches!(err, UpstreamError::RateLimited { provider: "google", .. }), "{err:?}");
 
-    // With backoff the same burst gets through once the window refills.
-    let patient = client(&sim, &opts(6));
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // With backoff the same burst gets through once the window refills: up to 30 jittered
+    // waits of at most 400 ms outlast a 3 s window by far.
+    let patient = client(
+        &sim,
+        &ClientOptions {
+            timeout: Duration::from_secs(5),
+            retry: RetryPolicy {
+                max_attempts: 30,
+                base: Duration::from_millis(50),
+                max_backoff: Duration::from_millis(400),
+            },
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     for _ in 0..5 {
         patient.get_values(&id, "CallLog!A1", ValueRender::Formatted).await.unwrap();
     }
     assert!(statuses(&sim, "GET values.get").contains(&429), "the quota was hit and retried");
     assert_eq!(statuses(&sim, "GET values.get").iter().filter(|s| **s == 200).count(), 5);
 
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let err = patient.file_version("no-such-file").await.unwrap_err();
     assert!(matches!(err, UpstreamError::NotFound { .. }), "{err:?}");
     let err = patient.get_spreadsheet(&private).await.unwrap_err();
@@ -352,7 +366,7 @@ async fn sheets_errors_map_to_typed_errors_and_quota_backs_off() {
         matches!(&err, UpstreamError::Auth { status: 403, message, .. } if message.starts_with("PERMISSION_DENIED")),
         "{err:?}"
     );
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let err = patient.get_values(&id, "CallLog!A0:B", ValueRender::Formatted).await.unwrap_err();
     assert!(
         matches!(&err, UpstreamError::Rejected { status: 400, message, .. } if message.starts_with("INVALID_ARGUMENT")),
