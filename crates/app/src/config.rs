@@ -96,8 +96,15 @@ pub struct StorageSettings {
     pub server_selection_timeout_ms: Option<u64>,
     /// Start-up attempts.
     pub connect_attempts: u32,
-    /// Replica set declared.
-    pub replica_set: bool,
+    /// No longer read: whether the server is a replica set or mongos is
+    /// detected from its `hello` answer. Accepted (and warned about) so old
+    /// configurations still start.
+    #[serde(default)]
+    pub replica_set: Option<bool>,
+    /// Forces multi-document transactions off even on a replica set (to
+    /// diagnose a transaction problem; never needed for correctness).
+    #[serde(default)]
+    pub disable_transactions: bool,
     /// SQLite file.
     pub sqlite_path: PathBuf,
     /// SQLite readers.

@@ -28,7 +28,12 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Storage>> {
             m.connect_timeout = s.connect_timeout_ms.map(Duration::from_millis);
             m.server_selection_timeout = s.server_selection_timeout_ms.map(Duration::from_millis);
             m.connect_attempts = s.connect_attempts;
-            m.replica_set = s.replica_set;
+            m.disable_transactions = s.disable_transactions;
+            if s.replica_set.is_some() {
+                tracing::warn!(
+                    "storage.replica_set is ignored: replica sets and mongos are detected from the server's hello answer"
+                );
+            }
             tracing::info!(database = %s.mongodb_db, "connecting to MongoDB");
             Arc::new(MongoStore::connect(&m).await?)
         }
