@@ -186,3 +186,35 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
         self.inner.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_with_no_bytes_moving_times_out_and_traffic_keeps_it_alive() {
+        let (client, server) = tokio::io::duplex(64);
+        let mut idle = IdleTimeout::new(server, Duration::from_secs(10));
+        let mut client = client;
+        // Bytes every 6 s keep it open past 10 s in all.
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            client.write_all(b"x").await.unwrap();
+            let mut b = [0u8; 1];
+            idle.read_exact(&mut b).await.unwrap();
+        }
+        // Then silence: the read fails with TimedOut after the limit.
+        let mut b = [0u8; 1];
+        let started = Instant::now();
+        let err = idle.read(&mut b).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_secs(10), "not before the limit");
+        // A write that cannot proceed (the peer never reads) times out too.
+        let (_peer, stuck) = tokio::io::duplex(4);
+        let mut stuck = IdleTimeout::new(stuck, Duration::from_secs(10));
+        let err = stuck.write_all(&[0u8; 64]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+}
