@@ -20,6 +20,7 @@ use switchboard_storage::{
     ImportState, OnDuplicate, Page, PageRequest, SlotGrant, StoreError, StoreResult,
 };
 
+use crate::contact_query::{Stmt, Terms, created_page, decode_after, search_cursor, search_stage};
 use crate::rows::map_err;
 use crate::{SqliteStore, Where};
 
@@ -37,6 +38,14 @@ fn decode_cursor(page: &PageRequest, sort: &str) -> StoreResult<Option<Cursor>> 
 
 // ---- contacts ----
 
+/// Runs one page statement: `(doc, matched key)` rows.
+fn run_stmt(conn: &Connection, st: &Stmt) -> StoreResult<Vec<(String, Option<String>)>> {
+    let mut q = conn.prepare_cached(&st.sql).map_err(map_err)?;
+    q.query_map(rusqlite::params_from_iter(&st.values), |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(map_err)
+}
+
 fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<String> {
     r.get(0)
 }
@@ -52,7 +61,7 @@ fn contact_key(conn: &Connection, phone: &str) -> StoreResult<Option<(String, i6
         .map_err(map_err)
 }
 
-fn write_contact(conn: &Connection, c: &Contact, replace: bool) -> StoreResult<()> {
+pub(crate) fn write_contact(conn: &Connection, c: &Contact, replace: bool) -> StoreResult<()> {
     let sql = if replace {
         "UPDATE contacts SET phone = ?2, name_lc = ?3, email_lc = ?4, dnc = ?5, source = ?6, created_at = ?7, updated_at = ?8, version = ?9, doc = ?10 WHERE id = ?1"
     } else {
@@ -80,14 +89,28 @@ fn write_contact(conn: &Connection, c: &Contact, replace: bool) -> StoreResult<(
             other => other,
         })?;
     if replace {
-        conn.prepare_cached("DELETE FROM contact_tags WHERE contact_id = ?1")
+        conn.prepare_cached("DELETE FROM tagged_contacts WHERE contact_id = ?1")
             .and_then(|mut st| st.execute([c.id.as_str()]))
             .map_err(map_err)?;
     }
+    // One row per tag, with copies of the filtered columns (see `contact_query`).
     for t in &c.tags {
-        conn.prepare_cached("INSERT OR IGNORE INTO contact_tags (contact_id, tag) VALUES (?1, ?2)")
-            .and_then(|mut st| st.execute([c.id.as_str(), t]))
-            .map_err(map_err)?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO tagged_contacts (tag, created_at, contact_id, dnc, name_lc, email_lc, phone) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                t,
+                c.created_at.timestamp_millis(),
+                c.id.as_str(),
+                c.is_dnc() as i64,
+                c.name.as_ref().map(|n| n.to_lowercase()),
+                c.email.as_ref().map(|e| e.to_lowercase()),
+                c.phone,
+            ])
+        })
+        .map_err(map_err)?;
     }
     Ok(())
 }
@@ -215,55 +238,44 @@ impl ContactStore for SqliteStore {
         sort: ContactSort,
         page: &PageRequest,
     ) -> StoreResult<Page<Contact>> {
-        let cursor = decode_cursor(page, sort.name())?;
         let limit = page.clamped_limit();
-        let mut w = Where::default();
-        if let Some(q) = filter.search.as_ref().map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty()) {
-            let hi = format!("{q}\u{10FFFF}");
-            let digits = q.trim_start_matches('+');
-            if digits.is_empty() {
-                w.push(
-                    "((name_lc >= ? AND name_lc < ?) OR (email_lc >= ? AND email_lc < ?))",
-                    [q.clone().into(), hi.clone().into(), q.into(), hi.into()],
-                );
-            } else {
-                let p = format!("+{digits}");
-                let phi = format!("{p}\u{10FFFF}");
-                w.push(
-                    "((name_lc >= ? AND name_lc < ?) OR (email_lc >= ? AND email_lc < ?) OR (phone >= ? AND phone < ?))",
-                    [q.clone().into(), hi.clone().into(), q.into(), hi.into(), p.into(), phi.into()],
-                );
-            }
-        }
-        if let Some(t) = &filter.tag {
-            w.push("id IN (SELECT contact_id FROM contact_tags WHERE tag = ?)", [t.to_lowercase().into()]);
-        }
-        if let Some(d) = filter.dnc {
-            w.push("dnc = ?", [(d as i64).into()]);
-        }
-        let (cmp, dir) = match sort {
-            ContactSort::CreatedDesc => ("<", "DESC"),
-            ContactSort::CreatedAsc => (">", "ASC"),
+        let terms = Terms::of(filter);
+        let after = decode_after(page.cursor.as_deref(), terms.is_some(), sort)?;
+        let Some(terms) = terms else {
+            let st = created_page(filter, sort, after.as_ref(), limit + 1);
+            let rows = self.read(move |conn| run_stmt(conn, &st)).await?;
+            let items = rows.into_iter().map(|(doc, _)| decode_contact(doc)).collect::<StoreResult<Vec<_>>>()?;
+            return Ok(Page::from_overfetch(items, limit, |c| Cursor {
+                sort: sort.name().into(),
+                key: c.created_at.timestamp_millis(),
+                id: c.id.to_string(),
+            }));
         };
-        if let Some(c) = cursor {
-            w.push(&format!("(created_at, id) {cmp} (?, ?)"), [c.key.into(), c.id.into()]);
-        }
-        let sql =
-            format!("SELECT doc FROM contacts {} ORDER BY created_at {dir}, id {dir} LIMIT {}", w.sql(), limit + 1);
-        let docs = self
+        // Match order: the stages in turn until the page (plus one) is full.
+        let filter = filter.clone();
+        let rows = self
             .read(move |conn| {
-                let mut st = conn.prepare_cached(&sql).map_err(map_err)?;
-                st.query_map(rusqlite::params_from_iter(w.values), contact_row)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(map_err)
+                let mut rows: Vec<(u8, String, String)> = Vec::new();
+                for stage in terms.stages() {
+                    let want = limit + 1 - rows.len() as u32;
+                    if want == 0 {
+                        break;
+                    }
+                    if let Some(st) = search_stage(&filter, &terms, stage, after.as_ref(), want) {
+                        for (doc, key) in run_stmt(conn, &st)? {
+                            rows.push((stage, key.unwrap_or_default(), doc));
+                        }
+                    }
+                }
+                Ok(rows)
             })
             .await?;
-        let items = docs.into_iter().map(decode_contact).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page::from_overfetch(items, limit, |c| Cursor {
-            sort: sort.name().into(),
-            key: c.created_at.timestamp_millis(),
-            id: c.id.to_string(),
-        }))
+        let items = rows
+            .into_iter()
+            .map(|(stage, key, doc)| Ok((stage, key, decode_contact(doc)?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let page = Page::from_overfetch(items, limit, |(stage, key, c)| search_cursor(*stage, key, &c.id));
+        Ok(Page { items: page.items.into_iter().map(|(_, _, c)| c).collect(), next_cursor: page.next_cursor })
     }
 
     async fn delete_contacts_by_source(&self, source: &str) -> StoreResult<u64> {

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod campaigns;
+mod contact_query;
 mod rows;
 mod schema;
 

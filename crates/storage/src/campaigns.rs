@@ -25,7 +25,16 @@ use switchboard_domain::{
 
 use crate::{Page, PageRequest, StoreResult};
 
-/// Filters of `GET /contacts`.
+/// Filters of `GET /contacts`. Every combination is served by an index, a
+/// bounded range per page (the backends' query-plan tests check each one).
+///
+/// Page order: without `search`, the [`ContactSort`] (created order). With
+/// `search`, *match order* whatever the sort: the contacts whose name starts
+/// with the query, by (lower-cased name, id); then those whose e-mail does
+/// (and name does not), by (lower-cased e-mail, id); then those whose phone
+/// does (and neither name nor e-mail), by phone. A created-order page over a
+/// prefix of three columns cannot be read from an index in bounded time; a
+/// prefix range in key order can. The set of contacts is the same either way.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContactFilter {
     /// Case-insensitive prefix of the name, the phone (E.164, with or without `+`) or the e-mail.
@@ -126,7 +135,8 @@ pub trait ContactStore: Send + Sync {
     async fn replace_contact(&self, contact: &Contact) -> StoreResult<Contact>;
     /// Deletes a contact and its enrollments; a contact with a call in flight is a `Conflict`.
     async fn delete_contact(&self, id: &ContactId) -> StoreResult<bool>;
-    /// A filtered page.
+    /// A filtered page, in the order [`ContactFilter`] describes (cursors of
+    /// search pages are bound to match order, not to `sort`).
     async fn list_contacts(
         &self,
         filter: &ContactFilter,
