@@ -18,62 +18,91 @@ use crate::error::{ApiError, Problem};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CallOut {
     /// Our id (`call_…`).
+    #[schema(value_type = super::schemas::CallId)]
     pub id: String,
     /// Twilio Call SID.
+    #[schema(required = true)]
     pub call_sid: Option<String>,
     /// ElevenLabs conversation id.
+    #[schema(required = true)]
     pub conversation_id: Option<String>,
     /// Twilio account.
+    #[schema(required = true)]
     pub account_sid: Option<String>,
     /// `inbound`, `outbound-api`, `outbound-dial`, …
+    #[schema(value_type = Option<super::schemas::Direction>, required = true)]
     pub direction: Option<String>,
     /// queued, initiated, ringing, in-progress, completed, busy, no-answer, failed, canceled.
+    #[schema(value_type = super::schemas::CallStatus)]
     pub status: String,
     /// Caller.
+    #[schema(required = true)]
     pub from: Option<String>,
     /// Callee.
+    #[schema(required = true)]
     pub to: Option<String>,
     /// Campaign.
+    #[schema(required = true)]
     pub campaign_id: Option<String>,
     /// Contact.
+    #[schema(required = true)]
     pub contact_id: Option<String>,
     /// Enrollment.
+    #[schema(required = true)]
     pub enrollment_id: Option<String>,
     /// ElevenLabs agent.
+    #[schema(required = true)]
     pub agent_id: Option<String>,
     /// AMD result.
+    #[schema(value_type = Option<super::schemas::AnsweredBy>, required = true)]
     pub answered_by: Option<String>,
     /// Earliest known moment of the call (RFC 3339, milliseconds).
+    #[schema(format = DateTime)]
     pub started_at: String,
     /// Answer time.
+    #[schema(format = DateTime, required = true)]
     pub answered_at: Option<String>,
     /// End time.
+    #[schema(format = DateTime, required = true)]
     pub ended_at: Option<String>,
     /// Telephony duration (s).
+    #[schema(required = true)]
     pub duration_secs: Option<i64>,
     /// SIP response code.
+    #[schema(required = true)]
     pub sip_response_code: Option<i64>,
     /// Price (decimal string).
+    #[schema(required = true)]
     pub price: Option<String>,
     /// Currency.
+    #[schema(required = true)]
     pub price_unit: Option<String>,
     /// Highest Twilio SequenceNumber applied.
+    #[schema(required = true)]
     pub last_sequence: Option<i64>,
     /// ElevenLabs conversation status.
+    #[schema(required = true)]
     pub conversation_status: Option<String>,
     /// ElevenLabs success verdict.
+    #[schema(required = true)]
     pub call_successful: Option<String>,
     /// ElevenLabs summary.
+    #[schema(required = true)]
     pub transcript_summary: Option<String>,
     /// ElevenLabs termination reason.
+    #[schema(required = true)]
     pub termination_reason: Option<String>,
     /// Conversation duration (s).
+    #[schema(required = true)]
     pub conversation_duration_secs: Option<i64>,
     /// ElevenLabs cost (credits).
+    #[schema(required = true)]
     pub cost_credits: Option<i64>,
     /// Record creation.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Last change.
+    #[schema(format = DateTime)]
     pub updated_at: String,
     /// Record version (bumped on every change).
     pub version: i64,
@@ -125,7 +154,8 @@ impl From<Call> for CallOut {
 pub struct CallPage {
     /// Calls in the requested order.
     pub data: Vec<CallOut>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -134,6 +164,20 @@ impl CallPage {
     pub fn from_page(p: switchboard_storage::Page<Call>) -> CallPage {
         CallPage { data: p.items.into_iter().map(CallOut::from).collect(), next_cursor: p.next_cursor }
     }
+}
+
+/// The order of a call list.
+#[derive(ToSchema)]
+pub enum CallSortParam {
+    /// Newest first (default).
+    #[schema(rename = "-started_at")]
+    StartedAtDesc,
+    /// Oldest first.
+    #[schema(rename = "started_at")]
+    StartedAtAsc,
+    /// Most recently created first.
+    #[schema(rename = "-created_at")]
+    CreatedAtDesc,
 }
 
 const LIST_PARAMS: &[&str] = &[
@@ -154,33 +198,32 @@ const LIST_PARAMS: &[&str] = &[
 
 /// List calls, filtered, sorted and cursor-paginated (stable under concurrent inserts).
 #[utoipa::path(
-    get, path = "/api/v1/calls", tag = "calls",
+    get, path = "/api/v1/calls", tag = "calls", operation_id = "list_calls",
     params(
-        ("status" = Option<Vec<String>>, Query, description = "Repeatable (or comma-separated): queued, initiated, ringing, in-progress, completed, busy, no-answer, failed, canceled"),
-        ("direction" = Option<String>, Query, description = "inbound, outbound-api, outbound-dial, trunking-terminating, trunking-originating"),
-        ("campaign_id" = Option<String>, Query, description = "Campaign"),
-        ("contact_id" = Option<String>, Query, description = "Contact"),
-        ("agent_id" = Option<String>, Query, description = "ElevenLabs agent"),
+        ("status" = Option<Vec<super::schemas::CallStatus>>, Query, explode, description = "Repeatable (or comma-separated); any of them matches"),
+        ("direction" = Option<super::schemas::Direction>, Query, description = "Direction"),
+        ("campaign_id" = Option<String>, Query, description = "Campaign id (exact)"),
+        ("contact_id" = Option<String>, Query, description = "Contact id (exact)"),
+        ("agent_id" = Option<String>, Query, description = "ElevenLabs agent (exact)"),
         ("from" = Option<String>, Query, description = "Caller number (exact, E.164)"),
         ("to" = Option<String>, Query, description = "Called number (exact, E.164)"),
-        ("answered_by" = Option<String>, Query, description = "AMD result: human, machine_start, machine_end_beep, machine_end_silence, machine_end_other, fax, unknown"),
-        ("started_after" = Option<String>, Query, description = "RFC 3339; started_at >= this"),
-        ("started_before" = Option<String>, Query, description = "RFC 3339; started_at < this"),
-        ("sort" = Option<String>, Query, description = "-started_at (default), started_at, -created_at"),
-        ("limit" = Option<u32>, Query, description = "1..=200, default 50"),
+        ("answered_by" = Option<super::schemas::AnsweredBy>, Query, description = "AMD result"),
+        ("started_after" = Option<String>, Query, format = DateTime, description = "RFC 3339; started_at >= this (earlier than started_before)"),
+        ("started_before" = Option<String>, Query, format = DateTime, description = "RFC 3339; started_at < this"),
+        ("sort" = Option<CallSortParam>, Query, description = "Order (default -started_at)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1..=200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
     responses(
-        (status = 200, body = CallPage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of calls", body = CallPage),
+        (status = 400, description = "A bad or unknown query parameter (`validation_failed`; `errors` names each)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
 pub async fn list_calls(State(state): State<AppState>, uri: Uri) -> Result<Json<CallPage>, ApiError> {
     let mut q = Query::parse(uri.query(), LIST_PARAMS);
     let mut statuses = Vec::new();
-    for s in q.all("status") {
+    for s in q.all_typed("status") {
         match s.parse::<CallStatus>() {
             Ok(st) => statuses.push(st),
             Err(e) => q.bad("status", e),
@@ -203,7 +246,7 @@ pub async fn list_calls(State(state): State<AppState>, uri: Uri) -> Result<Json<
     {
         q.bad("started_after", "must be earlier than started_before");
     }
-    let sort = match q.one("sort") {
+    let sort = match q.raw("sort") {
         None => CallSort::default(),
         Some(s) => CallSort::parse(&s).unwrap_or_else(|| {
             q.bad("sort", format!("`{s}` is not one of: -started_at, started_at, -created_at"));
@@ -239,9 +282,12 @@ pub(crate) async fn resolve(state: &AppState, id: &str) -> Result<Call, ApiError
 
 /// One call, by our id, `call_sid` or `conversation_id`.
 #[utoipa::path(
-    get, path = "/api/v1/calls/{id}", tag = "calls",
-    params(("id" = String, Path, description = "call_… id, Twilio CallSid (CA…) or ElevenLabs conversation_id")),
-    responses((status = 200, body = CallOut), (status = 404, body = Problem, content_type = "application/problem+json")),
+    get, path = "/api/v1/calls/{id}", tag = "calls", operation_id = "get_call",
+    params(("id" = String, Path, min_length = 1, description = "call_… id, Twilio CallSid (CA…) or ElevenLabs conversation_id")),
+    responses(
+        (status = 200, description = "The call", body = CallOut),
+        (status = 404, description = "No call with this id (`call_not_found`)", body = Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_call(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<CallOut>, ApiError> {
@@ -250,13 +296,17 @@ pub async fn get_call(State(state): State<AppState>, Path(id): Path<String>) -> 
 
 /// Events of one call, chronological, paginated.
 #[utoipa::path(
-    get, path = "/api/v1/calls/{id}/events", tag = "calls",
+    get, path = "/api/v1/calls/{id}/events", tag = "calls", operation_id = "list_call_events",
     params(
-        ("id" = String, Path, description = "call_… id, CallSid or conversation_id"),
-        ("limit" = Option<u32>, Query, description = "1..=200, default 50"),
+        ("id" = String, Path, min_length = 1, description = "call_… id, CallSid or conversation_id"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1..=200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
-    responses((status = 200, body = EventPage), (status = 404, body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, description = "A page of the call's events, chronological", body = EventPage),
+        (status = 400, description = "A bad or unknown query parameter (`validation_failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No call with this id (`call_not_found`)", body = Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn list_call_events(

@@ -22,6 +22,7 @@ use super::extract::{JsonBody, field_errors};
 use super::query::Query;
 use crate::AppState;
 use crate::error::ApiError;
+use utoipa::ToSchema;
 
 fn campaign_id(id: &str) -> Result<CampaignId, ApiError> {
     CampaignId::parse(id).map_err(|e| ApiError::field("id", e.to_string()))
@@ -32,17 +33,31 @@ async fn load(state: &AppState, id: &str) -> Result<Campaign, ApiError> {
 }
 
 /// A page of campaigns.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CampaignPage {
     /// Campaigns, newest first.
+    #[schema(value_type = Vec<super::schemas::Campaign>)]
     pub data: Vec<Campaign>,
-    /// Cursor of the next page.
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
 /// Create a campaign (draft): name, description, agent, schedule, pacing, retry, dial_mode.
-#[utoipa::path(post, path = "/api/v1/campaigns", request_body(content = Object, content_type = "application/json", description = "JSON fields as described in the README"), tag = "campaigns",
-    responses((status = 201, description = "Created"), (status = 400, description = "Invalid input; `errors` names each field")),
+#[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", operation_id = "create_campaign",
+    request_body(content = super::schemas::CampaignCreate, content_type = "application/json", description = "The campaign; unknown fields are refused",
+        example = json!({"name": "Renewals", "dial_mode": "twilio_first",
+            "agent": {"agent_id": "agent_123", "caller_id": "+15005550001", "dynamic_variables": {"customer": "{{contact.name}}"}},
+            "schedule": {"windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "20:00"}], "holidays": ["2026-12-25"], "time_zone": "America/New_York"},
+            "pacing": {"max_concurrent": 5, "calls_per_minute": 30},
+            "retry": {"busy": {"retry": true, "delay_secs": 1800}, "no_answer": {"retry": true, "delay_secs": 7200}, "voicemail": {"retry": true, "delay_secs": 14400}, "failed": {"retry": false, "delay_secs": 3600}, "max_attempts": 3, "daily_cap": 2}})),
+    responses(
+        (status = 201, description = "Created (draft); the stored campaign", body = super::schemas::Campaign,
+            links(("get_campaign" = (operation_id = "get_campaign", parameters(("id" = "$response.body#/id")))), ("update_campaign" = (operation_id = "update_campaign", parameters(("id" = "$response.body#/id")))), ("delete_campaign" = (operation_id = "delete_campaign", parameters(("id" = "$response.body#/id")))), ("start_campaign" = (operation_id = "start_campaign", parameters(("id" = "$response.body#/id")))), ("pause_campaign" = (operation_id = "pause_campaign", parameters(("id" = "$response.body#/id")))), ("resume_campaign" = (operation_id = "resume_campaign", parameters(("id" = "$response.body#/id")))), ("cancel_campaign" = (operation_id = "cancel_campaign", parameters(("id" = "$response.body#/id")))), ("list_enrollments" = (operation_id = "list_enrollments", parameters(("id" = "$response.body#/id")))), ("get_campaign_progress" = (operation_id = "get_campaign_progress", parameters(("id" = "$response.body#/id")))), ("preflight_campaign" = (operation_id = "preflight_campaign", parameters(("id" = "$response.body#/id")))), ("get_campaign_analytics" = (operation_id = "get_campaign_analytics", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, description = "Invalid JSON or invalid fields (`validation_failed`; `errors` names each field)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over `body_limit_bytes` (`payload_too_large`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -54,14 +69,17 @@ pub async fn create(
 }
 
 /// List campaigns, newest first.
-#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns",
-    params(("status" = Option<Vec<String>>, Query, description = "draft, scheduled, running, paused, completed, cancelled"), ("limit" = Option<u32>, Query, description = "1..=200"), ("cursor" = Option<String>, Query, description = "next_cursor")),
-    responses((status = 200, description = "A page: data, next_cursor"), (status = 400, description = "Invalid input; `errors` names each field")),
+#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", operation_id = "list_campaigns",
+    params(("status" = Option<Vec<super::schemas::CampaignStatus>>, Query, explode, description = "Repeatable (or comma-separated); any of them matches"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1..=200 (default 50)"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses(
+        (status = 200, description = "A page of campaigns, newest first", body = CampaignPage),
+        (status = 400, description = "A bad or unknown query parameter (`validation_failed`; `errors` names each)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<CampaignPage>, ApiError> {
     let mut q = Query::parse(uri.query(), &["status", "limit", "cursor"]);
     let mut statuses = Vec::new();
-    for s in q.all("status") {
+    for s in q.all_typed("status") {
         match s.parse::<CampaignStatus>() {
             Ok(s) => statuses.push(s),
             Err(e) => q.bad("status", e),
@@ -69,23 +87,35 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<Campai
     }
     let page = q.page();
     q.finish()?;
-    let p = state.store.list_campaigns(&statuses, &page).await?;
+    let p = state.store.list_campaigns(&statuses, &page).await.map_err(super::calls::cursor_error)?;
     Ok(Json(CampaignPage { data: p.items, next_cursor: p.next_cursor }))
 }
 
 /// Get a campaign.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
-    responses((status = 200, description = "The campaign"), (status = 404, description = "Unknown campaign")),
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", operation_id = "get_campaign",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400")),
+    responses(
+        (status = 200, description = "The campaign", body = super::schemas::Campaign),
+        (status = 400, description = "Malformed campaign id (`validation_failed`, field `id`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
     Ok(Json(load(&state, &id).await?))
 }
 
 /// Partially update a campaign (after start: name, description and pacing only).
-#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", request_body(content = Object, content_type = "application/json", description = "JSON fields as described in the README"), tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
-    responses((status = 200, description = "The stored campaign"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 409, description = "Not allowed in the campaign's current state; `detail` names it")),
+#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", operation_id = "update_campaign",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400")),
+    request_body(content = super::schemas::CampaignPatch, content_type = "application/json", description = "The fields to change; unknown fields are refused"),
+    responses(
+        (status = 200, description = "The stored campaign", body = super::schemas::Campaign),
+        (status = 400, description = "Malformed campaign id, invalid JSON or invalid fields (`validation_failed`; `errors` names each field)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Final, or started and the change is not to name, description or pacing, or it kept changing concurrently (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over `body_limit_bytes` (`payload_too_large`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
@@ -114,9 +144,14 @@ pub async fn patch(
 }
 
 /// Delete a campaign that is draft, completed or cancelled (with its enrollments; its calls stay).
-#[utoipa::path(delete, path = "/api/v1/campaigns/{id}", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown campaign"), (status = 409, description = "Still able to dial; cancel it first")),
+#[utoipa::path(delete, path = "/api/v1/campaigns/{id}", tag = "campaigns", operation_id = "delete_campaign",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400")),
+    responses(
+        (status = 204, description = "Deleted, with its enrollments (its calls stay)"),
+        (status = 400, description = "Malformed campaign id (`validation_failed`, field `id`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Still able to dial (scheduled, running or paused); cancel it first (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     if state.store.delete_campaign(&campaign_id(&id)?).await? {
@@ -158,53 +193,80 @@ async fn transition(state: &AppState, id: &str, action: CampaignAction) -> Resul
 }
 
 /// draft → scheduled (start time ahead) or running.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/start", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
-    responses((status = 200, description = "The campaign"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 409, description = "Not allowed in the campaign's current state; `detail` names it")),
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/start", tag = "campaigns", operation_id = "start_campaign",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400")),
+    responses(
+        (status = 200, description = "Started: scheduled (start time ahead) or running", body = super::schemas::Campaign),
+        (status = 400, description = "Malformed campaign id, or settings that cannot run (`validation_failed`; `errors` names each field)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the campaign's current state; `detail` names it (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn start(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
     transition(&s, &id, CampaignAction::Start).await
 }
 /// running → paused: no new calls; calls in flight finish.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/pause", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
-    responses((status = 200, description = "The campaign"), (status = 409, description = "Not allowed in the campaign's current state; `detail` names it")),
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/pause", tag = "campaigns", operation_id = "pause_campaign",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400")),
+    responses(
+        (status = 200, description = "Paused", body = super::schemas::Campaign),
+        (status = 400, description = "Malformed campaign id (`validation_failed`, field `id`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the campaign's current state; `detail` names it (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn pause(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
     transition(&s, &id, CampaignAction::Pause).await
 }
 /// paused → running.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/resume", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
-    responses((status = 200, description = "The campaign"), (status = 409, description = "Not allowed in the campaign's current state; `detail` names it")),
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/resume", tag = "campaigns", operation_id = "resume_campaign",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400")),
+    responses(
+        (status = 200, description = "Running again", body = super::schemas::Campaign),
+        (status = 400, description = "Malformed campaign id (`validation_failed`, field `id`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the campaign's current state; `detail` names it (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn resume(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
     transition(&s, &id, CampaignAction::Resume).await
 }
 /// Any non-final state → cancelled; waiting enrollments are cancelled.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/cancel", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
-    responses((status = 200, description = "The campaign"), (status = 409, description = "Not allowed in the campaign's current state; `detail` names it")),
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/cancel", tag = "campaigns", operation_id = "cancel_campaign",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400")),
+    responses(
+        (status = 200, description = "Cancelled; waiting enrollments are cancelled", body = super::schemas::Campaign),
+        (status = 400, description = "Malformed campaign id (`validation_failed`, field `id`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not allowed in the campaign's current state; `detail` names it (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
     transition(&s, &id, CampaignAction::Cancel).await
 }
 
-/// How to enroll: explicit ids, or every contact matching a filter.
-#[derive(Debug, Deserialize)]
+/// How to enroll: explicit ids, or every contact matching a filter (exactly one of the two).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollBody {
+    /// Contact ids, 1..=10000 (use `filter` for more).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<super::schemas::ContactId>>, min_items = 1, max_items = 10000)]
     contact_ids: Option<Vec<String>>,
+    /// Every contact matching this filter.
     #[serde(default)]
     filter: Option<EnrollFilter>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The contacts to enroll: the list filters, or `{"all": true}` for every contact.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollFilter {
+    /// Case-insensitive prefix of name, e-mail or phone.
     search: Option<String>,
+    /// Has this tag.
     tag: Option<String>,
+    /// Do-not-call set or not.
     dnc: Option<bool>,
     /// Must be `true` to enroll every contact: an empty filter is refused, so
     /// `{"filter": {}}` never enrolls the whole contact list by accident.
@@ -212,16 +274,26 @@ pub struct EnrollFilter {
 }
 
 /// What an enroll request did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Enrolled {
+    /// Contacts newly enrolled.
     added: u64,
+    /// Contacts that were enrolled already.
     already_enrolled: u64,
 }
 
 /// Enroll contacts: {"contact_ids": [...]} or {"filter": {"search","tag","dnc"}}.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/contacts", request_body(content = Object, content_type = "application/json", description = "JSON fields as described in the README"), tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
-    responses((status = 200, description = "added, already_enrolled"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 409, description = "Not allowed in the campaign's current state; `detail` names it")),
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/contacts", tag = "campaigns", operation_id = "enroll_contacts",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400")),
+    request_body(content = EnrollBody, content_type = "application/json", description = "Exactly one of `contact_ids` or `filter`; unknown fields are refused"),
+    responses(
+        (status = 200, description = "How many were added and how many were already enrolled", body = Enrolled),
+        (status = 400, description = "Malformed campaign id, invalid JSON, malformed contact ids, an empty filter without `all`, or both / neither of `contact_ids` and `filter` (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The campaign is completed or cancelled (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over `body_limit_bytes` (`payload_too_large`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn enroll(
     State(state): State<AppState>,
@@ -293,18 +365,24 @@ pub async fn enroll(
 }
 
 /// A page of enrollments.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EnrollmentPage {
     /// Enrollments in enrollment order.
+    #[schema(value_type = Vec<super::schemas::Enrollment>)]
     pub data: Vec<Enrollment>,
-    /// Cursor of the next page.
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
 /// A campaign's enrollments in enrollment order.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/contacts", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)"), ("status" = Option<Vec<String>>, Query, description = "pending, dialing, in_call, retry_wait, completed, failed, skipped, cancelled"), ("limit" = Option<u32>, Query, description = "1..=200"), ("cursor" = Option<String>, Query, description = "next_cursor")),
-    responses((status = 200, description = "A page: data, next_cursor"), (status = 400, description = "Invalid input; `errors` names each field")),
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/contacts", tag = "campaigns", operation_id = "list_enrollments",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400"), ("status" = Option<Vec<super::schemas::EnrollmentStatus>>, Query, explode, description = "Repeatable (or comma-separated); any of them matches"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1..=200 (default 50)"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses(
+        (status = 200, description = "A page of enrollments, in enrollment order", body = EnrollmentPage),
+        (status = 400, description = "Malformed campaign id, or a bad or unknown query parameter (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn list_enrollments(
     State(state): State<AppState>,
@@ -314,7 +392,7 @@ pub async fn list_enrollments(
     let c = load(&state, &id).await?;
     let mut q = Query::parse(uri.query(), &["status", "limit", "cursor"]);
     let mut statuses = Vec::new();
-    for s in q.all("status") {
+    for s in q.all_typed("status") {
         match s.parse::<EnrollmentStatus>() {
             Ok(s) => statuses.push(s),
             Err(e) => q.bad("status", e),
@@ -322,14 +400,19 @@ pub async fn list_enrollments(
     }
     let page = q.page();
     q.finish()?;
-    let p = state.store.list_enrollments(&c.id, &statuses, &page).await?;
+    let p = state.store.list_enrollments(&c.id, &statuses, &page).await.map_err(super::calls::cursor_error)?;
     Ok(Json(EnrollmentPage { data: p.items, next_cursor: p.next_cursor }))
 }
 
 /// Remove an enrollment.
-#[utoipa::path(delete, path = "/api/v1/campaigns/{id}/contacts/{contact_id}", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)"), ("contact_id" = String, Path, description = "Contact id (con_…)")),
-    responses((status = 204, description = "Removed"), (status = 404, description = "Not enrolled"), (status = 409, description = "A call is in flight")),
+#[utoipa::path(delete, path = "/api/v1/campaigns/{id}/contacts/{contact_id}", tag = "campaigns", operation_id = "remove_enrollment",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400"), ("contact_id" = super::schemas::ContactId, Path, description = "Contact id (`con_…`); a malformed one is a 400")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "Malformed campaign or contact id (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such campaign, or the contact is not enrolled (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A call is in flight (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn remove_enrollment(
     State(state): State<AppState>,
@@ -343,20 +426,31 @@ pub async fn remove_enrollment(
 }
 
 /// `GET …/contacts/{contact_id}/eligibility`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EligibilityOut {
+    /// The contact.
+    #[schema(value_type = super::schemas::ContactId)]
     contact_id: String,
+    /// Its enrollment's status.
+    #[schema(value_type = super::schemas::EnrollmentStatus)]
     enrollment_status: EnrollmentStatus,
+    /// Attempts made.
     attempts: u32,
     #[serde(flatten)]
+    #[schema(value_type = super::schemas::Eligibility)]
     eligibility: Eligibility,
+    /// When this was evaluated.
     evaluated_at: DateTime<Utc>,
 }
 
 /// Dialable now or not, every reason why not, and when next.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/contacts/{contact_id}/eligibility", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)"), ("contact_id" = String, Path, description = "Contact id (con_…)")),
-    responses((status = 200, description = "dialable, reasons, next_dialable_at, time_zone"), (status = 404, description = "Not enrolled")),
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/contacts/{contact_id}/eligibility", tag = "campaigns", operation_id = "get_eligibility",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400"), ("contact_id" = super::schemas::ContactId, Path, description = "Contact id (`con_…`); a malformed one is a 400")),
+    responses(
+        (status = 200, description = "Dialable now or not, every reason why not, and when next", body = EligibilityOut),
+        (status = 400, description = "Malformed campaign or contact id (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such campaign, or the contact is not enrolled (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn eligibility(
     State(state): State<AppState>,
@@ -377,18 +471,29 @@ pub async fn eligibility(
 }
 
 /// Campaign progress.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Progress {
+    /// The campaign's status.
+    #[schema(value_type = super::schemas::CampaignStatus)]
     status: CampaignStatus,
+    /// Enrollments in all.
     enrollments: u64,
+    /// Enrollments per status (only statuses that occur).
     by_status: BTreeMap<String, u64>,
+    /// Calls placed so far.
     calls_placed: u64,
+    /// Calls in flight now.
     in_flight: usize,
-    /// Calls answered by a person / calls finished.
+    /// Calls answered by a person / calls finished; null before any call finished.
+    #[schema(required = true)]
     answer_rate: Option<f64>,
+    /// Average duration of finished calls (s); null before any.
+    #[schema(required = true)]
     average_duration_secs: Option<f64>,
+    /// Finished calls per outcome (`answered`, `voicemail`, `busy`, `no_answer`, `failed`).
     by_outcome: BTreeMap<String, u64>,
-    /// At the configured pacing, when the open enrollments would all have had an attempt (ignores windows; see preflight).
+    /// At the configured pacing, when the open enrollments would all have had an attempt (ignores windows; see preflight); null unless running with enrollments waiting.
+    #[schema(required = true)]
     eta: Option<DateTime<Utc>>,
 }
 
@@ -418,9 +523,13 @@ async fn outcomes(state: &AppState, c: &Campaign) -> Result<(BTreeMap<String, u6
 }
 
 /// Counts per enrollment status, calls placed, in flight, answer rate, average duration, outcomes, ETA.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/progress", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
-    responses((status = 200, description = "Progress"), (status = 404, description = "Unknown campaign")),
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/progress", tag = "campaigns", operation_id = "get_campaign_progress",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400")),
+    responses(
+        (status = 200, description = "Counts per enrollment status, calls, answer rate, outcomes, ETA", body = Progress),
+        (status = 400, description = "Malformed campaign id (`validation_failed`, field `id`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn progress(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Progress>, ApiError> {
     let c = load(&state, &id).await?;
@@ -445,10 +554,13 @@ pub async fn progress(State(state): State<AppState>, Path(id): Path<String>) -> 
 }
 
 /// Preflight: who is dialable now, per day ahead, when the campaign would finish, who is skipped and why.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Preflight {
+    /// When this was evaluated.
     evaluated_at: DateTime<Utc>,
+    /// Waiting enrollments (pending or retry_wait) evaluated.
     enrollments: u64,
+    /// Of them, dialable now.
     eligible_now: u64,
     /// Contacts whose first dialable moment falls on each of the next days (UTC dates).
     eligible_by_day: BTreeMap<String, u64>,
@@ -456,15 +568,35 @@ pub struct Preflight {
     skipped_by_reason: BTreeMap<String, u64>,
     /// Up to 50 of them, with every reason.
     skipped: Vec<SkippedContact>,
-    /// At the configured pacing from the first dialable moment, ignoring retries.
+    /// At the configured pacing from the first dialable moment, ignoring retries; null when nobody will be dialled.
+    #[schema(required = true)]
     eta: Option<DateTime<Utc>>,
 }
 
 /// A contact preflight says will never be dialled.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SkippedContact {
+    /// The contact.
+    #[schema(value_type = super::schemas::ContactId)]
     contact_id: String,
+    /// Every reason.
+    #[schema(value_type = Vec<super::schemas::Blocker>)]
     reasons: Vec<Blocker>,
+}
+
+/// Calls by outcome and average duration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Analytics {
+    /// Average duration of finished calls (s); null before any.
+    #[schema(required = true)]
+    average_duration_secs: Option<f64>,
+    /// Finished calls per outcome (`answered`, `voicemail`, `busy`, `no_answer`, `failed`).
+    by_outcome: BTreeMap<String, u64>,
+    /// Calls finished.
+    calls_finished: u64,
+    /// The campaign.
+    #[schema(value_type = super::schemas::CampaignId)]
+    campaign_id: CampaignId,
 }
 
 fn reason_code(b: &Blocker) -> String {
@@ -475,9 +607,13 @@ fn reason_code(b: &Blocker) -> String {
 }
 
 /// Forecast before starting: eligible now and per day, ETA at the configured pacing, who is skipped and why.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/preflight", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
-    responses((status = 200, description = "Preflight"), (status = 404, description = "Unknown campaign")),
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/preflight", tag = "campaigns", operation_id = "preflight_campaign",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400")),
+    responses(
+        (status = 200, description = "The forecast", body = Preflight),
+        (status = 400, description = "Malformed campaign id (`validation_failed`, field `id`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn preflight(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Preflight>, ApiError> {
     let mut c = load(&state, &id).await?;
@@ -546,22 +682,24 @@ pub async fn preflight(State(state): State<AppState>, Path(id): Path<String>) ->
 }
 
 /// Calls by outcome and average duration.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/analytics", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id (cmp_…)")),
-    responses((status = 200, description = "Analytics"), (status = 404, description = "Unknown campaign")),
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/analytics", tag = "campaigns", operation_id = "get_campaign_analytics",
+    params(("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400")),
+    responses(
+        (status = 200, description = "Calls by outcome and average duration", body = Analytics),
+        (status = 400, description = "Malformed campaign id (`validation_failed`, field `id`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
-pub async fn analytics(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn analytics(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Analytics>, ApiError> {
     let c = load(&state, &id).await?;
     let (by_outcome, finished, dur_sum, dur_n) = outcomes(&state, &c).await?;
-    Ok(Json(serde_json::json!({
-        "campaign_id": c.id,
-        "calls_finished": finished,
-        "by_outcome": by_outcome,
-        "average_duration_secs": (dur_n > 0).then(|| dur_sum / dur_n as f64),
-    })))
+    // Fields in alphabetical order: the same bytes as the `json!` object this replaced.
+    Ok(Json(Analytics {
+        average_duration_secs: (dur_n > 0).then(|| dur_sum / dur_n as f64),
+        by_outcome,
+        calls_finished: finished,
+        campaign_id: c.id,
+    }))
 }
 
 /// The campaign routes.

@@ -20,12 +20,61 @@ use crate::error::ApiError;
 use crate::import::{ExportFormat, ImportFormat, ImportOptions};
 
 /// A page of contacts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ContactPage {
     /// Contacts.
+    #[schema(value_type = Vec<super::schemas::Contact>)]
     pub data: Vec<Contact>,
-    /// Cursor of the next page.
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
+}
+
+/// The order of a contact list.
+#[derive(utoipa::ToSchema)]
+pub enum ContactSortParam {
+    /// Newest first (default).
+    #[schema(rename = "-created_at")]
+    CreatedDesc,
+    /// Oldest first.
+    #[schema(rename = "created_at")]
+    CreatedAsc,
+}
+
+/// An import's file format.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ImportFormatParam {
+    /// CSV with a header row (default).
+    Csv,
+    /// A JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+/// What an import does with a phone that is already stored.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum OnDuplicateParam {
+    /// Leave the stored contact (default).
+    Skip,
+    /// Overwrite it with the row.
+    Update,
+    /// Refuse the whole file.
+    Fail,
+}
+
+/// An export's format.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ExportFormatParam {
+    /// CSV (default).
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+    /// Same as ndjson.
+    Json,
 }
 
 use super::extract::JsonBody;
@@ -36,8 +85,17 @@ fn contact_id(id: &str) -> Result<ContactId, ApiError> {
 }
 
 /// Create a contact (body: phone, name, email, tags, custom, time_zone, location, do_not_call, do_not_call_reason, source).
-#[utoipa::path(post, path = "/api/v1/contacts", request_body(content = Object, content_type = "application/json", description = "JSON fields as described in the README"), tag = "contacts",
-    responses((status = 201, description = "Created"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 409, description = "Phone already stored")),
+#[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", operation_id = "create_contact",
+    request_body(content = super::schemas::ContactCreate, content_type = "application/json", description = "The contact; unknown fields are refused",
+        example = json!({"phone": "(415) 555-2671", "name": "Dana Scully", "email": "dana@example.com", "tags": ["vip"], "custom": {"plan": "gold"}, "time_zone": "America/Los_Angeles"})),
+    responses(
+        (status = 201, description = "Created; the stored contact", body = super::schemas::Contact,
+            links(("get_contact" = (operation_id = "get_contact", parameters(("id" = "$response.body#/id")))), ("update_contact" = (operation_id = "update_contact", parameters(("id" = "$response.body#/id")))), ("delete_contact" = (operation_id = "delete_contact", parameters(("id" = "$response.body#/id")))), ("list_contact_calls" = (operation_id = "list_contact_calls", parameters(("id" = "$response.body#/id")))))),
+        (status = 400, description = "Invalid JSON or invalid fields (`validation_failed`; `errors` names each field)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A contact with this phone is already stored (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over `body_limit_bytes` (`payload_too_large`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -52,18 +110,30 @@ pub async fn create(
 }
 
 /// Get a contact.
-#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts",
-    params(("id" = String, Path, description = "Contact id (con_…)")),
-    responses((status = 200, description = "The contact"), (status = 404, description = "Unknown contact")),
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", operation_id = "get_contact",
+    params(("id" = super::schemas::ContactId, Path, description = "Contact id (`con_…`); a malformed one is a 400")),
+    responses(
+        (status = 200, description = "The contact", body = super::schemas::Contact),
+        (status = 400, description = "Malformed contact id (`validation_failed`, field `id`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No contact with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Contact>, ApiError> {
     state.store.get_contact(&contact_id(&id)?).await?.map(Json).ok_or(ApiError::NotFound("contact"))
 }
 
 /// Partially update a contact (only the fields sent).
-#[utoipa::path(patch, path = "/api/v1/contacts/{id}", request_body(content = Object, content_type = "application/json", description = "JSON fields as described in the README"), tag = "contacts",
-    params(("id" = String, Path, description = "Contact id (con_…)")),
-    responses((status = 200, description = "The stored contact"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 404, description = "Unknown contact"), (status = 409, description = "Phone already stored")),
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", operation_id = "update_contact",
+    params(("id" = super::schemas::ContactId, Path, description = "Contact id (`con_…`); a malformed one is a 400")),
+    request_body(content = super::schemas::ContactPatch, content_type = "application/json", description = "The fields to change; unknown fields are refused"),
+    responses(
+        (status = 200, description = "The stored contact", body = super::schemas::Contact),
+        (status = 400, description = "Malformed contact id, invalid JSON or invalid fields (`validation_failed`; `errors` names each field)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No contact with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another contact has this phone, or the contact kept changing concurrently (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over `body_limit_bytes` (`payload_too_large`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as `application/json` (`unsupported_media_type`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
@@ -84,9 +154,14 @@ pub async fn patch(
 }
 
 /// Delete a contact and its enrollments.
-#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts",
-    params(("id" = String, Path, description = "Contact id (con_…)")),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown contact"), (status = 409, description = "A call is in flight")),
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts", operation_id = "delete_contact",
+    params(("id" = super::schemas::ContactId, Path, description = "Contact id (`con_…`); a malformed one is a 400")),
+    responses(
+        (status = 204, description = "Deleted, with its enrollments"),
+        (status = 400, description = "Malformed contact id (`validation_failed`, field `id`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No contact with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A call to the contact is in flight (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     if state.store.delete_contact(&contact_id(&id)?).await? {
@@ -98,20 +173,12 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
 
 /// The list filters shared by list and export.
 fn filter_of(q: &mut Query) -> ContactFilter {
-    let dnc = match q.one("dnc").as_deref() {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(v) => {
-            q.bad("dnc", format!("`{v}` is not true or false"));
-            None
-        }
-    };
+    let dnc = q.flag("dnc");
     ContactFilter { search: q.one("search"), tag: q.one("tag"), dnc }
 }
 
 fn sort_of(q: &mut Query) -> ContactSort {
-    match q.one("sort").as_deref() {
+    match q.raw("sort").as_deref() {
         None | Some("-created_at") => ContactSort::CreatedDesc,
         Some("created_at") => ContactSort::CreatedAsc,
         Some(v) => {
@@ -122,9 +189,18 @@ fn sort_of(q: &mut Query) -> ContactSort {
 }
 
 /// List contacts with search (name / phone / e-mail prefix), tag and DNC filters, sort and cursor.
-#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts",
-    params(("search" = Option<String>, Query, description = "Case-insensitive prefix of name, e-mail or phone"), ("tag" = Option<String>, Query, description = "Tag"), ("dnc" = Option<bool>, Query, description = "Do-not-call"), ("sort" = Option<String>, Query, description = "-created_at (default) or created_at"), ("limit" = Option<u32>, Query, description = "1..=200"), ("cursor" = Option<String>, Query, description = "next_cursor")),
-    responses((status = 200, description = "A page: data, next_cursor"), (status = 400, description = "Invalid input; `errors` names each field")),
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", operation_id = "list_contacts",
+    params(
+        ("search" = Option<String>, Query, description = "Case-insensitive prefix of name, e-mail or phone"),
+        ("tag" = Option<String>, Query, description = "Has this tag"),
+        ("dnc" = Option<bool>, Query, description = "Do-not-call set (true) or not (false)"),
+        ("sort" = Option<ContactSortParam>, Query, description = "Order (default -created_at)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1..=200 (default 50)"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of contacts", body = ContactPage),
+        (status = 400, description = "A bad or unknown query parameter (`validation_failed`; `errors` names each)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<ContactPage>, ApiError> {
     let mut q = Query::parse(uri.query(), &["search", "tag", "dnc", "sort", "limit", "cursor"]);
@@ -132,14 +208,18 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<Contac
     let sort = sort_of(&mut q);
     let page = q.page();
     q.finish()?;
-    let p = state.store.list_contacts(&filter, sort, &page).await?;
+    let p = state.store.list_contacts(&filter, sort, &page).await.map_err(super::calls::cursor_error)?;
     Ok(Json(ContactPage { data: p.items, next_cursor: p.next_cursor }))
 }
 
 /// Find a contact by phone (any format; normalised with the default region).
-#[utoipa::path(get, path = "/api/v1/contacts/lookup", tag = "contacts",
-    params(("phone" = String, Query, description = "Phone")),
-    responses((status = 200, description = "The contact"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 404, description = "No contact with this phone")),
+#[utoipa::path(get, path = "/api/v1/contacts/lookup", tag = "contacts", operation_id = "lookup_contact",
+    params(("phone" = String, Query, min_length = 1, description = "Phone in any format (normalised with the default region)")),
+    responses(
+        (status = 200, description = "The contact", body = super::schemas::Contact),
+        (status = 400, description = "Missing or unparsable phone, or an unknown query parameter (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No contact with this phone (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn lookup(State(state): State<AppState>, uri: Uri) -> Result<Json<Contact>, ApiError> {
     let q = Query::parse(uri.query(), &["phone"]);
@@ -151,9 +231,13 @@ pub async fn lookup(State(state): State<AppState>, uri: Uri) -> Result<Json<Cont
 }
 
 /// A contact's call history, newest first.
-#[utoipa::path(get, path = "/api/v1/contacts/{id}/calls", tag = "contacts",
-    params(("id" = String, Path, description = "Contact id (con_…)"), ("limit" = Option<u32>, Query, description = "1..=200"), ("cursor" = Option<String>, Query, description = "next_cursor")),
-    responses((status = 200, description = "A page of calls"), (status = 404, description = "Unknown contact")),
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/calls", tag = "contacts", operation_id = "list_contact_calls",
+    params(("id" = super::schemas::ContactId, Path, description = "Contact id (`con_…`); a malformed one is a 400"), ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1..=200 (default 50)"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses(
+        (status = 200, description = "A page of the contact's calls, newest first", body = CallPage),
+        (status = 400, description = "Malformed contact id, or a bad or unknown query parameter (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No contact with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn calls(
     State(state): State<AppState>,
@@ -168,12 +252,13 @@ pub async fn calls(
         return Err(ApiError::NotFound("contact"));
     }
     let filter = CallFilter { contact_id: Some(id.to_string()), ..Default::default() };
-    let p = state.store.list_calls(&filter, CallSort::StartedAtDesc, &page).await?;
+    let p =
+        state.store.list_calls(&filter, CallSort::StartedAtDesc, &page).await.map_err(super::calls::cursor_error)?;
     Ok(Json(CallPage::from_page(p)))
 }
 
 fn import_options(q: &mut Query, state: &AppState) -> ImportOptions {
-    let format = match q.one("format").as_deref() {
+    let format = match q.raw("format").as_deref() {
         None | Some("csv") => ImportFormat::Csv,
         Some("json") => ImportFormat::Json,
         Some("ndjson") => ImportFormat::Ndjson,
@@ -182,7 +267,7 @@ fn import_options(q: &mut Query, state: &AppState) -> ImportOptions {
             ImportFormat::Csv
         }
     };
-    let on_duplicate = match q.one("on_duplicate").as_deref() {
+    let on_duplicate = match q.raw("on_duplicate").as_deref() {
         None | Some("skip") => OnDuplicate::Skip,
         Some("update") => OnDuplicate::Update,
         Some("fail") => OnDuplicate::Fail,
@@ -191,14 +276,7 @@ fn import_options(q: &mut Query, state: &AppState) -> ImportOptions {
             OnDuplicate::Skip
         }
     };
-    let flag = |q: &mut Query, k: &str| match q.one(k).as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => {
-            q.bad(k, format!("`{v}` is not true or false"));
-            false
-        }
-    };
+    let flag = |q: &mut Query, k: &str| q.flag(k).unwrap_or(false);
     let mut mapping = Vec::new();
     for m in q.all("map") {
         match m.split_once('=') {
@@ -206,7 +284,7 @@ fn import_options(q: &mut Query, state: &AppState) -> ImportOptions {
             None => q.bad("map", format!("`{m}` is not COLUMN=field")),
         }
     }
-    let enroll_in = q.one("campaign_id").and_then(|c| match switchboard_domain::CampaignId::parse(&c) {
+    let enroll_in = q.raw("campaign_id").and_then(|c| match switchboard_domain::CampaignId::parse(&c) {
         Ok(id) => Some(id),
         Err(e) => {
             q.bad("campaign_id", e.to_string());
@@ -228,9 +306,31 @@ fn import_options(q: &mut Query, state: &AppState) -> ImportOptions {
 /// `POST /contacts/import`: the body is the file (CSV, a JSON array or NDJSON), or a
 /// `multipart/form-data` upload with the file in a part named `file`.
 /// Import contacts: the body is the file (CSV, JSON array, NDJSON) or multipart/form-data with a `file` part. Validates every row first; writes only if all are valid or partial=true.
-#[utoipa::path(post, path = "/api/v1/contacts/import", request_body(content = String, content_type = "text/csv", description = "The file: CSV (or JSON / NDJSON with `format`), or multipart/form-data with a `file` part"), tag = "contacts",
-    params(("format" = Option<String>, Query, description = "csv (default), json, ndjson"), ("on_duplicate" = Option<String>, Query, description = "skip (default), update, fail"), ("dry_run" = Option<bool>, Query, description = "Validate only"), ("partial" = Option<bool>, Query, description = "Write the valid rows even if some are invalid"), ("map" = Option<Vec<String>>, Query, description = "COLUMN=field, repeatable"), ("campaign_id" = Option<String>, Query, description = "Also enroll every contact of the file in this campaign")),
-    responses((status = 200, description = "The import report"), (status = 202, description = "Still running after `import.sync_wait_ms`: `{id, status, status_url}`; poll GET /api/v1/imports/{id}"), (status = 400, description = "Invalid input; `errors` names each field"), (status = 413, description = "Upload over `import.max_upload_bytes` (or a JSON array over 16 MiB)"), (status = 422, description = "Nothing written; the report says why")),
+#[utoipa::path(post, path = "/api/v1/contacts/import", tag = "contacts", operation_id = "import_contacts",
+    request_body(description = "The file: CSV (default), a JSON array of objects (`format=json`) or NDJSON (`format=ndjson`), or `multipart/form-data` with the file in a part named `file`. Any content type is read as the file unless it is multipart.",
+        content(
+            (String = "text/csv"),
+            (super::schemas::ImportJsonRows = "application/json"),
+            (String = "application/x-ndjson"),
+            (super::schemas::ImportUpload = "multipart/form-data"),
+        )),
+    params(
+        ("format" = Option<ImportFormatParam>, Query, description = "File format (default csv)"),
+        ("on_duplicate" = Option<OnDuplicateParam>, Query, description = "A phone already stored: skip (default), update, or fail the whole file"),
+        ("dry_run" = Option<bool>, Query, description = "Validate only (default false)"),
+        ("partial" = Option<bool>, Query, description = "Write the valid rows even if some are invalid (default false)"),
+        ("map" = Option<Vec<String>>, Query, explode, description = "COLUMN=field, repeatable (or comma-separated)"),
+        ("campaign_id" = Option<super::schemas::CampaignId>, Query, description = "Also enroll every contact of the file in this campaign"),
+    ),
+    responses(
+        (status = 200, description = "The import report (written, or a dry run)", body = super::schemas::ImportReport),
+        (status = 202, description = "Still running after `import.sync_wait_ms`; poll `status_url` (also in `Location`)", body = super::schemas::ImportAccepted,
+            headers(("Location" = String, description = "`/api/v1/imports/{id}`"))),
+        (status = 400, description = "A bad query parameter, an unknown `campaign_id`, an unreadable file or one without a phone column (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The `campaign_id` campaign is completed or cancelled (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Upload over `import.max_upload_bytes`, or a JSON array over 16 MiB (`payload_too_large`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Nothing was written; the report says why (invalid rows without `partial`, or duplicates with `on_duplicate=fail`)", body = super::schemas::ImportReport),
+    ),
     security(("bearer" = [])))]
 pub async fn import(
     State(state): State<AppState>,
@@ -303,9 +403,12 @@ pub async fn import(
 }
 
 /// An import started over the API: progress, then the final report.
-#[utoipa::path(get, path = "/api/v1/imports/{id}", tag = "contacts",
-    params(("id" = String, Path, description = "Import id (imp_…) from a 202 answer")),
-    responses((status = 200, description = "The import: status running | done | failed, stage, rows read, report"), (status = 401, description = "Missing or invalid bearer token"), (status = 404, description = "Unknown import (or run by another instance, or before a restart)")),
+#[utoipa::path(get, path = "/api/v1/imports/{id}", tag = "contacts", operation_id = "get_import",
+    params(("id" = String, Path, min_length = 1, description = "Import id (`imp_…`) from a 202 answer")),
+    responses(
+        (status = 200, description = "The import: running, done (with the report) or failed (with the reason)", body = super::schemas::ImportJob),
+        (status = 404, description = "Unknown import, run by another instance, or before a restart (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn get_import(
     State(state): State<AppState>,
@@ -316,14 +419,25 @@ pub async fn get_import(
 
 /// `GET /contacts/export?format=csv|ndjson` with the list filters, streamed.
 /// Export contacts as CSV or NDJSON (streamed, oldest first) with the list filters.
-#[utoipa::path(get, path = "/api/v1/contacts/export", tag = "contacts",
-    params(("format" = Option<String>, Query, description = "csv (default) or ndjson"), ("search" = Option<String>, Query, description = "Prefix"), ("tag" = Option<String>, Query, description = "Tag"), ("dnc" = Option<bool>, Query, description = "Do-not-call")),
-    responses((status = 200, description = "The file"), (status = 400, description = "Invalid input; `errors` names each field")),
+#[utoipa::path(get, path = "/api/v1/contacts/export", tag = "contacts", operation_id = "export_contacts",
+    params(
+        ("format" = Option<ExportFormatParam>, Query, description = "csv (default) or ndjson (`json` is taken as ndjson)"),
+        ("search" = Option<String>, Query, description = "Case-insensitive prefix of name, e-mail or phone"),
+        ("tag" = Option<String>, Query, description = "Has this tag"),
+        ("dnc" = Option<bool>, Query, description = "Do-not-call set (true) or not (false)"),
+    ),
+    responses(
+        (status = 200, description = "The contacts, oldest first, streamed", content(
+            (String = "text/csv; charset=utf-8"),
+            (String = "application/x-ndjson"),
+        )),
+        (status = 400, description = "A bad or unknown query parameter (`validation_failed`; `errors` names each)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = [])))]
 pub async fn export(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let mut q = Query::parse(uri.query(), &["format", "search", "tag", "dnc"]);
     let filter = filter_of(&mut q);
-    let format = match q.one("format").as_deref() {
+    let format = match q.raw("format").as_deref() {
         None | Some("csv") => ExportFormat::Csv,
         Some("ndjson") | Some("json") => ExportFormat::Ndjson,
         Some(v) => {

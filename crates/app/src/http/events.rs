@@ -18,19 +18,25 @@ use crate::error::{ApiError, Problem};
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventOut {
     /// Our id (`evt_…`).
+    #[schema(pattern = "^evt_[0-9a-f]{32}$")]
     pub id: String,
     /// The call.
+    #[schema(value_type = super::schemas::CallId)]
     pub call_id: String,
     /// twilio, elevenlabs or switchboard.
+    #[schema(value_type = super::schemas::Source)]
     pub source: String,
     /// Dotted type, e.g. `twilio.status.ringing`.
     #[serde(rename = "type")]
     pub event_type: String,
     /// Provider time (RFC 3339, ms).
+    #[schema(format = DateTime)]
     pub occurred_at: String,
     /// Receipt time.
+    #[schema(format = DateTime)]
     pub received_at: String,
     /// Provider ordering number.
+    #[schema(required = true)]
     pub sequence: Option<i64>,
     /// The webhook body (secrets stripped).
     #[schema(value_type = Object)]
@@ -57,7 +63,8 @@ impl From<CallEvent> for EventOut {
 pub struct EventPage {
     /// Events, chronological.
     pub data: Vec<EventOut>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -69,16 +76,19 @@ impl From<switchboard_storage::Page<CallEvent>> for EventPage {
 
 /// Events across calls, chronological.
 #[utoipa::path(
-    get, path = "/api/v1/events", tag = "events",
+    get, path = "/api/v1/events", tag = "events", operation_id = "list_events",
     params(
         ("type" = Option<String>, Query, description = "Exact type, or a prefix ending in `*` (e.g. `twilio.status.*`)"),
-        ("source" = Option<String>, Query, description = "twilio, elevenlabs, switchboard"),
-        ("occurred_after" = Option<String>, Query, description = "RFC 3339; occurred_at >= this"),
-        ("occurred_before" = Option<String>, Query, description = "RFC 3339; occurred_at < this"),
-        ("limit" = Option<u32>, Query, description = "1..=200, default 50"),
+        ("source" = Option<super::schemas::Source>, Query, description = "Source"),
+        ("occurred_after" = Option<String>, Query, format = DateTime, description = "RFC 3339; occurred_at >= this"),
+        ("occurred_before" = Option<String>, Query, format = DateTime, description = "RFC 3339; occurred_at < this"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1..=200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
-    responses((status = 200, body = EventPage), (status = 400, body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, description = "A page of events, chronological", body = EventPage),
+        (status = 400, description = "A bad or unknown query parameter (`validation_failed`; `errors` names each)", body = Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn list_events(State(state): State<AppState>, uri: Uri) -> Result<Json<EventPage>, ApiError> {

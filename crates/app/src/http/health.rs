@@ -9,13 +9,23 @@ use serde_json::{Value, json};
 use crate::AppState;
 
 /// Always 200 while the process serves requests.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "health", operation_id = "healthz",
+    responses((status = 200, description = "Alive", body = super::schemas::Health)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// 200 when the store answers a ping, else 503.
-#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "Store reachable"), (status = 503, description = "Store unreachable")))]
+#[utoipa::path(get, path = "/readyz", tag = "health", operation_id = "readyz",
+    responses(
+        (status = 200, description = "Store reachable", body = super::schemas::Readiness),
+        (status = 503, description = "Store unreachable (`status: unavailable` with the reason), or the request timed out (problem+json)",
+            headers(("Retry-After" = u32, description = "Seconds to wait, on a timeout")),
+            content(
+                (super::schemas::Readiness = "application/json"),
+                (crate::error::Problem = "application/problem+json"),
+            )),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let backend = state.store.backend_name();
     match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {

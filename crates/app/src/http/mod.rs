@@ -9,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod openapi;
 pub mod query;
+pub mod schemas;
 pub mod server;
 
 use std::time::{Duration, Instant};

@@ -2,7 +2,11 @@
 //! `openapi.json` and checked for drift by a test) and Swagger UI at `/docs`
 //! from vendored assets.
 
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -16,8 +20,98 @@ impl Modify for Bearer {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token from `api_tokens` (`SWITCHBOARD_API_TOKENS`)"))
+                    .build(),
+            ),
         );
+    }
+}
+
+/// A problem+json response (the `Problem` schema).
+fn problem_response(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem"))))
+}
+
+/// The responses every operation can give whatever its handler does, added
+/// where a handler does not document the status itself: 401 on every bearer
+/// route (from the auth layer, before the handler), 503 (the request timeout,
+/// or the store unavailable; with `Retry-After`), 414 and 431 (request head limits).
+struct CommonResponses;
+
+impl CommonResponses {
+    const SHARED: &[(&str, &str)] = &[("503", "Unavailable"), ("414", "UriTooLong"), ("431", "HeadersTooLarge")];
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let retry_after = HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0))))
+            .description(Some("Seconds to wait before retrying"))
+            .build();
+        let www_authenticate = HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .description(Some("`Bearer`"))
+            .build();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let reusable = [
+            (
+                "Unauthorized",
+                problem_response("Missing or unknown bearer token (`unauthorized`)")
+                    .header("WWW-Authenticate", www_authenticate)
+                    .build(),
+            ),
+            (
+                "Unavailable",
+                problem_response(
+                    "The database did not answer (`store_unavailable`) or the request did not finish within \
+                     `request_timeout_secs` (`request_timeout`); retry after `Retry-After` seconds",
+                )
+                .header("Retry-After", retry_after)
+                .build(),
+            ),
+            ("UriTooLong", problem_response("The URI is over `http.max_uri_bytes` (`uri_too_long`)").build()),
+            (
+                "HeadersTooLarge",
+                problem_response("Over 100 headers or `http.max_header_bytes` (`headers_too_large`)").build(),
+            ),
+        ];
+        for (name, response) in reusable {
+            components.responses.insert(name.to_owned(), RefOr::T(response));
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+                &mut item.trace,
+            ];
+            for op in operations.into_iter().flatten() {
+                let bearer = op
+                    .security
+                    .as_ref()
+                    .is_some_and(|s| serde_json::to_value(s).is_ok_and(|v| v.to_string().contains("\"bearer\"")));
+                let responses = &mut op.responses.responses;
+                if bearer {
+                    responses
+                        .entry("401".to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::new("#/components/responses/Unauthorized")));
+                }
+                for (status, name) in Self::SHARED {
+                    responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))));
+                }
+            }
+        }
     }
 }
 
@@ -59,8 +153,12 @@ impl Modify for Bearer {
         super::health::healthz,
         super::health::readyz,
     ),
-    components(schemas(super::calls::CallOut, super::calls::CallPage, super::events::EventOut, super::events::EventPage, Problem, FieldError)),
-    modifiers(&Bearer),
+    components(schemas(
+        super::calls::CallOut, super::calls::CallPage, super::calls::CallSortParam, super::events::EventOut, super::events::EventPage,
+        super::contacts::ContactSortParam, super::contacts::ImportFormatParam, super::contacts::OnDuplicateParam, super::contacts::ExportFormatParam,
+        Problem, FieldError,
+    )),
+    modifiers(&Bearer, &CommonResponses),
     tags((name = "calls", description = "Merged call records"), (name = "events", description = "Stored provider webhooks"), (name = "contacts", description = "Contacts, import and export"), (name = "campaigns", description = "Campaigns, enrollments, eligibility and preflight"), (name = "health", description = "Liveness and readiness"))
 )]
 pub struct ApiDoc;
