@@ -28,7 +28,7 @@ use switchboard_storage::{
 };
 
 use crate::records::{campaign_doc, campaign_from, contact_doc, contact_from, enrollment_doc, enrollment_from};
-use crate::schema::{CAMPAIGNS, CONTACTS, ENROLLMENTS, IMPORT_UNDO, IMPORTS};
+use crate::schema::{CAMPAIGNS, CONTACTS, ContactAfter, ENROLLMENTS, IMPORT_UNDO, IMPORTS, contact_page_queries};
 use crate::{MongoStore, and, is_code, keyset, map_err};
 
 const WAITING: [&str; 2] = ["pending", "retry_wait"];
@@ -40,35 +40,26 @@ fn ms(t: DateTime<Utc>) -> bson::DateTime {
 
 // ---- contacts ----
 
-fn contact_filter_doc(f: &ContactFilter) -> Document {
-    let mut q = Document::new();
-    if let Some(s) = f.search.as_ref().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()) {
-        let prefix = |v: &str| doc! { "$regex": format!("^{}", regex_escape(v)) };
-        let mut ors = vec![doc! { "name_lc": prefix(&s) }, doc! { "email_lc": prefix(&s) }];
-        let digits = s.trim_start_matches('+');
-        if !digits.is_empty() {
-            ors.push(doc! { "phone": prefix(&format!("+{digits}")) });
-        }
-        q.insert("$or", ors);
-    }
-    if let Some(t) = &f.tag {
-        q.insert("tags", t.to_lowercase());
-    }
-    if let Some(d) = f.dnc {
-        q.insert("dnc", d);
-    }
-    q
-}
+/// The cursor sort name of search pages (match order, whatever the sort).
+const SEARCH_SORT: &str = "contacts_search";
 
-fn regex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if "\\^$.|?*+()[]{}".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
+/// Decodes a contacts page cursor (a search cursor's `id` is the contact id
+/// followed by the matched key; its `key` is the stage).
+fn contact_after(cursor: Option<&str>, search: bool, sort: ContactSort) -> StoreResult<Option<ContactAfter>> {
+    let Some(c) = cursor else { return Ok(None) };
+    if !search {
+        let c = Cursor::decode(c, sort.name())?;
+        return Ok(Some(ContactAfter::Created(c.key, c.id)));
     }
-    out
+    let c = Cursor::decode(c, SEARCH_SORT)?;
+    let bad = || StoreError::Invalid("cursor is not a cursor this API issued".into());
+    let split = "con_".len() + 32;
+    if !(0..=2).contains(&c.key) || c.id.len() < split || !c.id.is_char_boundary(split) {
+        return Err(bad());
+    }
+    let (id, key) = c.id.split_at(split);
+    ContactId::parse(id).map_err(|_| bad())?;
+    Ok(Some(ContactAfter::Matched(c.key as u8, key.to_owned(), id.to_owned())))
 }
 
 impl MongoStore {
@@ -303,26 +294,46 @@ impl ContactStore for MongoStore {
         sort: ContactSort,
         page: &PageRequest,
     ) -> StoreResult<Page<Contact>> {
-        let cursor = page.cursor.as_deref().map(|c| Cursor::decode(c, sort.name())).transpose()?;
         let limit = page.clamped_limit();
-        let (op, dir) = match sort {
-            ContactSort::CreatedDesc => ("$lt", -1),
-            ContactSort::CreatedAsc => ("$gt", 1),
-        };
-        let mut q = contact_filter_doc(filter);
-        if let Some(c) = cursor {
-            q = and(q, keyset("created_at", op, c.key, &c.id));
+        let search = filter.search.as_ref().is_some_and(|q| !q.trim().is_empty());
+        let after = contact_after(page.cursor.as_deref(), search, sort)?;
+        // One find per stage (one in all without `search`), until the page plus one is full.
+        let mut rows: Vec<(Option<u8>, Contact)> = Vec::new();
+        for q in contact_page_queries(filter, sort, after.as_ref()) {
+            let want = i64::from(limit) + 1 - rows.len() as i64;
+            if want <= 0 {
+                break;
+            }
+            let opts = FindOptions::builder().sort(q.sort).limit(want).build();
+            let docs: Vec<Document> = self
+                .contacts()
+                .find(q.filter)
+                .with_options(opts)
+                .await
+                .map_err(map_err)?
+                .try_collect()
+                .await
+                .map_err(map_err)?;
+            for d in docs {
+                rows.push((q.stage, contact_from(d)?));
+            }
         }
-        let opts =
-            FindOptions::builder().sort(doc! { "created_at": dir, "_id": dir }).limit(i64::from(limit) + 1).build();
-        let docs: Vec<Document> =
-            self.contacts().find(q).with_options(opts).await.map_err(map_err)?.try_collect().await.map_err(map_err)?;
-        let items = docs.into_iter().map(contact_from).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page::from_overfetch(items, limit, |c| Cursor {
-            sort: sort.name().into(),
-            key: c.created_at.timestamp_millis(),
-            id: c.id.to_string(),
-        }))
+        let page = Page::from_overfetch(rows, limit, |(stage, c)| match stage {
+            None => Cursor { sort: sort.name().into(), key: c.created_at.timestamp_millis(), id: c.id.to_string() },
+            Some(s) => {
+                let key = match s {
+                    0 => c.name.as_ref().map(|n| n.to_lowercase()),
+                    1 => c.email.as_ref().map(|e| e.to_lowercase()),
+                    _ => Some(c.phone.clone()),
+                };
+                Cursor {
+                    sort: SEARCH_SORT.into(),
+                    key: i64::from(*s),
+                    id: format!("{}{}", c.id, key.unwrap_or_default()),
+                }
+            }
+        });
+        Ok(Page { items: page.items.into_iter().map(|(_, c)| c).collect(), next_cursor: page.next_cursor })
     }
 
     async fn delete_contacts_by_source(&self, source: &str) -> StoreResult<u64> {

@@ -8,7 +8,7 @@
 //! index serves filter, sort and range without an in-memory sort.
 
 use mongodb::IndexModel;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::{self, Document, doc};
 use mongodb::options::IndexOptions;
 use switchboard_domain::campaign::DialMode;
 use switchboard_domain::enrollment::HISTORY;
@@ -272,7 +272,13 @@ fn present(name: &str, field: &str, unique: bool) -> IndexModel {
 }
 
 /// Indexes `migrate` drops once their replacement exists: `(collection, name)`.
-pub(crate) const REPLACED_INDEXES: &[(&str, &str)] = &[(CALLS, "call_sid_uq"), (CALLS, "conversation_id_uq")];
+pub(crate) const REPLACED_INDEXES: &[(&str, &str)] = &[
+    (CALLS, "call_sid_uq"),
+    (CALLS, "conversation_id_uq"),
+    // Prefix search now reads `dnc_name` / `dnc_email` (all of `dnc` is two points).
+    (CONTACTS, "name_lc"),
+    (CONTACTS, "email_lc"),
+];
 
 /// Index names of the key lookups (used by the query-plan test).
 pub const CALL_SID_INDEX: &str = "call_sid_present_uq";
@@ -339,11 +345,19 @@ pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
                 .options(IndexOptions::builder().name("phone_uq".to_owned()).unique(true).build())
                 .build(),
         ),
-        (CONTACTS, index("created", doc! { "created_at": -1, "_id": -1 })),
-        (CONTACTS, index("name_lc", doc! { "name_lc": 1 })),
-        (CONTACTS, index("email_lc", doc! { "email_lc": 1 })),
-        (CONTACTS, index("tags_created", doc! { "tags": 1, "created_at": -1, "_id": -1 })),
-        (CONTACTS, index("dnc_created", doc! { "dnc": 1, "created_at": -1, "_id": -1 })),
+        // Contact pages (see `contact_page_queries`): equality (`tags`, `dnc`),
+        // then the page order; a search prefix is a range of the ordered key.
+        (CONTACTS, index(CONTACTS_CREATED, doc! { "created_at": -1, "_id": -1 })),
+        (CONTACTS, index(CONTACTS_TAGS_CREATED, doc! { "tags": 1, "created_at": -1, "_id": -1 })),
+        (CONTACTS, index(CONTACTS_DNC_CREATED, doc! { "dnc": 1, "created_at": -1, "_id": -1 })),
+        (CONTACTS, index(CONTACTS_TAGS_DNC_CREATED, doc! { "tags": 1, "dnc": 1, "created_at": -1, "_id": -1 })),
+        (CONTACTS, index(CONTACTS_DNC_NAME, doc! { "dnc": 1, "name_lc": 1, "_id": 1 })),
+        (CONTACTS, index(CONTACTS_TAGS_DNC_NAME, doc! { "tags": 1, "dnc": 1, "name_lc": 1, "_id": 1 })),
+        // `name_lc` last: the e-mail stage skips name matches without fetching them.
+        (CONTACTS, index(CONTACTS_DNC_EMAIL, doc! { "dnc": 1, "email_lc": 1, "_id": 1, "name_lc": 1 })),
+        (CONTACTS, index(CONTACTS_TAGS_DNC_EMAIL, doc! { "tags": 1, "dnc": 1, "email_lc": 1, "_id": 1, "name_lc": 1 })),
+        (CONTACTS, index(CONTACTS_DNC_PHONE, doc! { "dnc": 1, "phone": 1, "_id": 1 })),
+        (CONTACTS, index(CONTACTS_TAGS_DNC_PHONE, doc! { "tags": 1, "dnc": 1, "phone": 1, "_id": 1 })),
         (CONTACTS, index("source", doc! { "source": 1 })),
         (CAMPAIGNS, index("created", doc! { "created_at": -1, "_id": -1 })),
         (CAMPAIGNS, index("status_created", doc! { "status": 1, "created_at": -1, "_id": -1 })),
@@ -364,6 +378,147 @@ pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
         (ENROLLMENTS, index("leases", doc! { "status": 1, "lease.expires_at": 1 })),
         (ENROLLMENTS, index("contact", doc! { "contact_id": 1 })),
     ]
+}
+
+/// Contact page indexes (names; used by `contact_page_queries` and the query-plan test).
+pub const CONTACTS_CREATED: &str = "created";
+/// See [`CONTACTS_CREATED`].
+pub const CONTACTS_TAGS_CREATED: &str = "tags_created";
+/// See [`CONTACTS_CREATED`].
+pub const CONTACTS_DNC_CREATED: &str = "dnc_created";
+/// See [`CONTACTS_CREATED`].
+pub const CONTACTS_TAGS_DNC_CREATED: &str = "tags_dnc_created";
+/// See [`CONTACTS_CREATED`].
+pub const CONTACTS_DNC_NAME: &str = "dnc_name";
+/// See [`CONTACTS_CREATED`].
+pub const CONTACTS_TAGS_DNC_NAME: &str = "tags_dnc_name";
+/// See [`CONTACTS_CREATED`].
+pub const CONTACTS_DNC_EMAIL: &str = "dnc_email";
+/// See [`CONTACTS_CREATED`].
+pub const CONTACTS_TAGS_DNC_EMAIL: &str = "tags_dnc_email";
+/// See [`CONTACTS_CREATED`].
+pub const CONTACTS_DNC_PHONE: &str = "dnc_phone";
+/// See [`CONTACTS_CREATED`].
+pub const CONTACTS_TAGS_DNC_PHONE: &str = "tags_dnc_phone";
+
+/// Where a contacts page starts (decoded from its cursor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactAfter {
+    /// Created order: after (created_at in ms, id).
+    Created(i64, String),
+    /// Search match order: after (stage, key, id); stage 0 name, 1 e-mail, 2 phone.
+    Matched(u8, String, String),
+}
+
+/// One `find` of a contacts page: run in order with the room left on the
+/// page as limit, until the page (plus one) is full.
+#[derive(Debug, Clone)]
+pub struct ContactPageQuery {
+    /// The filter.
+    pub filter: Document,
+    /// The sort (the order of `index` after its equality fields).
+    pub sort: Document,
+    /// The index that serves it.
+    pub index: &'static str,
+    /// Search stage (`None`: created order).
+    pub stage: Option<u8>,
+}
+
+/// Upper end of a prefix range: `q <= key < q + U+10FFFF` (simple binary string order).
+const PREFIX_END: char = '\u{10FFFF}';
+
+/// The finds of one contacts page, each a bounded index range (ESR):
+/// - without `search`, one find in created order on `created`, `dnc_created`,
+///   `tags_created` or `tags_dnc_created`;
+/// - with `search`, in *match order* (see [`switchboard_storage::ContactFilter`]):
+///   the name stage on `(dnc, name_lc, _id)`, the e-mail stage on
+///   `(dnc, email_lc, _id, name_lc)` skipping name matches, the phone stage on
+///   `(dnc, phone, _id)` skipping both (each with a leading `tags` when a tag
+///   is given). Without a `dnc` filter the query says `dnc: {$in: [false,
+///   true]}` (the validator makes `dnc` a boolean), two points the planner
+///   merges in key order (`SORT_MERGE`) instead of sorting; the prefix is an
+///   anchored `$gte`/`$lt` range on the lower-cased key, starting at the
+///   cursor's key when there is one.
+pub fn contact_page_queries(
+    filter: &switchboard_storage::ContactFilter,
+    sort: switchboard_storage::ContactSort,
+    after: Option<&ContactAfter>,
+) -> Vec<ContactPageQuery> {
+    let tag = filter.tag.as_ref().map(|t| t.to_lowercase());
+    let mut base = Document::new();
+    if let Some(t) = &tag {
+        base.insert("tags", t.clone());
+    }
+    let q = filter.search.as_ref().map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
+    let Some(q) = q else {
+        if let Some(d) = filter.dnc {
+            base.insert("dnc", d);
+        }
+        let index = match (tag.is_some(), filter.dnc.is_some()) {
+            (false, false) => CONTACTS_CREATED,
+            (false, true) => CONTACTS_DNC_CREATED,
+            (true, false) => CONTACTS_TAGS_CREATED,
+            (true, true) => CONTACTS_TAGS_DNC_CREATED,
+        };
+        let (op, dir) = match sort {
+            switchboard_storage::ContactSort::CreatedDesc => ("$lt", -1),
+            switchboard_storage::ContactSort::CreatedAsc => ("$gt", 1),
+        };
+        let mut f = base;
+        if let Some(ContactAfter::Created(k, id)) = after {
+            // The inclusive bound makes the index range start at the cursor
+            // whether or not the planner pushes the keyset `$or` into the scan.
+            let incl = if op == "$lt" { "$lte" } else { "$gte" };
+            f.insert("created_at", doc! { incl: bson::DateTime::from_millis(*k) });
+            f = crate::and(f, crate::keyset("created_at", op, *k, id));
+        }
+        return vec![ContactPageQuery { filter: f, sort: doc! { "created_at": dir, "_id": dir }, index, stage: None }];
+    };
+    match filter.dnc {
+        Some(d) => base.insert("dnc", d),
+        None => base.insert("dnc", doc! { "$in": [false, true] }),
+    };
+    let digits = q.trim_start_matches('+');
+    let phone = (!digits.is_empty()).then(|| format!("+{digits}"));
+    let range = |p: &str| doc! { "$gte": p, "$lt": format!("{p}{PREFIX_END}") };
+    let mut out = Vec::new();
+    for stage in 0..=2u8 {
+        let (field, p, index) = match stage {
+            0 => ("name_lc", q.as_str(), if tag.is_some() { CONTACTS_TAGS_DNC_NAME } else { CONTACTS_DNC_NAME }),
+            1 => ("email_lc", q.as_str(), if tag.is_some() { CONTACTS_TAGS_DNC_EMAIL } else { CONTACTS_DNC_EMAIL }),
+            _ => match &phone {
+                Some(p) => {
+                    ("phone", p.as_str(), if tag.is_some() { CONTACTS_TAGS_DNC_PHONE } else { CONTACTS_DNC_PHONE })
+                }
+                None => break,
+            },
+        };
+        let mut f = base.clone();
+        let mut key = range(p);
+        // Excluded: earlier stages' matches, and the cursor's ties up to its id.
+        let mut nor = Vec::new();
+        match after {
+            Some(ContactAfter::Matched(s, _, _)) if *s > stage => continue,
+            // The range starts at the cursor's key (inside the prefix).
+            Some(ContactAfter::Matched(s, k, id)) if *s == stage && k.as_str() >= p => {
+                key.insert("$gte", k.clone());
+                nor.push(doc! { field: k.clone(), "_id": { "$lte": id.clone() } });
+            }
+            _ => {}
+        }
+        f.insert(field, key);
+        if stage >= 1 {
+            nor.push(doc! { "name_lc": range(&q) });
+        }
+        if stage >= 2 {
+            nor.push(doc! { "email_lc": range(&q) });
+        }
+        if !nor.is_empty() {
+            f.insert("$nor", nor);
+        }
+        out.push(ContactPageQuery { filter: f, sort: doc! { field: 1, "_id": 1 }, index, stage: Some(stage) });
+    }
+    out
 }
 
 #[cfg(test)]

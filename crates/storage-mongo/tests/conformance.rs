@@ -21,8 +21,10 @@ use switchboard_domain::time::now_ms;
 use switchboard_domain::{CallStatus, CallUpdate, CampaignInput, ContactInput, Source};
 use switchboard_storage::conformance::{Harness, gated_cases, loud, skipped_cases};
 use switchboard_storage::{
-    CallStore, CampaignStore, ContactStore, EnrollmentStore, Storage, StoreError, conformance_tests,
+    CallStore, CampaignStore, ContactFilter, ContactSort, ContactStore, EnrollmentStore, OnDuplicate, Storage,
+    StoreError, conformance_tests,
 };
+use switchboard_storage_mongo::schema::{ContactAfter, contact_page_queries};
 use switchboard_storage_mongo::{
     MongoSettings, MongoStore, ServerGaps, hot_queries, map_err, plan_stages, winning_plan,
 };
@@ -95,6 +97,9 @@ fn mongo_skip_reason(case: &str, gaps: &ServerGaps) -> Option<&'static str> {
         "hot_queries_are_index_scans" if gaps.no_explain_plans => {
             Some("the server's explain has no queryPlanner.winningPlan document")
         }
+        "contact_filters_are_index_scans" if gaps.no_explain_plans => {
+            Some("the server's explain has no queryPlanner.winningPlan document")
+        }
         "the_validator_rejects_a_document_breaking_the_schema" if gaps.no_validation => {
             Some("the server accepts documents its $jsonSchema validator forbids")
         }
@@ -107,6 +112,7 @@ fn mongo_skip_reason(case: &str, gaps: &ServerGaps) -> Option<&'static str> {
 
 const MONGO_CASES: &[&str] = &[
     "hot_queries_are_index_scans",
+    "contact_filters_are_index_scans",
     "the_validator_rejects_a_document_breaking_the_schema",
     "a_stale_lease_holder_cannot_match_the_new_holders_document",
     "an_interrupted_merge_is_completed_and_never_loses_a_key",
@@ -154,6 +160,99 @@ async fn hot_queries_are_index_scans() {
         }
     }
     h.cleanup().await;
+}
+
+/// Every contact filter combination (none, tag, search, dnc and each mix),
+/// both sorts, first and later pages: each find of the page scans exactly the
+/// index `contact_page_queries` names for it, never the collection, and never
+/// sorts in memory (`SORT_MERGE` of the two `dnc` points is a merge, not a sort).
+#[tokio::test]
+async fn contact_filters_are_index_scans() {
+    let Some(h) = fresh().await else { return };
+    if runs(&h, "contact_filters_are_index_scans") {
+        seed_contacts(&h.first).await;
+        let coll = h.first.database().collection::<Document>("contacts");
+        let id0 = format!("con_{}", "0".repeat(32));
+        let mut checked = 0;
+        for search in [None, Some("da"), Some("+1415555"), Some("walter 1")] {
+            for tag in [None, Some("vip")] {
+                for dnc in [None, Some(true), Some(false)] {
+                    let f = ContactFilter { search: search.map(Into::into), tag: tag.map(Into::into), dnc };
+                    let afters = if search.is_some() {
+                        vec![
+                            None,
+                            Some(ContactAfter::Matched(0, "dana".into(), id0.clone())),
+                            Some(ContactAfter::Matched(1, "dale".into(), id0.clone())),
+                            Some(ContactAfter::Matched(2, "+1415555".into(), id0.clone())),
+                        ]
+                    } else {
+                        vec![None, Some(ContactAfter::Created(now_ms().timestamp_millis(), id0.clone()))]
+                    };
+                    for sort in [ContactSort::CreatedDesc, ContactSort::CreatedAsc] {
+                        for after in &afters {
+                            for q in contact_page_queries(&f, sort, after.as_ref()) {
+                                let find = doc! {
+                                    "find": coll.name(), "filter": q.filter.clone(), "sort": q.sort.clone(), "limit": 51,
+                                };
+                                let reply = h
+                                    .first
+                                    .database()
+                                    .run_command(doc! { "explain": find, "verbosity": "queryPlanner" })
+                                    .await
+                                    .expect("explain");
+                                let plan = winning_plan(&reply).expect("probed: winningPlan is a document");
+                                let stages = plan_stages(plan);
+                                let what =
+                                    format!("{f:?} {sort:?} after {after:?}: filter {} sort {}", q.filter, q.sort);
+                                assert!(!stages.is_empty(), "{what}: no stages in {plan}");
+                                assert!(
+                                    !stages.iter().any(|(s, _)| s == "COLLSCAN"),
+                                    "{what}: collection scan: {plan}"
+                                );
+                                assert!(!stages.iter().any(|(s, _)| s == "SORT"), "{what}: in-memory sort: {plan}");
+                                let scanned: BTreeSet<&str> = stages
+                                    .iter()
+                                    .filter(|(s, _)| s.contains("IXSCAN"))
+                                    .filter_map(|(_, i)| i.as_deref())
+                                    .collect();
+                                assert_eq!(scanned, BTreeSet::from([q.index]), "{what}: plan {plan}");
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "{checked} finds checked");
+    }
+    h.cleanup().await;
+}
+
+/// 300 contacts: names and e-mails sharing prefixes, a common and a rare tag, some on do-not-call.
+async fn seed_contacts(s: &MongoStore) {
+    let names = ["Dana", "Dale", "Fox", "Walter", "Monica", "John"];
+    let mut batch = Vec::new();
+    for i in 0..300u32 {
+        let n = names[i as usize % names.len()];
+        let tags: Vec<String> = match i % 10 {
+            0 => vec!["vip".into(), "west".into()],
+            1..=5 => vec!["west".into()],
+            _ => vec![],
+        };
+        batch.push(
+            ContactInput {
+                phone: Some(format!("+1415555{i:04}")),
+                name: Some(format!("{n} {i}")),
+                email: Some(format!("{}.{i}@example.com", names[(i as usize + 1) % names.len()].to_lowercase())),
+                tags: Some(tags),
+                do_not_call: Some(i % 7 == 0),
+                ..Default::default()
+            }
+            .validate("US", now_ms())
+            .unwrap(),
+        );
+    }
+    s.insert_contacts(&batch, OnDuplicate::Fail).await.unwrap();
 }
 
 /// Data under the sample ids of [`hot_queries`]: a campaign with 40 enrolled
