@@ -4,6 +4,13 @@
 //! 1. **Import**: a generated CSV of `rows` contacts through the real
 //!    importer (validate pass + write pass); rows/s and the process's peak
 //!    resident memory before and after (Linux `VmHWM`).
+//!    The rows have realistic names (skewed first and last names), e-mails,
+//!    tags (ten `wave*` of 10 % each, `spanish` 20 %, `vip` 5 %, rare
+//!    `churned` 0.5 % and `partner` 0.05 %) and 3 % on do-not-call.
+//! 1b. **Contact filters**: p50 / p99 of one `list_contacts` page (limit 50)
+//!    for each filter combination (none, tag, search, dnc and every mix) on the
+//!    `rows` contacts just imported, values and sorts varied per sample, every
+//!    other sample a second page (with a cursor); target p99 ≤ 10 ms per filter.
 //! 2. **Claims**: `contacts` enrollments claimed by 8 concurrent tasks; the
 //!    latency of each atomic claim (p50 / p99 / max) and claims/s.
 //! 3. **Dialer decisions**: the real dialer (`Dialer::run` on the real
@@ -46,6 +53,31 @@ pub struct CampaignBenchOptions {
     pub contacts: u64,
     /// Seconds the dialer runs.
     pub secs: u64,
+    /// Timed pages per contact filter combination.
+    pub filter_samples: usize,
+}
+
+/// The contact-filter target: p99 of one page, per filter combination.
+pub const FILTER_P99_TARGET: Duration = Duration::from_millis(10);
+
+/// Page latency of one contact filter combination.
+#[derive(Debug, Clone)]
+pub struct FilterLatency {
+    /// The combination (`tag+search`, …).
+    pub filter: &'static str,
+    /// The values sampled, e.g. `tag=vip|churned`.
+    pub values: String,
+    /// Pages timed.
+    pub samples: usize,
+    /// Latency of one page.
+    pub latency: Latency,
+}
+
+impl FilterLatency {
+    /// p99 within [`FILTER_P99_TARGET`].
+    pub fn meets_target(&self) -> bool {
+        self.latency.p99 <= FILTER_P99_TARGET
+    }
 }
 
 /// Results.
@@ -65,6 +97,10 @@ pub struct CampaignBenchReport {
     pub rss_after_kib: Option<u64>,
     /// Anonymous (heap) RSS right after the import (KiB): excludes the memory-mapped database file.
     pub anon_after_kib: Option<u64>,
+    /// Contacts in the store during the filter phase.
+    pub filter_contacts: u64,
+    /// Page latency per contact filter combination.
+    pub filters: Vec<FilterLatency>,
     /// Claims made.
     pub claims: u64,
     /// Claim phase wall time.
@@ -137,15 +173,20 @@ pub async fn run(opts: CampaignBenchOptions) -> anyhow::Result<CampaignBenchRepo
     let csv = tmp.path().join("contacts.csv");
     {
         let mut w = std::io::BufWriter::new(std::fs::File::create(&csv)?);
-        writeln!(w, "phone,first_name,last_name,email,tags,time_zone,plan")?;
+        writeln!(w, "phone,first_name,last_name,email,tags,dnc,time_zone,plan")?;
         for i in 0..opts.rows {
             // UTC−12 is 26 hours from Kiritimati: its date is never one of the two holidays.
             let tz = if i % 2 == 0 { "Pacific/Kiritimati" } else { "Etc/GMT+12" };
+            let p = Person::of(i);
             writeln!(
                 w,
-                "+1415{:07},First{i},Last,p{i}@example.com,bench;wave{},{tz},\"gold, annual\"",
+                "+1415{:07},{},{},{},{},{},{tz},\"gold, annual\"",
                 2_000_000 + i,
-                i % 10
+                p.first,
+                p.last,
+                p.email,
+                p.tags,
+                p.dnc
             )?;
         }
         w.flush()?;
@@ -166,6 +207,10 @@ pub async fn run(opts: CampaignBenchOptions) -> anyhow::Result<CampaignBenchRepo
         report.inserted,
         opts.rows
     );
+
+    // 1b. Contact filters on the imported contacts.
+    tracing::info!(contacts = opts.rows, samples = opts.filter_samples, "timing contact filter pages");
+    let filters = filter_phase(&*store, opts.filter_samples).await?;
 
     let ids: Vec<ContactId> = all_ids(&*store).await?.into_iter().take(opts.contacts as usize).collect();
 
@@ -271,6 +316,8 @@ pub async fn run(opts: CampaignBenchOptions) -> anyhow::Result<CampaignBenchRepo
         rss_before_kib,
         rss_after_kib,
         anon_after_kib,
+        filter_contacts: opts.rows,
+        filters,
         claims,
         claim_elapsed,
         claim_latency,
@@ -278,6 +325,151 @@ pub async fn run(opts: CampaignBenchOptions) -> anyhow::Result<CampaignBenchRepo
         placed,
         dialer_elapsed,
     })
+}
+
+/// splitmix64: a deterministic spread of row numbers.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+const FIRST: [&str; 24] = [
+    "Maria",
+    "James",
+    "John",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "Michael",
+    "Jennifer",
+    "William",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "Jose",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Daniel",
+    "Nancy",
+];
+const LAST: [&str; 20] = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+];
+
+/// One generated contact row.
+struct Person {
+    first: &'static str,
+    last: &'static str,
+    email: String,
+    tags: String,
+    dnc: bool,
+}
+
+impl Person {
+    fn of(i: u64) -> Person {
+        let r = mix(i);
+        // Skewed: the square of a uniform pick favours the head of each list.
+        let skew = |bits: u64, n: usize| {
+            let u = (bits % 1000) as f64 / 1000.0;
+            ((u * u) * n as f64) as usize % n
+        };
+        let first = FIRST[skew(r, FIRST.len())];
+        let last = LAST[skew(r >> 10, LAST.len())];
+        let email = match (r >> 20) % 10 {
+            0..=5 => format!("{}.{}{i}@example.com", first.to_lowercase(), last.to_lowercase()),
+            6..=8 => format!("{}{}{i}@mail.test", &first[..1].to_lowercase(), last.to_lowercase()),
+            _ => String::new(),
+        };
+        let mut tags = vec![format!("wave{}", i % 10)];
+        let t = (r >> 32) % 10_000;
+        if t < 2_000 {
+            tags.push("spanish".into());
+        }
+        if (r >> 48) % 100 < 5 {
+            tags.push("vip".into());
+        }
+        if t % 200 == 7 {
+            tags.push("churned".into());
+        }
+        if t % 2_000 == 11 {
+            tags.push("partner".into());
+        }
+        Person { first, last, email, tags: tags.join(";"), dnc: (r >> 56) % 100 < 3 }
+    }
+}
+
+/// The filter combinations and the values sampled for each.
+const TAGS: [&str; 5] = ["wave3", "spanish", "vip", "churned", "partner"];
+const SEARCHES: [&str; 9] = ["m", "ma", "maria", "john", "j", "wil", "tgarcia", "+14152", "1415250"];
+
+fn sample_filter(kind: &str, n: usize) -> ContactFilter {
+    let tag = kind.contains("tag").then(|| TAGS[n % TAGS.len()].to_owned());
+    let search = kind.contains("search").then(|| SEARCHES[(n / 2) % SEARCHES.len()].to_owned());
+    let dnc = kind.contains("dnc").then_some(n % 3 == 0);
+    ContactFilter { search, tag, dnc }
+}
+
+const FILTER_KINDS: [&str; 8] =
+    ["none", "tag", "search", "dnc", "tag+search", "tag+dnc", "search+dnc", "tag+search+dnc"];
+
+/// Times `samples` pages of each filter combination (varied values and sorts;
+/// every other sample a second page).
+async fn filter_phase(store: &dyn Storage, samples: usize) -> anyhow::Result<Vec<FilterLatency>> {
+    let mut out = Vec::new();
+    for kind in FILTER_KINDS {
+        let mut lat = Vec::with_capacity(samples);
+        for n in 0..samples {
+            let f = sample_filter(kind, n);
+            let sort = if n % 2 == 0 { ContactSort::CreatedDesc } else { ContactSort::CreatedAsc };
+            let mut page = PageRequest::first(50);
+            if n % 4 >= 2 {
+                page.cursor = store.list_contacts(&f, sort, &page).await?.next_cursor;
+            }
+            let s = Instant::now();
+            store.list_contacts(&f, sort, &page).await?;
+            lat.push(s.elapsed());
+        }
+        let mut values = Vec::new();
+        if kind.contains("tag") {
+            values.push(format!("tag={}", TAGS.join("|")));
+        }
+        if kind.contains("search") {
+            values.push(format!("search={}", SEARCHES.join("|")));
+        }
+        if kind.contains("dnc") {
+            values.push("dnc=true|false".into());
+        }
+        out.push(FilterLatency { filter: kind, values: values.join(", "), samples, latency: Latency::of(lat) });
+    }
+    Ok(out)
 }
 
 /// Enrollments still due now (never looked at by the dialer).
@@ -337,6 +529,16 @@ impl fmt::Display for CampaignBenchReport {
                 a as f64 / 1024.0
             )?;
         }
+        if !self.filters.is_empty() {
+            writeln!(
+                f,
+                "| Contact filter pages at {} contacts (limit 50; p50 / p99 / max below) | {} of {} filters within p99 ≤ {} ms |",
+                self.filter_contacts,
+                self.filters.iter().filter(|x| x.meets_target()).count(),
+                self.filters.len(),
+                FILTER_P99_TARGET.as_millis()
+            )?;
+        }
         let claim_rate = per_sec(self.claims, self.claim_elapsed);
         writeln!(
             f,
@@ -356,6 +558,35 @@ impl fmt::Display for CampaignBenchReport {
             self.decisions,
             self.placed
         )?;
+        if !self.filters.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "Contact filters at {} contacts, one page (limit 50) per sample, both sorts, half of them second pages. Target: p99 ≤ {} ms per filter.",
+                self.filter_contacts,
+                FILTER_P99_TARGET.as_millis()
+            )?;
+            writeln!(f)?;
+            writeln!(
+                f,
+                "| Filter | Values sampled | Samples | p50 | p99 | max | p99 ≤ {} ms |",
+                FILTER_P99_TARGET.as_millis()
+            )?;
+            writeln!(f, "| --- | --- | ---: | ---: | ---: | ---: | --- |")?;
+            for x in &self.filters {
+                writeln!(
+                    f,
+                    "| `{}` | {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+                    x.filter,
+                    if x.values.is_empty() { "—" } else { &x.values },
+                    x.samples,
+                    x.latency.p50.as_secs_f64() * 1e3,
+                    x.latency.p99.as_secs_f64() * 1e3,
+                    x.latency.max.as_secs_f64() * 1e3,
+                    if x.meets_target() { "pass" } else { "**FAIL**" }
+                )?;
+            }
+        }
         writeln!(f)?;
         writeln!(
             f,
@@ -373,8 +604,11 @@ mod tests {
     /// A small run: every phase works and reports; no speed is asserted.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_small_run_reports_every_phase() {
-        let r = run(CampaignBenchOptions { rows: 300, contacts: 100, secs: 1 }).await.unwrap();
+        let r = run(CampaignBenchOptions { rows: 300, contacts: 100, secs: 1, filter_samples: 8 }).await.unwrap();
         assert_eq!(r.rows, 300);
+        assert_eq!(r.filters.len(), FILTER_KINDS.len());
+        assert!(r.filters.iter().all(|x| x.samples == 8), "{r:?}");
+        assert!(r.to_string().contains("tag+search+dnc"));
         assert_eq!(r.claims, 100);
         assert!(r.decisions > 0 && r.decisions <= 100, "{r:?}");
         assert!(r.placed > 0, "{r:?}");

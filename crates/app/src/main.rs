@@ -102,6 +102,9 @@ enum Command {
         /// Campaigns suite: enrollments claimed and dialled.
         #[arg(long, default_value_t = 100_000)]
         contacts: u64,
+        /// Campaigns suite: timed pages per contact filter combination (on the `rows` imported contacts).
+        #[arg(long, default_value_t = 400)]
+        filter_samples: usize,
     },
 }
 
@@ -386,8 +389,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.calls as f64 / report.elapsed.as_secs_f64().max(1e-9)
             );
         }
-        Command::Bench { suite, rows, contacts, duration, .. } if suite == "campaigns" => {
-            let opts = switchboard::bench_campaigns::CampaignBenchOptions { rows, contacts, secs: duration };
+        Command::Bench { suite, rows, contacts, duration, filter_samples, .. } if suite == "campaigns" => {
+            let opts =
+                switchboard::bench_campaigns::CampaignBenchOptions { rows, contacts, secs: duration, filter_samples };
             let report = switchboard::bench_campaigns::run(opts).await?;
             println!("{report}");
         }
