@@ -32,6 +32,37 @@ async fn load(state: &AppState, id: &str) -> Result<Campaign, ApiError> {
     state.store.get_campaign(&campaign_id(id)?).await?.ok_or(ApiError::NotFound("campaign"))
 }
 
+/// The longest retry delay taken: a year. The dialer adds the delay to a
+/// timestamp, and a delay near `u64::MAX` would overflow it (and not fit a
+/// MongoDB integer).
+pub const MAX_RETRY_DELAY_SECS: u64 = 365 * 24 * 3600;
+
+/// Applies an input to a campaign (or a new draft) with every problem
+/// reported at once: the domain's checks and the retry delays' bound.
+fn checked(input: &CampaignInput, base: Option<&Campaign>) -> Result<Campaign, ApiError> {
+    let mut delays = Vec::new();
+    if let Some(r) = &input.retry {
+        for (name, rule) in
+            [("busy", r.busy), ("no_answer", r.no_answer), ("voicemail", r.voicemail), ("failed", r.failed)]
+        {
+            if rule.delay_secs > MAX_RETRY_DELAY_SECS {
+                delays.push(switchboard_domain::FieldError::new(
+                    format!("retry.{name}.delay_secs"),
+                    format!("must be 0..={MAX_RETRY_DELAY_SECS} (a year)"),
+                ));
+            }
+        }
+    }
+    match input.apply(base, now_ms()) {
+        Ok(c) if delays.is_empty() => Ok(c),
+        Ok(_) => Err(field_errors(delays)),
+        Err(mut errs) => {
+            errs.extend(delays);
+            Err(field_errors(errs))
+        }
+    }
+}
+
 /// A page of campaigns.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CampaignPage {
@@ -63,7 +94,7 @@ pub async fn create(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<CampaignInput>,
 ) -> Result<(StatusCode, Json<Campaign>), ApiError> {
-    let c = input.apply(None, now_ms()).map_err(field_errors)?;
+    let c = checked(&input, None)?;
     state.store.insert_campaign(&c).await?;
     Ok((StatusCode::CREATED, Json(c)))
 }
@@ -133,7 +164,7 @@ pub async fn patch(
                 stored.status
             )));
         }
-        let next = input.apply(Some(&stored), now_ms()).map_err(field_errors)?;
+        let next = checked(&input, Some(&stored))?;
         match state.store.replace_campaign(&next).await {
             Ok(saved) => return Ok(Json(saved)),
             Err(StoreError::Conflict { what }) if what.contains("changed concurrently") => continue,

@@ -392,7 +392,8 @@ pub struct PacingInput {
 pub struct RetryRule {
     /// Try again.
     pub retry: bool,
-    /// After this many seconds.
+    /// After this many seconds, at most a year (31536000).
+    #[schema(maximum = 31536000)]
     pub delay_secs: u64,
 }
 
