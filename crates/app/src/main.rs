@@ -320,7 +320,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("simulator listening on {} (control API under /__sim)", handle.base_url);
             println!(
-                "Google: service account {} (key: crates/app/src/sim/keys/sandbox-service-account.json, set token_uri to {}/token)",
+                "Google: service account {} (key: crates/sim/src/keys/sandbox-service-account.json, set token_uri to {}/token)",
                 switchboard::sim::google::SANDBOX_ACCOUNT,
                 handle.base_url
             );

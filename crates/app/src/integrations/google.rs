@@ -692,7 +692,7 @@ mod tests {
 
     #[test]
     fn key_files_are_checked_field_by_field() {
-        let good = include_str!("../sim/keys/sandbox-service-account.json");
+        let good = switchboard_sim::google::SANDBOX_KEY_JSON;
         let key = ServiceAccountKey::from_json(good).unwrap();
         assert!(key.client_email.ends_with(".iam.gserviceaccount.com"));
         assert!(!format!("{key:?}").contains("PRIVATE KEY"));

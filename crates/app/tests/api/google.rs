@@ -271,7 +271,7 @@ async fn the_token_endpoint_checks_the_assertion_and_its_failures_are_typed() {
     );
 
     // Once its public key is registered, the same account is accepted.
-    let pem = include_str!("../../src/sim/keys/sandbox-service-account.pub.pem");
+    let pem = include_str!("../../../sim/src/keys/sandbox-service-account.pub.pem");
     sim.sim.register_google_account("stranger@elsewhere.iam.gserviceaccount.com", pem).unwrap();
     assert!(stranger.token().await.is_ok(), "the key pair now verifies");
 

@@ -860,7 +860,7 @@ async fn the_official_python_sdks_work_against_the_simulator() {
     let out = tokio::process::Command::new(&python)
         .arg(dir.join("tests/sdk/check_sdks.py"))
         .arg(&sim.base_url)
-        .arg(dir.join("src/sim/keys/sandbox-service-account.json"))
+        .arg(dir.join("../sim/src/keys/sandbox-service-account.json"))
         .output()
         .await
         .unwrap();
