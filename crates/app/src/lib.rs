@@ -1,33 +1,54 @@
 //! Switchboard: the system of record and control plane for AI voice calling
-//! on ElevenLabs Agents and Twilio.
+//! on ElevenLabs Agents and Twilio. `docs/tour.md` is the map; in short:
 //!
-//! Layout:
-//! - [`config`]: settings and their validation.
+//! Production code
+//! - [`config`]: settings, their layers and validation (an empty secret stops start-up).
+//! - [`state`]: [`AppState`], shared by handlers and jobs.
 //! - [`store`]: opening the configured store (SQLite or MongoDB) and timing it.
+//! - [`http`]: the REST API, its extractors, the connection layer (timeouts,
+//!   caps), health, metrics, OpenAPI and Swagger UI.
 //! - [`webhooks`]: Twilio and ElevenLabs receivers (verify → dedupe → merge).
-//! - [`http`]: the REST API, health, metrics, OpenAPI and Swagger UI.
+//! - [`outcomes`]: a finished campaign call moves its enrollment on (used by
+//!   webhooks and by the dialer job).
+//! - [`import`]: contact import (journalled, undoable) and export, for the API and the CLI.
+//! - [`integrations`]: Twilio, ElevenLabs and Google clients.
 //! - [`error`]: `ApiError` and the problem+json code table.
-//! - [`seed`] and [`bench`]: synthetic data and the load benchmark.
+//! - [`metrics`] and [`telemetry`]: Prometheus series and tracing.
+//!
+//! Jobs
+//! - [`jobs`]: the dialer and the import sweeper (later: Sheets sync,
+//!   rollups, archiver).
+//!
+//! Developer tooling
+//! - [`sim`]: the simulator (crate `switchboard-sim`) and sandbox wiring.
+//! - [`seed`], [`bench`], [`bench_campaigns`]: synthetic data and benchmarks.
 //!
 //! [`App::build`] wires these into one [`AppState`]; [`App::serve`] runs the
-//! HTTP server until the shutdown future resolves, draining in-flight requests.
+//! HTTP server and the jobs until the shutdown future resolves, draining
+//! in-flight requests.
 
 #![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod bench_campaigns;
 pub mod config;
-pub mod dialer;
 pub mod error;
 pub mod http;
 pub mod import;
 pub mod integrations;
+pub mod jobs;
 pub mod metrics;
+pub mod outcomes;
 pub mod seed;
 pub mod sim;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;
+
+/// The dialer's old path (`switchboard::dialer`), kept while callers move to [`jobs::dialer`].
+pub use jobs::dialer;
+pub use state::AppState;
 
 use std::sync::Arc;
 
@@ -35,19 +56,6 @@ use switchboard_storage::Storage;
 use tokio::net::TcpListener;
 
 use crate::config::{Secret, Settings};
-
-/// Everything a handler needs, cloned per request (all fields are shared).
-#[derive(Clone)]
-pub struct AppState {
-    /// The store.
-    pub store: Arc<dyn Storage>,
-    /// Settings.
-    pub settings: Arc<Settings>,
-    /// Accepted API bearer tokens.
-    pub api_tokens: Arc<Vec<Secret>>,
-    /// Imports run over the API by this instance.
-    pub imports: Arc<import::ImportRegistry>,
-}
 
 /// The assembled application.
 pub struct App {
@@ -105,15 +113,15 @@ impl App {
     }
 
     /// The dialer of this instance, placing calls through the configured providers.
-    pub fn dialer(&self) -> dialer::Dialer {
+    pub fn dialer(&self) -> jobs::dialer::Dialer {
         let s = &self.state.settings;
         let (twilio, elevenlabs) = Self::provider_clients(s);
         let owner = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
-        dialer::Dialer::new(
+        jobs::dialer::Dialer::new(
             self.state.store.clone(),
             twilio,
             elevenlabs,
-            dialer::Callbacks { public_base: s.public_base() },
+            jobs::dialer::Callbacks { public_base: s.public_base() },
             owner,
         )
         .with_lease(chrono::Duration::seconds(s.dialer.lease_secs))
@@ -137,28 +145,12 @@ impl App {
             }))
         });
         // Undo imports whose writer died (this instance's last run, or another's), now and every 30 s.
-        let sweeper = {
-            let store = self.state.store.clone();
-            let stale = chrono::Duration::seconds(self.state.settings.import.stale_after_secs);
-            let mut rx = stop_rx.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
-                loop {
-                    tokio::select! {
-                        changed = rx.changed() => {
-                            if changed.is_err() || *rx.borrow() {
-                                return;
-                            }
-                        }
-                        _ = tick.tick() => {
-                            if let Err(e) = import::sweep_stale_imports(&*store, stale, switchboard_domain::time::now_ms()).await {
-                                tracing::warn!(error = %e, "import sweep failed; retrying in 30 s");
-                            }
-                        }
-                    }
-                }
-            })
-        };
+        let sweeper = tokio::spawn(jobs::import_sweeper::run(
+            self.state.store.clone(),
+            chrono::Duration::seconds(self.state.settings.import.stale_after_secs),
+            std::time::Duration::from_secs(30),
+            stop_rx.clone(),
+        ));
         let s = &self.state.settings;
         let limits = http::server::ConnLimits {
             header_read_timeout: std::time::Duration::from_secs(s.http.header_read_timeout_secs),

@@ -28,7 +28,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use switchboard_domain::campaign::DialMode;
-use switchboard_domain::enrollment::{Outcome, evaluate};
+use switchboard_domain::enrollment::evaluate;
 use switchboard_domain::{
     Call, CallId, CallStatus, CallUpdate, Campaign, CampaignStatus, Contact, Enrollment, EnrollmentStatus, Source,
 };
@@ -37,6 +37,7 @@ use switchboard_storage::{PageRequest, SlotGrant, Storage, StoreError, StoreResu
 use crate::integrations::UpstreamError;
 use crate::integrations::elevenlabs::{ClientData, ElevenLabsClient, OutboundCall, RegisterCall};
 use crate::integrations::twilio::{CreateCall, TwilioClient};
+use crate::outcomes::apply_call_outcome;
 
 /// How long a claim is held before another instance may recover it.
 pub const DEFAULT_LEASE: Duration = Duration::seconds(60);
@@ -127,40 +128,6 @@ pub fn render_template(template: &str, contact: &Contact) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Applies a finished call's outcome to its enrollment (idempotent; a call
-/// that is not the enrollment's current attempt changes nothing) and frees
-/// its gate slot. Returns whether the enrollment changed.
-pub async fn apply_call_outcome(store: &dyn Storage, call: &Call, now: DateTime<Utc>) -> StoreResult<bool> {
-    let (Some(eid), Some(outcome)) = (call.enrollment_id.as_deref(), Outcome::of_call(call)) else {
-        return Ok(false);
-    };
-    let Ok(eid) = switchboard_domain::EnrollmentId::parse(eid) else { return Ok(false) };
-    for _ in 0..8 {
-        let Some(mut e) = store.get_enrollment(&eid).await? else { return Ok(false) };
-        let Some(campaign) = store.get_campaign(&e.campaign_id).await? else { return Ok(false) };
-        let attempt = e.history.iter().rev().find(|a| a.call_id == call.id).map(|a| a.n);
-        if !e.record_outcome(&call.id, outcome, &campaign, now) {
-            // Already applied (or another attempt's call): make sure the slot is free anyway.
-            if let Some(n) = attempt {
-                store.release_dial_slot(&e.campaign_id, &format!("{}:{n}", e.id)).await?;
-            }
-            return Ok(false);
-        }
-        match store.replace_enrollment(&e).await {
-            Ok(saved) => {
-                if let Some(n) = attempt {
-                    store.release_dial_slot(&saved.campaign_id, &format!("{}:{n}", saved.id)).await?;
-                }
-                tracing::info!(enrollment = %saved.id, call = %call.id, outcome = %outcome, status = %saved.status, "call outcome applied");
-                return Ok(true);
-            }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(StoreError::conflict(format!("enrollment {eid} kept changing while applying an outcome")))
 }
 
 impl Dialer {

@@ -89,7 +89,7 @@ pub async fn ingest(
             // webhook is already durable; if this fails, the dialer's reconciliation applies it.
             if outcome.call.enrollment_id.is_some()
                 && outcome.call.status.is_terminal()
-                && let Err(e) = crate::dialer::apply_call_outcome(&*state.store, &outcome.call, received).await
+                && let Err(e) = crate::outcomes::apply_call_outcome(&*state.store, &outcome.call, received).await
             {
                 tracing::warn!(call_id = %outcome.call.id, error = %e, "outcome not applied yet; the dialer will reconcile it");
             }

@@ -1,0 +1,46 @@
+//! Campaign outcomes: a campaign call that reached a final status moves its
+//! enrollment on (done, retry later, or failed) and frees its dial-gate slot.
+//!
+//! Called by webhook ingest (the usual path: the provider tells us) and by
+//! the dialer job's reconciliation (calls whose outcome was not applied, or
+//! whose state was asked of the provider). It lives beside both, so neither
+//! the HTTP side nor a job reaches into the other.
+
+use chrono::{DateTime, Utc};
+use switchboard_domain::Call;
+use switchboard_domain::enrollment::Outcome;
+use switchboard_storage::{Storage, StoreError, StoreResult};
+
+/// Applies a finished call's outcome to its enrollment (idempotent; a call
+/// that is not the enrollment's current attempt changes nothing) and frees
+/// its gate slot. Returns whether the enrollment changed.
+pub async fn apply_call_outcome(store: &dyn Storage, call: &Call, now: DateTime<Utc>) -> StoreResult<bool> {
+    let (Some(eid), Some(outcome)) = (call.enrollment_id.as_deref(), Outcome::of_call(call)) else {
+        return Ok(false);
+    };
+    let Ok(eid) = switchboard_domain::EnrollmentId::parse(eid) else { return Ok(false) };
+    for _ in 0..8 {
+        let Some(mut e) = store.get_enrollment(&eid).await? else { return Ok(false) };
+        let Some(campaign) = store.get_campaign(&e.campaign_id).await? else { return Ok(false) };
+        let attempt = e.history.iter().rev().find(|a| a.call_id == call.id).map(|a| a.n);
+        if !e.record_outcome(&call.id, outcome, &campaign, now) {
+            // Already applied (or another attempt's call): make sure the slot is free anyway.
+            if let Some(n) = attempt {
+                store.release_dial_slot(&e.campaign_id, &format!("{}:{n}", e.id)).await?;
+            }
+            return Ok(false);
+        }
+        match store.replace_enrollment(&e).await {
+            Ok(saved) => {
+                if let Some(n) = attempt {
+                    store.release_dial_slot(&saved.campaign_id, &format!("{}:{n}", saved.id)).await?;
+                }
+                tracing::info!(enrollment = %saved.id, call = %call.id, outcome = %outcome, status = %saved.status, "call outcome applied");
+                return Ok(true);
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::conflict(format!("enrollment {eid} kept changing while applying an outcome")))
+}
