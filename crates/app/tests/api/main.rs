@@ -8,6 +8,7 @@ mod google;
 mod hardening;
 mod helpers;
 mod imports;
+mod openapi_schemas;
 mod service;
 mod sim;
 mod webhooks_elevenlabs;
