@@ -138,7 +138,7 @@ pub async fn contact_filters_and_pages_match_the_reference(h: &dyn Harness) {
             if sort == ContactSort::CreatedDesc {
                 want.reverse();
             }
-            if let Some(q) = &f.search {
+            if let Some(q) = f.search.as_ref().filter(|q| !q.trim().is_empty()) {
                 // Match order, whatever the sort: name matches by name, then e-mail
                 // matches by e-mail, then phone matches by phone (id breaks ties).
                 want.sort_by_key(|c| match_key(c, q));
