@@ -76,6 +76,10 @@ pub enum ApiError {
     /// Conflict with stored state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A compare-and-set lost to a concurrent write; [`retry_on_stale`]
+    /// retries it, and a client that still sees it gets a 409.
+    #[error("stale: {0}")]
+    Stale(String),
     /// The body is not in a media type the route takes.
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
@@ -109,7 +113,7 @@ impl ApiError {
             ApiError::InvalidSignature(_) => "invalid_signature",
             ApiError::NotFound("call") => "call_not_found",
             ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict(_) => "conflict",
+            ApiError::Conflict(_) | ApiError::Stale(_) => "conflict",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unavailable(_) => "store_unavailable",
@@ -125,12 +129,29 @@ impl ApiError {
             ApiError::Unauthorized => "send `Authorization: Bearer <token>` with a configured API token".into(),
             ApiError::InvalidSignature(what) => format!("{what} does not match the request"),
             ApiError::NotFound(what) => format!("no {what} with this id"),
-            ApiError::Conflict(what) => what.clone(),
+            ApiError::Conflict(what) | ApiError::Stale(what) => what.clone(),
             ApiError::UnsupportedMediaType(what) | ApiError::PayloadTooLarge(what) => what.clone(),
             ApiError::Unavailable(_) => "the database did not answer in time; the request was not applied".into(),
             ApiError::Internal(_) => "an internal error occurred; it has been logged".into(),
         }
     }
+}
+
+/// The optimistic-concurrency loop of a handler in one place: `attempt`
+/// re-reads, checks and writes with compare-and-set; when the write loses to
+/// a concurrent one ([`ApiError::Stale`]) it runs again, up to five times.
+pub async fn retry_on_stale<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    for _ in 0..5 {
+        match attempt().await {
+            Err(ApiError::Stale(_)) => continue,
+            other => return other,
+        }
+    }
+    Err(ApiError::Conflict(format!("the {what} kept changing; try again")))
 }
 
 /// The code for a bare status (a response some layer made without a body of ours).
@@ -189,6 +210,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Conflict { what } => ApiError::Conflict(what),
+            StoreError::Stale(what) => ApiError::Stale(what),
             StoreError::Invalid(reason) => ApiError::field("request", reason),
             StoreError::Unavailable(why) => ApiError::Unavailable(why),
             StoreError::Other(e) => ApiError::Internal(e),
@@ -214,6 +236,7 @@ mod tests {
             ApiError::NotFound("call"),
             ApiError::NotFound("thing"),
             ApiError::Conflict("x".into()),
+            ApiError::Stale("x".into()),
             ApiError::UnsupportedMediaType("x".into()),
             ApiError::PayloadTooLarge("x".into()),
             ApiError::Unavailable("x".into()),

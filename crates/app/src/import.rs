@@ -690,7 +690,7 @@ async fn restore(store: &dyn Storage, before: &Contact) -> StoreResult<()> {
                 back.version = now.version;
                 match store.replace_contact(&back).await {
                     Ok(_) => return Ok(()),
-                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(StoreError::Stale(_)) => continue,
                     Err(e) => return Err(e),
                 }
             }

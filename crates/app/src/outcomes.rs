@@ -38,7 +38,7 @@ pub async fn apply_call_outcome(store: &dyn Storage, call: &Call, now: DateTime<
                 tracing::info!(enrollment = %saved.id, call = %call.id, outcome = %outcome, status = %saved.status, "call outcome applied");
                 return Ok(true);
             }
-            Err(StoreError::Conflict { .. }) => continue,
+            Err(StoreError::Stale(_)) => continue,
             Err(e) => return Err(e),
         }
     }

@@ -138,9 +138,8 @@ impl MongoStore {
                 for chunk in ids[..upto.min(ids.len())].chunks(1000) {
                     self.contacts().delete_many(doc! { "_id": { "$in": chunk } }).await.map_err(map_err)?;
                 }
-                Err(StoreError::conflict(format!(
-                    "a phone of the batch was stored concurrently; nothing was kept: {e}"
-                )))
+                tracing::debug!(error = %e, "duplicate phone in an all-or-nothing batch");
+                Err(StoreError::conflict("a phone of the batch was stored concurrently; nothing was kept"))
             }
             Err(e) => Err(map_err(e)),
         }
@@ -188,7 +187,7 @@ impl ContactStore for MongoStore {
             let n = fresh.len() as u64;
             self.contacts().insert_many(fresh).await.map_err(|e| {
                 if is_code(&e, 11000) {
-                    StoreError::conflict(format!("a phone of the batch was stored concurrently: {e}"))
+                    StoreError::conflict("a phone of the batch was stored concurrently")
                 } else {
                     map_err(e)
                 }
@@ -237,9 +236,7 @@ impl ContactStore for MongoStore {
         }
         match self.get_contact(&c.id).await? {
             None => Err(StoreError::NotFound("contact")),
-            Some(s) => {
-                Err(StoreError::conflict(format!("contact {} changed concurrently (version {})", c.id, s.version)))
-            }
+            Some(s) => Err(StoreError::stale(format!("contact {} (now version {})", c.id, s.version))),
         }
     }
 
@@ -514,8 +511,8 @@ impl CampaignStore for MongoStore {
         match (r.matched_count, self.get_campaign(&campaign.id).await?) {
             (1, Some(stored)) => Ok(stored),
             (_, None) => Err(StoreError::NotFound("campaign")),
-            (_, Some(stored)) => Err(StoreError::conflict(format!(
-                "campaign {} changed concurrently (now version {}, {})",
+            (_, Some(stored)) => Err(StoreError::stale(format!(
+                "campaign {} (now version {}, {})",
                 campaign.id, stored.version, stored.status
             ))),
         }
@@ -788,10 +785,9 @@ impl EnrollmentStore for MongoStore {
         }
         match self.get_enrollment(&e.id).await? {
             None => Err(StoreError::NotFound("enrollment")),
-            Some(now) => Err(StoreError::conflict(format!(
-                "enrollment {} changed concurrently (now version {}, {})",
-                e.id, now.version, now.status
-            ))),
+            Some(now) => {
+                Err(StoreError::stale(format!("enrollment {} (now version {}, {})", e.id, now.version, now.status)))
+            }
         }
     }
 

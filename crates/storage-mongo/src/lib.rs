@@ -233,9 +233,26 @@ pub fn map_err(e: mongodb::error::Error) -> StoreError {
     map_err_labelled(e, labelled)
 }
 
+/// "E11000 duplicate key error collection: db.calls index: call_sid_present_uq dup key: …"
+/// → "a record with this call_sid exists": the field, never the driver's text.
+fn duplicate_key_message(e: &mongodb::error::Error) -> String {
+    let text = e.to_string();
+    let index = text.split("index: ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("");
+    let field = match index {
+        "_id_" => "id",
+        i if i.starts_with("call_sid") || i.starts_with("absorbing_call_sid") => "call_sid",
+        i if i.starts_with("conversation_id") || i.starts_with("absorbing_conversation_id") => "conversation_id",
+        i if i.starts_with("phone") => "phone",
+        i if i.starts_with("dedupe") => "dedupe_key",
+        i if i.starts_with("campaign_contact") => "campaign and contact",
+        _ => "key",
+    };
+    format!("a record with this {field} exists")
+}
+
 fn map_err_labelled(e: mongodb::error::Error, labelled: bool) -> StoreError {
     if is_code(&e, 11000) {
-        return StoreError::conflict(format!("duplicate key: {e}"));
+        return StoreError::conflict(duplicate_key_message(&e));
     }
     if is_code(&e, 121) {
         return StoreError::Other(anyhow::anyhow!(
@@ -1009,7 +1026,7 @@ impl CallStore for MongoStore {
                     }
                     match self.replace_if(&call, version).await {
                         Ok(true) => return Ok(UpsertOutcome { call, created: false, changed, absorbed }),
-                        Ok(false) | Err(StoreError::Conflict { .. }) => continue,
+                        Ok(false) | Err(StoreError::Conflict { .. } | StoreError::Stale(_)) => continue,
                         Err(e) => return Err(e),
                     }
                 }

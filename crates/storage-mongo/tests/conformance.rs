@@ -370,7 +370,7 @@ async fn a_stale_lease_holder_cannot_match_the_new_holders_document() {
         .unwrap();
     let mut stale = held.clone();
     stale.reason = Some("still mine".into());
-    assert!(matches!(s.replace_enrollment(&stale).await, Err(StoreError::Conflict { .. })), "owner fences");
+    assert!(matches!(s.replace_enrollment(&stale).await, Err(StoreError::Stale(_))), "owner fences");
     // A later claim's fencing token, same version: the token tells them apart even when the lease is cleared.
     enrollments
         .update_one(
@@ -381,7 +381,7 @@ async fn a_stale_lease_holder_cannot_match_the_new_holders_document() {
         .unwrap();
     let mut released = held.clone();
     released.lease = None;
-    assert!(matches!(s.replace_enrollment(&released).await, Err(StoreError::Conflict { .. })), "token fences");
+    assert!(matches!(s.replace_enrollment(&released).await, Err(StoreError::Stale(_))), "token fences");
     // The current holder (right owner and token) writes.
     let mut current = s.get_enrollment(&held.id).await.unwrap().unwrap();
     current.lease = None;

@@ -202,7 +202,7 @@ impl ContactStore for SqliteStore {
             match stored {
                 None => return Err(StoreError::NotFound("contact")),
                 Some(v) if v != c.version => {
-                    return Err(StoreError::conflict(format!("contact {} changed concurrently (version {v})", c.id)));
+                    return Err(StoreError::stale(format!("contact {} (now version {v})", c.id)));
                 }
                 Some(_) => {}
             }
@@ -487,8 +487,8 @@ impl CampaignStore for SqliteStore {
             match (n, campaign_by_id(conn, c.id.as_str())?) {
                 (1, Some(stored)) => Ok(stored),
                 (_, None) => Err(StoreError::NotFound("campaign")),
-                (_, Some(stored)) => Err(StoreError::conflict(format!(
-                    "campaign {} changed concurrently (now version {}, {})",
+                (_, Some(stored)) => Err(StoreError::stale(format!(
+                    "campaign {} (now version {}, {})",
                     c.id, stored.version, stored.status
                 ))),
             }
@@ -809,10 +809,9 @@ impl EnrollmentStore for SqliteStore {
             }
             match enrollment_where(conn, "id = ?1", &[&e.id.as_str()])? {
                 None => Err(StoreError::NotFound("enrollment")),
-                Some(now) => Err(StoreError::conflict(format!(
-                    "enrollment {} changed concurrently (now version {}, {})",
-                    e.id, now.version, now.status
-                ))),
+                Some(now) => {
+                    Err(StoreError::stale(format!("enrollment {} (now version {}, {})", e.id, now.version, now.status)))
+                }
             }
         })
         .await

@@ -308,7 +308,7 @@ fn update_call(conn: &Connection, before: &Call, after: &Call) -> StoreResult<()
     let sql = format!("UPDATE calls SET {} WHERE id = ?1 AND version = ?2", sets.join(", "));
     let n =
         conn.prepare_cached(&sql).and_then(|mut st| st.execute(rusqlite::params_from_iter(values))).map_err(map_err)?;
-    if n == 1 { Ok(()) } else { Err(StoreError::conflict(format!("call {} changed concurrently", after.id))) }
+    if n == 1 { Ok(()) } else { Err(StoreError::stale(format!("call {}", after.id))) }
 }
 
 fn upsert_in_tx(conn: &Connection, update: &CallUpdate) -> StoreResult<UpsertOutcome> {

@@ -142,7 +142,13 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
         let detail = msg.clone().unwrap_or_else(|| f.to_string());
         return match f.code {
             C::ConstraintViolation if detail.contains("UNIQUE") || detail.contains("PRIMARY KEY") => {
-                StoreError::conflict(detail)
+                // "UNIQUE constraint failed: contacts.phone" → name the field, not the engine's text.
+                let field =
+                    detail.rsplit(": ").next().and_then(|c| c.split(", ").next()).and_then(|c| c.rsplit('.').next());
+                StoreError::conflict(match field {
+                    Some(f) if !f.is_empty() => format!("a record with this {f} exists"),
+                    _ => "a record with this key exists".to_owned(),
+                })
             }
             C::ConstraintViolation => StoreError::Invalid(format!("rejected by schema: {detail}")),
             C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::DiskFull | C::CannotOpen => {

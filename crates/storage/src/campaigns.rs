@@ -5,7 +5,7 @@
 //! - A contact's E.164 phone is unique; an enrollment is unique per
 //!   (campaign, contact).
 //! - `replace_*` is compare-and-set on `version`: it fails with
-//!   [`StoreError::Conflict`] if the stored version is not the one given,
+//!   [`StoreError::Stale`] if the stored version is not the one given,
 //!   and stores the record with `version + 1`.
 //! - [`EnrollmentStore::claim_enrollment`] is atomic: concurrent claimers,
 //!   in one process or many, never receive the same enrollment; each claim

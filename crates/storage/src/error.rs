@@ -15,6 +15,10 @@ pub enum StoreError {
         /// What conflicted.
         what: String,
     },
+    /// A compare-and-set found a newer version than the one given: re-read and
+    /// retry ([`retry_stale`](crate::retry_stale) does it), or give up.
+    #[error("stale: {0}")]
+    Stale(String),
     /// The caller passed something the store cannot use (bad cursor, bad filter).
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -31,6 +35,30 @@ impl StoreError {
     pub fn conflict(what: impl Into<String>) -> Self {
         StoreError::Conflict { what: what.into() }
     }
+
+    /// A failed compare-and-set on `what` (e.g. `contact con_…`).
+    pub fn stale(what: impl std::fmt::Display) -> Self {
+        StoreError::Stale(format!("{what} changed concurrently; re-read it and retry"))
+    }
+}
+
+/// The optimistic-concurrency loop in one place: runs `attempt` (read,
+/// modify, compare-and-set) until it does not fail with
+/// [`StoreError::Stale`], at most `tries` times; then the last `Stale` is
+/// returned.
+pub async fn retry_stale<T, F, Fut>(tries: u32, mut attempt: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = StoreResult<T>>,
+{
+    let mut last = None;
+    for _ in 0..tries.max(1) {
+        match attempt().await {
+            Err(StoreError::Stale(why)) => last = Some(why),
+            other => return other,
+        }
+    }
+    Err(StoreError::Stale(last.unwrap_or_default()))
 }
 
 impl From<switchboard_domain::MergeError> for StoreError {

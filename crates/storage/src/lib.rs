@@ -30,7 +30,7 @@ pub use campaigns::{
     BulkContacts, CampaignStore, ContactFilter, ContactSort, ContactStore, EnrollmentStore, ImportRecord, ImportState,
     OnDuplicate, SlotGrant,
 };
-pub use error::{StoreError, StoreResult};
+pub use error::{StoreError, StoreResult, retry_stale};
 pub use page::{Cursor, Page, PageRequest};
 
 /// What a backend can and cannot do; the conformance suite prints a skip

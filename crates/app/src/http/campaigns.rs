@@ -16,12 +16,12 @@ use switchboard_domain::{
     Campaign, CampaignAction, CampaignId, CampaignInput, CampaignStatus, ContactId, Eligibility, Enrollment,
     EnrollmentStatus,
 };
-use switchboard_storage::{CallFilter, CallSort, ContactFilter, ContactSort, PageRequest, StoreError};
+use switchboard_storage::{CallFilter, CallSort, ContactFilter, ContactSort, PageRequest};
 
 use super::extract::{JsonBody, field_errors};
 use super::query::Query;
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, retry_on_stale};
 use utoipa::ToSchema;
 
 fn campaign_id(id: &str) -> Result<CampaignId, ApiError> {
@@ -153,8 +153,9 @@ pub async fn patch(
     Path(id): Path<String>,
     JsonBody(input): JsonBody<CampaignInput>,
 ) -> Result<Json<Campaign>, ApiError> {
-    for _ in 0..5 {
-        let stored = load(&state, &id).await?;
+    let (state, id, input) = (&state, &id, &input);
+    retry_on_stale("campaign", || async move {
+        let stored = load(state, id).await?;
         if stored.status.is_final() {
             return Err(ApiError::Conflict(format!("the campaign is {}; it can no longer be changed", stored.status)));
         }
@@ -164,14 +165,10 @@ pub async fn patch(
                 stored.status
             )));
         }
-        let next = checked(&input, Some(&stored))?;
-        match state.store.replace_campaign(&next).await {
-            Ok(saved) => return Ok(Json(saved)),
-            Err(StoreError::Conflict { what }) if what.contains("changed concurrently") => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict("the campaign kept changing; try again".into()))
+        let next = checked(input, Some(&stored))?;
+        Ok(Json(state.store.replace_campaign(&next).await?))
+    })
+    .await
 }
 
 /// Delete a campaign that is draft, completed or cancelled (with its enrollments; its calls stay).
@@ -193,7 +190,7 @@ pub async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Re
 }
 
 async fn transition(state: &AppState, id: &str, action: CampaignAction) -> Result<Json<Campaign>, ApiError> {
-    for _ in 0..5 {
+    retry_on_stale("campaign", || async move {
         let stored = load(state, id).await?;
         let now = now_ms();
         let starts_later = stored.schedule.start_at.is_some_and(|s| s > now);
@@ -207,20 +204,15 @@ async fn transition(state: &AppState, id: &str, action: CampaignAction) -> Resul
         let mut next = stored.clone();
         next.status = to;
         next.updated_at = now;
-        match state.store.replace_campaign(&next).await {
-            Ok(saved) => {
-                if to == CampaignStatus::Cancelled {
-                    let n = state.store.cancel_waiting(&saved.id, now).await?;
-                    tracing::info!(campaign = %saved.id, cancelled = n, "campaign cancelled");
-                }
-                tracing::info!(campaign = %saved.id, action = %action, status = %saved.status, "campaign lifecycle");
-                return Ok(Json(saved));
-            }
-            Err(StoreError::Conflict { what }) if what.contains("changed concurrently") => continue,
-            Err(e) => return Err(e.into()),
+        let saved = state.store.replace_campaign(&next).await?;
+        if to == CampaignStatus::Cancelled {
+            let n = state.store.cancel_waiting(&saved.id, now).await?;
+            tracing::info!(campaign = %saved.id, cancelled = n, "campaign cancelled");
         }
-    }
-    Err(ApiError::Conflict("the campaign kept changing; try again".into()))
+        tracing::info!(campaign = %saved.id, action = %action, status = %saved.status, "campaign lifecycle");
+        Ok(Json(saved))
+    })
+    .await
 }
 
 /// draft → scheduled (start time ahead) or running.

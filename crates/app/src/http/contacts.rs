@@ -11,12 +11,12 @@ use serde::Serialize;
 use switchboard_domain::contact::normalize_phone;
 use switchboard_domain::time::now_ms;
 use switchboard_domain::{Contact, ContactId, ContactInput};
-use switchboard_storage::{CallFilter, CallSort, ContactFilter, ContactSort, OnDuplicate, StoreError};
+use switchboard_storage::{CallFilter, CallSort, ContactFilter, ContactSort, OnDuplicate};
 
 use super::calls::CallPage;
 use super::query::Query;
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, retry_on_stale};
 use crate::import::{ExportFormat, ImportFormat, ImportOptions};
 
 /// A page of contacts.
@@ -141,16 +141,13 @@ pub async fn patch(
     JsonBody(input): JsonBody<ContactInput>,
 ) -> Result<Json<Contact>, ApiError> {
     let id = contact_id(&id)?;
-    for _ in 0..5 {
-        let stored = state.store.get_contact(&id).await?.ok_or(ApiError::NotFound("contact"))?;
+    let (id, input, state) = (&id, &input, &state);
+    retry_on_stale("contact", || async move {
+        let stored = state.store.get_contact(id).await?.ok_or(ApiError::NotFound("contact"))?;
         let next = input.patch(&stored, &state.settings.contacts.default_region, now_ms()).map_err(field_errors)?;
-        match state.store.replace_contact(&next).await {
-            Ok(saved) => return Ok(Json(saved)),
-            Err(StoreError::Conflict { what }) if what.contains("changed concurrently") => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict("the contact kept changing; try again".into()))
+        Ok(Json(state.store.replace_contact(&next).await?))
+    })
+    .await
 }
 
 /// Delete a contact and its enrollments.

@@ -257,7 +257,7 @@ impl Dialer {
                     report.recovered += 1;
                     tracing::warn!(enrollment = %e.id, "recovered an expired dialer lease");
                 }
-                Err(StoreError::Conflict { .. }) => {}
+                Err(StoreError::Stale(_)) => {}
                 Err(err) => return Err(err),
             }
         }
@@ -352,7 +352,7 @@ impl Dialer {
                 Ok(true)
             }
             // Changed meanwhile (its outcome arrived): the next step looks again.
-            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(StoreError::Stale(_)) => Ok(false),
             Err(err) => Err(err),
         }
     }
@@ -558,7 +558,7 @@ impl Dialer {
         placed.placed(call_id.clone(), now);
         let placed = match self.store.replace_enrollment(&placed).await {
             Ok(p) => p,
-            Err(StoreError::Conflict { .. }) => {
+            Err(StoreError::Stale(_)) => {
                 // Our lease was recovered by another instance: do not dial.
                 self.store.release_dial_slot(&campaign.id, key).await?;
                 self.mark_call(&call_id, CallStatus::Canceled, now).await?;
@@ -748,7 +748,7 @@ impl Dialer {
                 tracing::info!(campaign = %c.id, "campaign completed: every enrollment is final");
                 Ok(true)
             }
-            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(StoreError::Stale(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -80,7 +80,7 @@ pub async fn contacts_are_unique_by_phone_and_replaced_by_version(h: &dyn Harnes
     assert_eq!(stored.version, a.version + 1);
     assert_eq!(s.get_contact(&a.id).await.unwrap().unwrap().name.as_deref(), Some("Dana Scully"));
     // A writer holding the old version loses.
-    assert!(matches!(s.replace_contact(&b).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(s.replace_contact(&b).await, Err(StoreError::Stale(_))), "a lost compare-and-set is typed");
     let mut ghost = b.clone();
     ghost.id = ContactId::new();
     assert!(matches!(s.replace_contact(&ghost).await, Err(StoreError::NotFound(_))));
@@ -218,7 +218,7 @@ pub async fn campaigns_replace_by_version_and_list_by_status(h: &dyn Harness) {
         (stored.name.as_str(), stored.version, stored.inflight.clone()),
         ("Renamed", edit.version + 1, vec!["k1".to_owned()])
     );
-    assert!(matches!(s.replace_campaign(&edit).await, Err(StoreError::Conflict { .. })), "stale version");
+    assert!(matches!(s.replace_campaign(&edit).await, Err(StoreError::Stale(_))), "stale version");
     let running = s.list_campaigns(&[CampaignStatus::Running], &PageRequest::first(10)).await.unwrap();
     assert_eq!(running.items.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), vec![b.id.clone()]);
     let every = s.list_campaigns(&[], &PageRequest::first(1)).await.unwrap();
@@ -329,7 +329,7 @@ pub async fn expired_leases_are_recovered_and_fenced(h: &dyn Harness) {
     // The crashed dialer wakes up and tries to record its placement: refused.
     let mut stale = held.clone();
     stale.placed(switchboard_domain::CallId::new(), t);
-    assert!(matches!(s.replace_enrollment(&stale).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(s.replace_enrollment(&stale).await, Err(StoreError::Stale(_))));
     let stored = s.get_enrollment(&held.id).await.unwrap().unwrap();
     assert_eq!(stored.lease.map(|l| l.owner), Some("rescuer".into()));
 }
