@@ -17,6 +17,7 @@
 
 pub mod calls;
 pub mod campaigns;
+pub mod decorate;
 pub mod error;
 pub mod page;
 

@@ -5,12 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_trait::async_trait;
-use switchboard_domain::{Call, CallEvent, CallId, CallUpdate};
-use switchboard_storage::{
-    CallFilter, CallSort, CallStore, Capabilities, Drift, EventFilter, EventStore, MigrationReport, Page, PageRequest,
-    Storage, StoreError, StoreResult, UpsertOutcome,
-};
+use switchboard_storage::{Storage, StoreError, StoreResult};
 
 use reqwest::StatusCode;
 use switchboard::config::{Secret, Settings};
@@ -255,88 +250,35 @@ pub fn sid(n: u32) -> String {
     format!("CA{n:032x}")
 }
 
-/// A store that answers `Unavailable` while `down` is set (a database outage).
+/// A store that answers `Unavailable` while `down` is set (a database outage
+/// of the call and event operations; contacts, campaigns, schema and counts
+/// are not part of the outage these tests simulate).
 pub struct Flaky {
     inner: Arc<dyn Storage>,
     down: Arc<AtomicBool>,
 }
 
 impl Flaky {
-    fn check(&self) -> StoreResult<()> {
-        if self.down.load(Ordering::SeqCst) { Err(StoreError::Unavailable("simulated outage".into())) } else { Ok(()) }
+    async fn outage<T>(&self, op: &'static str, fut: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        const DOWN: &[&str] = &[
+            "upsert_call",
+            "get_call",
+            "find_call_by_sid",
+            "find_call_by_conversation",
+            "list_calls",
+            "insert_calls_bulk",
+            "insert_event",
+            "event_exists",
+            "list_call_events",
+            "list_events",
+            "record_webhook",
+            "ping",
+        ];
+        if DOWN.contains(&op) && self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("simulated outage".into()));
+        }
+        fut.await
     }
 }
 
-#[async_trait]
-impl CallStore for Flaky {
-    async fn upsert_call(&self, u: &CallUpdate) -> StoreResult<UpsertOutcome> {
-        self.check()?;
-        self.inner.upsert_call(u).await
-    }
-    async fn get_call(&self, id: &CallId) -> StoreResult<Call> {
-        self.check()?;
-        self.inner.get_call(id).await
-    }
-    async fn find_call_by_sid(&self, s: &str) -> StoreResult<Option<Call>> {
-        self.check()?;
-        self.inner.find_call_by_sid(s).await
-    }
-    async fn find_call_by_conversation(&self, c: &str) -> StoreResult<Option<Call>> {
-        self.check()?;
-        self.inner.find_call_by_conversation(c).await
-    }
-    async fn list_calls(&self, f: &CallFilter, s: CallSort, p: &PageRequest) -> StoreResult<Page<Call>> {
-        self.check()?;
-        self.inner.list_calls(f, s, p).await
-    }
-    async fn insert_calls_bulk(&self, c: &[Call], e: &[CallEvent]) -> StoreResult<()> {
-        self.check()?;
-        self.inner.insert_calls_bulk(c, e).await
-    }
-    async fn count_calls(&self) -> StoreResult<u64> {
-        self.inner.count_calls().await
-    }
-}
-
-#[async_trait]
-impl EventStore for Flaky {
-    async fn insert_event(&self, e: &CallEvent) -> StoreResult<bool> {
-        self.check()?;
-        self.inner.insert_event(e).await
-    }
-    async fn event_exists(&self, k: &str) -> StoreResult<bool> {
-        self.check()?;
-        self.inner.event_exists(k).await
-    }
-    async fn list_call_events(&self, c: &CallId, p: &PageRequest) -> StoreResult<Page<CallEvent>> {
-        self.check()?;
-        self.inner.list_call_events(c, p).await
-    }
-    async fn list_events(&self, f: &EventFilter, p: &PageRequest) -> StoreResult<Page<CallEvent>> {
-        self.check()?;
-        self.inner.list_events(f, p).await
-    }
-}
-
-// Contacts and campaigns are not part of the outage these tests simulate.
-switchboard_storage::forward_campaign_stores!(Flaky, inner, switchboard_storage::campaigns::unwrapped);
-
-#[async_trait]
-impl Storage for Flaky {
-    fn backend_name(&self) -> &'static str {
-        self.inner.backend_name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn ping(&self) -> StoreResult<()> {
-        self.check()?;
-        self.inner.ping().await
-    }
-    async fn migrate(&self) -> StoreResult<MigrationReport> {
-        self.inner.migrate().await
-    }
-    async fn check_schema(&self) -> StoreResult<Vec<Drift>> {
-        self.inner.check_schema().await
-    }
-}
+switchboard_storage::decorate_storage!(Flaky, inner, outage);

@@ -5,15 +5,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use async_trait::async_trait;
 use chrono::Duration;
 use switchboard::import::{ImportOptions, import_file, sweep_stale_imports};
 use switchboard_domain::time::now_ms;
-use switchboard_domain::{Call, CallEvent, CallId, CallUpdate, Contact, ContactInput};
-use switchboard_storage::{
-    CallFilter, CallSort, CallStore, Capabilities, ContactFilter, ContactSort, Drift, EventFilter, EventStore,
-    MigrationReport, OnDuplicate, Page, PageRequest, Storage, StoreError, StoreResult, UpsertOutcome,
-};
+use switchboard_domain::{Contact, ContactInput};
+use switchboard_storage::{ContactFilter, ContactSort, OnDuplicate, PageRequest, Storage, StoreError, StoreResult};
 
 /// `insert_contacts` calls left before the fault; negative: no fault.
 static CALLS_LEFT: AtomicI64 = AtomicI64::new(-1);
@@ -43,67 +39,13 @@ struct Faulty {
     inner: Arc<dyn Storage>,
 }
 
-#[async_trait]
-impl CallStore for Faulty {
-    async fn upsert_call(&self, u: &CallUpdate) -> StoreResult<UpsertOutcome> {
-        self.inner.upsert_call(u).await
-    }
-    async fn get_call(&self, id: &CallId) -> StoreResult<Call> {
-        self.inner.get_call(id).await
-    }
-    async fn find_call_by_sid(&self, s: &str) -> StoreResult<Option<Call>> {
-        self.inner.find_call_by_sid(s).await
-    }
-    async fn find_call_by_conversation(&self, c: &str) -> StoreResult<Option<Call>> {
-        self.inner.find_call_by_conversation(c).await
-    }
-    async fn list_calls(&self, f: &CallFilter, s: CallSort, p: &PageRequest) -> StoreResult<Page<Call>> {
-        self.inner.list_calls(f, s, p).await
-    }
-    async fn insert_calls_bulk(&self, c: &[Call], e: &[CallEvent]) -> StoreResult<()> {
-        self.inner.insert_calls_bulk(c, e).await
-    }
-    async fn count_calls(&self) -> StoreResult<u64> {
-        self.inner.count_calls().await
+impl Faulty {
+    async fn around<T>(&self, op: &'static str, fut: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        faulty(op, fut).await
     }
 }
 
-#[async_trait]
-impl EventStore for Faulty {
-    async fn insert_event(&self, e: &CallEvent) -> StoreResult<bool> {
-        self.inner.insert_event(e).await
-    }
-    async fn event_exists(&self, k: &str) -> StoreResult<bool> {
-        self.inner.event_exists(k).await
-    }
-    async fn list_call_events(&self, c: &CallId, p: &PageRequest) -> StoreResult<Page<CallEvent>> {
-        self.inner.list_call_events(c, p).await
-    }
-    async fn list_events(&self, f: &EventFilter, p: &PageRequest) -> StoreResult<Page<CallEvent>> {
-        self.inner.list_events(f, p).await
-    }
-}
-
-switchboard_storage::forward_campaign_stores!(Faulty, inner, faulty);
-
-#[async_trait]
-impl Storage for Faulty {
-    fn backend_name(&self) -> &'static str {
-        self.inner.backend_name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn ping(&self) -> StoreResult<()> {
-        self.inner.ping().await
-    }
-    async fn migrate(&self) -> StoreResult<MigrationReport> {
-        self.inner.migrate().await
-    }
-    async fn check_schema(&self) -> StoreResult<Vec<Drift>> {
-        self.inner.check_schema().await
-    }
-}
+switchboard_storage::decorate_storage!(Faulty, inner, around);
 
 async fn fresh_store(dir: &std::path::Path) -> Arc<dyn Storage> {
     let s = crate::helpers::settings(dir, 0);

@@ -1,0 +1,332 @@
+//! Store decorators in one line: [`decorate_storage!`] implements every
+//! store trait ([`CallStore`](crate::CallStore), [`EventStore`](crate::EventStore),
+//! [`ContactStore`](crate::ContactStore), [`CampaignStore`](crate::CampaignStore),
+//! [`EnrollmentStore`](crate::EnrollmentStore) and [`Storage`](crate::Storage))
+//! for a type that wraps another store, sending every call through one
+//! method of the decorator:
+//!
+//! ```ignore
+//! struct Timed(Arc<dyn Storage>);
+//! impl Timed {
+//!     async fn around<T>(&self, op: &'static str, fut: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+//!         let start = Instant::now();
+//!         let r = fut.await;
+//!         record(op, start.elapsed());
+//!         r
+//!     }
+//! }
+//! switchboard_storage::decorate_storage!(Timed, 0, around);
+//! ```
+//!
+//! A new store method is added here once, and every decorator (metrics,
+//! test fault injection; later cache, audit, field encryption) forwards it.
+//! `backend_name` and `capabilities` are forwarded as they are; everything
+//! else, `record_webhook` and `migrate` included, goes through the method.
+//! The caller must depend on `async-trait`.
+
+/// Implements every store trait for `$ty` by forwarding to `self.$field`,
+/// each call wrapped as `self.$wrap(op_name, future)`.
+#[macro_export]
+macro_rules! decorate_storage {
+    ($ty:ty, $field:tt, $wrap:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::CallStore for $ty {
+            async fn upsert_call(
+                &self,
+                u: &::switchboard_domain::CallUpdate,
+            ) -> $crate::StoreResult<$crate::UpsertOutcome> {
+                self.$wrap("upsert_call", self.$field.upsert_call(u)).await
+            }
+            async fn get_call(
+                &self,
+                id: &::switchboard_domain::CallId,
+            ) -> $crate::StoreResult<::switchboard_domain::Call> {
+                self.$wrap("get_call", self.$field.get_call(id)).await
+            }
+            async fn find_call_by_sid(&self, s: &str) -> $crate::StoreResult<Option<::switchboard_domain::Call>> {
+                self.$wrap("find_call_by_sid", self.$field.find_call_by_sid(s)).await
+            }
+            async fn find_call_by_conversation(
+                &self,
+                c: &str,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Call>> {
+                self.$wrap("find_call_by_conversation", self.$field.find_call_by_conversation(c)).await
+            }
+            async fn list_calls(
+                &self,
+                f: &$crate::CallFilter,
+                s: $crate::CallSort,
+                p: &$crate::PageRequest,
+            ) -> $crate::StoreResult<$crate::Page<::switchboard_domain::Call>> {
+                self.$wrap("list_calls", self.$field.list_calls(f, s, p)).await
+            }
+            async fn insert_calls_bulk(
+                &self,
+                c: &[::switchboard_domain::Call],
+                e: &[::switchboard_domain::CallEvent],
+            ) -> $crate::StoreResult<()> {
+                self.$wrap("insert_calls_bulk", self.$field.insert_calls_bulk(c, e)).await
+            }
+            async fn count_calls(&self) -> $crate::StoreResult<u64> {
+                self.$wrap("count_calls", self.$field.count_calls()).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::EventStore for $ty {
+            async fn insert_event(&self, e: &::switchboard_domain::CallEvent) -> $crate::StoreResult<bool> {
+                self.$wrap("insert_event", self.$field.insert_event(e)).await
+            }
+            async fn event_exists(&self, k: &str) -> $crate::StoreResult<bool> {
+                self.$wrap("event_exists", self.$field.event_exists(k)).await
+            }
+            async fn list_call_events(
+                &self,
+                c: &::switchboard_domain::CallId,
+                p: &$crate::PageRequest,
+            ) -> $crate::StoreResult<$crate::Page<::switchboard_domain::CallEvent>> {
+                self.$wrap("list_call_events", self.$field.list_call_events(c, p)).await
+            }
+            async fn list_events(
+                &self,
+                f: &$crate::EventFilter,
+                p: &$crate::PageRequest,
+            ) -> $crate::StoreResult<$crate::Page<::switchboard_domain::CallEvent>> {
+                self.$wrap("list_events", self.$field.list_events(f, p)).await
+            }
+        }
+
+        $crate::__forward_campaign_stores!($ty, $field, $wrap);
+
+        #[async_trait::async_trait]
+        impl $crate::Storage for $ty {
+            fn backend_name(&self) -> &'static str {
+                self.$field.backend_name()
+            }
+            fn capabilities(&self) -> $crate::Capabilities {
+                self.$field.capabilities()
+            }
+            async fn ping(&self) -> $crate::StoreResult<()> {
+                self.$wrap("ping", self.$field.ping()).await
+            }
+            async fn migrate(&self) -> $crate::StoreResult<$crate::MigrationReport> {
+                self.$wrap("migrate", self.$field.migrate()).await
+            }
+            async fn check_schema(&self) -> $crate::StoreResult<Vec<$crate::Drift>> {
+                self.$wrap("check_schema", self.$field.check_schema()).await
+            }
+            async fn record_webhook(
+                &self,
+                u: &::switchboard_domain::CallUpdate,
+                e: $crate::NewEvent,
+            ) -> $crate::StoreResult<$crate::WebhookOutcome> {
+                self.$wrap("record_webhook", self.$field.record_webhook(u, e)).await
+            }
+        }
+    };
+}
+
+/// The contact, campaign and enrollment part of [`decorate_storage!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward_campaign_stores {
+    ($ty:ty, $field:tt, $wrap:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::ContactStore for $ty {
+            async fn insert_contact(&self, c: &::switchboard_domain::Contact) -> $crate::StoreResult<()> {
+                self.$wrap("insert_contact", self.$field.insert_contact(c)).await
+            }
+            async fn insert_contacts(
+                &self,
+                c: &[::switchboard_domain::Contact],
+                d: $crate::OnDuplicate,
+            ) -> $crate::StoreResult<$crate::BulkContacts> {
+                self.$wrap("insert_contacts", self.$field.insert_contacts(c, d)).await
+            }
+            async fn get_contact(
+                &self,
+                id: &::switchboard_domain::ContactId,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Contact>> {
+                self.$wrap("get_contact", self.$field.get_contact(id)).await
+            }
+            async fn find_contact_by_phone(
+                &self,
+                p: &str,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Contact>> {
+                self.$wrap("find_contact_by_phone", self.$field.find_contact_by_phone(p)).await
+            }
+            async fn existing_phones(&self, p: &[String]) -> $crate::StoreResult<Vec<String>> {
+                self.$wrap("existing_phones", self.$field.existing_phones(p)).await
+            }
+            async fn replace_contact(
+                &self,
+                c: &::switchboard_domain::Contact,
+            ) -> $crate::StoreResult<::switchboard_domain::Contact> {
+                self.$wrap("replace_contact", self.$field.replace_contact(c)).await
+            }
+            async fn delete_contact(&self, id: &::switchboard_domain::ContactId) -> $crate::StoreResult<bool> {
+                self.$wrap("delete_contact", self.$field.delete_contact(id)).await
+            }
+            async fn list_contacts(
+                &self,
+                f: &$crate::ContactFilter,
+                s: $crate::ContactSort,
+                p: &$crate::PageRequest,
+            ) -> $crate::StoreResult<$crate::Page<::switchboard_domain::Contact>> {
+                self.$wrap("list_contacts", self.$field.list_contacts(f, s, p)).await
+            }
+            async fn delete_contacts_by_source(&self, s: &str) -> $crate::StoreResult<u64> {
+                self.$wrap("delete_contacts_by_source", self.$field.delete_contacts_by_source(s)).await
+            }
+            async fn begin_import(&self, r: &$crate::ImportRecord) -> $crate::StoreResult<()> {
+                self.$wrap("begin_import", self.$field.begin_import(r)).await
+            }
+            async fn save_before_images(
+                &self,
+                id: &str,
+                b: &[::switchboard_domain::Contact],
+            ) -> $crate::StoreResult<()> {
+                self.$wrap("save_before_images", self.$field.save_before_images(id, b)).await
+            }
+            async fn heartbeat_import(
+                &self,
+                id: &str,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<()> {
+                self.$wrap("heartbeat_import", self.$field.heartbeat_import(id, now)).await
+            }
+            async fn before_images(
+                &self,
+                id: &str,
+                after: Option<&::switchboard_domain::ContactId>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<::switchboard_domain::Contact>> {
+                self.$wrap("before_images", self.$field.before_images(id, after, limit)).await
+            }
+            async fn end_import(&self, id: &str, st: $crate::ImportState) -> $crate::StoreResult<()> {
+                self.$wrap("end_import", self.$field.end_import(id, st)).await
+            }
+            async fn stale_imports(
+                &self,
+                before: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<$crate::ImportRecord>> {
+                self.$wrap("stale_imports", self.$field.stale_imports(before)).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::CampaignStore for $ty {
+            async fn insert_campaign(&self, c: &::switchboard_domain::Campaign) -> $crate::StoreResult<()> {
+                self.$wrap("insert_campaign", self.$field.insert_campaign(c)).await
+            }
+            async fn get_campaign(
+                &self,
+                id: &::switchboard_domain::CampaignId,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Campaign>> {
+                self.$wrap("get_campaign", self.$field.get_campaign(id)).await
+            }
+            async fn replace_campaign(
+                &self,
+                c: &::switchboard_domain::Campaign,
+            ) -> $crate::StoreResult<::switchboard_domain::Campaign> {
+                self.$wrap("replace_campaign", self.$field.replace_campaign(c)).await
+            }
+            async fn list_campaigns(
+                &self,
+                s: &[::switchboard_domain::CampaignStatus],
+                p: &$crate::PageRequest,
+            ) -> $crate::StoreResult<$crate::Page<::switchboard_domain::Campaign>> {
+                self.$wrap("list_campaigns", self.$field.list_campaigns(s, p)).await
+            }
+            async fn acquire_dial_slot(
+                &self,
+                id: &::switchboard_domain::CampaignId,
+                key: &str,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<$crate::SlotGrant> {
+                self.$wrap("acquire_dial_slot", self.$field.acquire_dial_slot(id, key, now)).await
+            }
+            async fn release_dial_slot(
+                &self,
+                id: &::switchboard_domain::CampaignId,
+                key: &str,
+            ) -> $crate::StoreResult<bool> {
+                self.$wrap("release_dial_slot", self.$field.release_dial_slot(id, key)).await
+            }
+            async fn delete_campaign(&self, id: &::switchboard_domain::CampaignId) -> $crate::StoreResult<bool> {
+                self.$wrap("delete_campaign", self.$field.delete_campaign(id)).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::EnrollmentStore for $ty {
+            async fn enroll(
+                &self,
+                c: &::switchboard_domain::CampaignId,
+                k: &[::switchboard_domain::ContactId],
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<u64> {
+                self.$wrap("enroll", self.$field.enroll(c, k, now)).await
+            }
+            async fn get_enrollment(
+                &self,
+                id: &::switchboard_domain::EnrollmentId,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Enrollment>> {
+                self.$wrap("get_enrollment", self.$field.get_enrollment(id)).await
+            }
+            async fn find_enrollment(
+                &self,
+                c: &::switchboard_domain::CampaignId,
+                k: &::switchboard_domain::ContactId,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Enrollment>> {
+                self.$wrap("find_enrollment", self.$field.find_enrollment(c, k)).await
+            }
+            async fn list_enrollments(
+                &self,
+                c: &::switchboard_domain::CampaignId,
+                s: &[::switchboard_domain::EnrollmentStatus],
+                p: &$crate::PageRequest,
+            ) -> $crate::StoreResult<$crate::Page<::switchboard_domain::Enrollment>> {
+                self.$wrap("list_enrollments", self.$field.list_enrollments(c, s, p)).await
+            }
+            async fn count_enrollments(
+                &self,
+                c: &::switchboard_domain::CampaignId,
+            ) -> $crate::StoreResult<Vec<(::switchboard_domain::EnrollmentStatus, u64)>> {
+                self.$wrap("count_enrollments", self.$field.count_enrollments(c)).await
+            }
+            async fn claim_enrollment(
+                &self,
+                c: &::switchboard_domain::CampaignId,
+                now: ::chrono::DateTime<::chrono::Utc>,
+                owner: &str,
+                until: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Enrollment>> {
+                self.$wrap("claim_enrollment", self.$field.claim_enrollment(c, now, owner, until)).await
+            }
+            async fn replace_enrollment(
+                &self,
+                e: &::switchboard_domain::Enrollment,
+            ) -> $crate::StoreResult<::switchboard_domain::Enrollment> {
+                self.$wrap("replace_enrollment", self.$field.replace_enrollment(e)).await
+            }
+            async fn expired_leases(
+                &self,
+                now: ::chrono::DateTime<::chrono::Utc>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<::switchboard_domain::Enrollment>> {
+                self.$wrap("expired_leases", self.$field.expired_leases(now, limit)).await
+            }
+            async fn remove_enrollment(&self, id: &::switchboard_domain::EnrollmentId) -> $crate::StoreResult<bool> {
+                self.$wrap("remove_enrollment", self.$field.remove_enrollment(id)).await
+            }
+            async fn cancel_waiting(
+                &self,
+                c: &::switchboard_domain::CampaignId,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<u64> {
+                self.$wrap("cancel_waiting", self.$field.cancel_waiting(c, now)).await
+            }
+        }
+    };
+}
