@@ -32,7 +32,7 @@ use serde_json::Value;
 use switchboard_domain::time::now_ms;
 use switchboard_domain::{Contact, ContactInput, FieldError};
 use switchboard_storage::{
-    ContactFilter, ContactSort, ImportRecord, ImportState, OnDuplicate, PageRequest, Storage, StoreError, StoreResult,
+    ContactFilter, ContactSort, ImportRecord, ImportState, OnDuplicate, Storage, StoreError, StoreResult, pages,
 };
 
 use crate::error::ApiError;
@@ -953,11 +953,11 @@ where
             return Ok(0);
         }
     }
-    let mut page = PageRequest::first(200);
-    loop {
-        let p = store.list_contacts(filter, ContactSort::CreatedAsc, &page).await?;
+    let mut contacts =
+        std::pin::pin!(pages(200, |p| async move { store.list_contacts(filter, ContactSort::CreatedAsc, &p).await }));
+    while let Some(items) = futures::TryStreamExt::try_next(&mut contacts).await? {
         let mut chunk = Vec::new();
-        for c in &p.items {
+        for c in &items {
             match format {
                 ExportFormat::Csv => chunk.extend(csv_line(c)),
                 ExportFormat::Ndjson => {
@@ -970,11 +970,8 @@ where
         if !chunk.is_empty() && !sink(chunk).await {
             return Ok(n);
         }
-        match p.next_cursor {
-            Some(c) => page.cursor = Some(c),
-            None => return Ok(n),
-        }
     }
+    Ok(n)
 }
 
 #[cfg(test)]

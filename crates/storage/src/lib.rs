@@ -32,7 +32,7 @@ pub use campaigns::{
     OnDuplicate, SlotGrant,
 };
 pub use error::{StoreError, StoreResult, retry_stale};
-pub use page::{Cursor, Page, PageRequest};
+pub use page::{Cursor, Page, PageRequest, pages};
 
 /// What a backend can and cannot do; the conformance suite prints a skip
 /// line, with the reason, for every case a backend declares it cannot run.

@@ -11,6 +11,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
+/// Walks a keyset-paged listing from its first page to its end, as a stream
+/// of pages: `fetch` is called with the first request and then with each
+/// page's `next_cursor`. The one loop every "all matching rows" reader needs
+/// (the dialer, enrolment by filter, preflight, analytics, export).
+///
+/// ```ignore
+/// let mut pages = std::pin::pin!(pages(200, |p| store.list_contacts(&filter, sort, &p)));
+/// while let Some(items) = pages.try_next().await? { /* … */ }
+/// ```
+pub fn pages<T, F, Fut>(size: u32, mut fetch: F) -> impl futures::Stream<Item = crate::StoreResult<Vec<T>>>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: Future<Output = crate::StoreResult<Page<T>>>,
+{
+    futures::stream::try_unfold(Some(PageRequest::first(size)), move |next: Option<PageRequest>| {
+        let fetching = next.map(&mut fetch);
+        async move {
+            let Some(fetching) = fetching else { return Ok(None) };
+            let page = fetching.await?;
+            let next = page.next_cursor.map(|c| PageRequest { cursor: Some(c), ..PageRequest::first(size) });
+            Ok(Some((page.items, next)))
+        }
+    })
+}
+
 /// The largest page a caller may ask for.
 pub const MAX_LIMIT: u32 = 200;
 /// The page size when none is given.

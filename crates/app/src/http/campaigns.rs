@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::routing::{delete, get, post};
 use chrono::{DateTime, Duration, Utc};
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use switchboard_domain::enrollment::{Blocker, Outcome, evaluate};
 use switchboard_domain::time::now_ms;
@@ -16,7 +17,7 @@ use switchboard_domain::{
     Campaign, CampaignAction, CampaignId, CampaignInput, CampaignStatus, ContactId, Eligibility, Enrollment,
     EnrollmentStatus,
 };
-use switchboard_storage::{CallFilter, CallSort, ContactFilter, ContactSort, PageRequest};
+use switchboard_storage::{CallFilter, CallSort, ContactFilter, ContactSort, pages};
 
 use super::extract::{JsonBody, field_errors};
 use super::query::Query;
@@ -368,17 +369,15 @@ pub async fn enroll(
                 }
             }
             let filter = ContactFilter { search: f.search, tag: f.tag, dnc: f.dnc };
-            let mut page = PageRequest::first(200);
-            loop {
-                let p = state.store.list_contacts(&filter, ContactSort::CreatedAsc, &page).await?;
-                let ids: Vec<ContactId> = p.items.iter().map(|c| c.id.clone()).collect();
+            let (store, filter) = (&state.store, &filter);
+            let mut matching = std::pin::pin!(pages(200, |p| async move {
+                store.list_contacts(filter, ContactSort::CreatedAsc, &p).await
+            }));
+            while let Some(items) = matching.try_next().await? {
+                let ids: Vec<ContactId> = items.iter().map(|c| c.id.clone()).collect();
                 total += ids.len() as u64;
                 if !ids.is_empty() {
                     added += state.store.enroll(&c.id, &ids, now).await?;
-                }
-                match p.next_cursor {
-                    Some(cur) => page.cursor = Some(cur),
-                    None => break,
                 }
             }
         }
@@ -522,12 +521,13 @@ pub struct Progress {
 
 async fn outcomes(state: &AppState, c: &Campaign) -> Result<(BTreeMap<String, u64>, u64, f64, u64), ApiError> {
     let filter = CallFilter { campaign_id: Some(c.id.to_string()), ..Default::default() };
-    let mut page = PageRequest::first(200);
     let mut by = BTreeMap::new();
     let (mut finished, mut dur_sum, mut dur_n) = (0u64, 0f64, 0u64);
-    loop {
-        let p = state.store.list_calls(&filter, CallSort::StartedAtAsc, &page).await?;
-        for call in &p.items {
+    let (store, filter) = (&state.store, &filter);
+    let mut calls =
+        std::pin::pin!(pages(200, |p| async move { store.list_calls(filter, CallSort::StartedAtAsc, &p).await }));
+    while let Some(items) = calls.try_next().await? {
+        for call in &items {
             if let Some(o) = Outcome::of_call(call) {
                 *by.entry(o.as_str().to_owned()).or_insert(0) += 1;
                 finished += 1;
@@ -536,10 +536,6 @@ async fn outcomes(state: &AppState, c: &Campaign) -> Result<(BTreeMap<String, u6
                     dur_n += 1;
                 }
             }
-        }
-        match p.next_cursor {
-            Some(cur) => page.cursor = Some(cur),
-            None => break,
         }
     }
     Ok((by, finished, dur_sum, dur_n))
@@ -655,13 +651,11 @@ pub async fn preflight(State(state): State<AppState>, Path(id): Path<String>) ->
         eta: None,
     };
     let mut firsts: Vec<DateTime<Utc>> = Vec::new();
-    let mut page = PageRequest::first(200);
-    loop {
-        let p = state
-            .store
-            .list_enrollments(&c.id, &[EnrollmentStatus::Pending, EnrollmentStatus::RetryWait], &page)
-            .await?;
-        for e in &p.items {
+    let (store, cid) = (&state.store, &c.id);
+    let waiting: &[EnrollmentStatus] = &[EnrollmentStatus::Pending, EnrollmentStatus::RetryWait];
+    let mut enrollments = std::pin::pin!(pages(200, |p| async move { store.list_enrollments(cid, waiting, &p).await }));
+    while let Some(items) = enrollments.try_next().await? {
+        for e in &items {
             out.enrollments += 1;
             let Some(k) = state.store.get_contact(&e.contact_id).await? else { continue };
             let el = evaluate(&c, &k, e, now);
@@ -684,10 +678,6 @@ pub async fn preflight(State(state): State<AppState>, Path(id): Path<String>) ->
                     }
                 }
             }
-        }
-        match p.next_cursor {
-            Some(cur) => page.cursor = Some(cur),
-            None => break,
         }
     }
     // ETA: one start per pacing interval, never before each contact's first dialable moment.

@@ -27,12 +27,13 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
+use futures::TryStreamExt;
 use switchboard_domain::campaign::DialMode;
 use switchboard_domain::enrollment::evaluate;
 use switchboard_domain::{
     Call, CallId, CallStatus, CallUpdate, Campaign, CampaignStatus, Contact, Enrollment, EnrollmentStatus, Source,
 };
-use switchboard_storage::{PageRequest, SlotGrant, Storage, StoreError, StoreResult};
+use switchboard_storage::{SlotGrant, Storage, StoreError, StoreResult, pages};
 
 use crate::integrations::UpstreamError;
 use crate::integrations::elevenlabs::{ClientData, ElevenLabsClient, OutboundCall, RegisterCall};
@@ -228,16 +229,7 @@ impl Dialer {
     }
 
     async fn campaigns(&self, statuses: &[CampaignStatus]) -> StoreResult<Vec<Campaign>> {
-        let mut out = Vec::new();
-        let mut page = PageRequest::first(200);
-        loop {
-            let p = self.store.list_campaigns(statuses, &page).await?;
-            out.extend(p.items);
-            match p.next_cursor {
-                Some(c) => page.cursor = Some(c),
-                None => return Ok(out),
-            }
-        }
+        pages(200, |p| async move { self.store.list_campaigns(statuses, &p).await }).try_concat().await
     }
 
     async fn recover(&self, now: DateTime<Utc>, report: &mut StepReport) -> StoreResult<()> {
@@ -265,10 +257,11 @@ impl Dialer {
     }
 
     async fn reconcile(&self, campaign: &Campaign, now: DateTime<Utc>, report: &mut StepReport) -> StoreResult<()> {
-        let mut page = PageRequest::first(200);
-        loop {
-            let p = self.store.list_enrollments(&campaign.id, &[EnrollmentStatus::InCall], &page).await?;
-            for e in &p.items {
+        let (store, cid) = (&self.store, &campaign.id);
+        let in_call: &[EnrollmentStatus] = &[EnrollmentStatus::InCall];
+        let mut flying = std::pin::pin!(pages(200, |p| async move { store.list_enrollments(cid, in_call, &p).await }));
+        while let Some(items) = flying.try_next().await? {
+            for e in &items {
                 let call = match &e.current_call_id {
                     Some(call_id) => match self.store.get_call(call_id).await {
                         Ok(c) => Some(c),
@@ -309,10 +302,6 @@ impl Dialer {
                         report.reconciled += 1;
                     }
                 }
-            }
-            match p.next_cursor {
-                Some(c) => page.cursor = Some(c),
-                None => break,
             }
         }
         // Free gate slots whose attempt is no longer in flight (a crash between outcome and release).
