@@ -20,7 +20,7 @@ use switchboard_storage::{
     ImportState, OnDuplicate, Page, PageRequest, SlotGrant, StoreError, StoreResult,
 };
 
-use crate::contact_query::{Stmt, Terms, created_page, decode_after, search_cursor, search_stage};
+use crate::contact_query::{Row, Terms, created_page, decode_after, run_merged, search_cursor, search_stage};
 use crate::rows::map_err;
 use crate::{SqliteStore, Where};
 
@@ -37,14 +37,6 @@ fn decode_cursor(page: &PageRequest, sort: &str) -> StoreResult<Option<Cursor>> 
 }
 
 // ---- contacts ----
-
-/// Runs one page statement: `(doc, matched key)` rows.
-fn run_stmt(conn: &Connection, st: &Stmt) -> StoreResult<Vec<(String, Option<String>)>> {
-    let mut q = conn.prepare_cached(&st.sql).map_err(map_err)?;
-    q.query_map(rusqlite::params_from_iter(&st.values), |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(map_err)
-}
 
 fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<String> {
     r.get(0)
@@ -242,9 +234,9 @@ impl ContactStore for SqliteStore {
         let terms = Terms::of(filter);
         let after = decode_after(page.cursor.as_deref(), terms.is_some(), sort)?;
         let Some(terms) = terms else {
-            let st = created_page(filter, sort, after.as_ref(), limit + 1);
-            let rows = self.read(move |conn| run_stmt(conn, &st)).await?;
-            let items = rows.into_iter().map(|(doc, _)| decode_contact(doc)).collect::<StoreResult<Vec<_>>>()?;
+            let stmts = created_page(filter, sort, after.as_ref(), limit + 1);
+            let rows = self.read(move |conn| run_merged(conn, &stmts, Some(sort), limit + 1).map_err(map_err)).await?;
+            let items = rows.into_iter().map(|r| decode_contact(r.doc)).collect::<StoreResult<Vec<_>>>()?;
             return Ok(Page::from_overfetch(items, limit, |c| Cursor {
                 sort: sort.name().into(),
                 key: c.created_at.timestamp_millis(),
@@ -255,24 +247,21 @@ impl ContactStore for SqliteStore {
         let filter = filter.clone();
         let rows = self
             .read(move |conn| {
-                let mut rows: Vec<(u8, String, String)> = Vec::new();
+                let mut rows: Vec<(u8, Row)> = Vec::new();
                 for stage in terms.stages() {
                     let want = limit + 1 - rows.len() as u32;
                     if want == 0 {
                         break;
                     }
-                    if let Some(st) = search_stage(&filter, &terms, stage, after.as_ref(), want) {
-                        for (doc, key) in run_stmt(conn, &st)? {
-                            rows.push((stage, key.unwrap_or_default(), doc));
-                        }
-                    }
+                    let stmts = search_stage(&filter, &terms, stage, after.as_ref(), want);
+                    rows.extend(run_merged(conn, &stmts, None, want).map_err(map_err)?.into_iter().map(|r| (stage, r)));
                 }
                 Ok(rows)
             })
             .await?;
         let items = rows
             .into_iter()
-            .map(|(stage, key, doc)| Ok((stage, key, decode_contact(doc)?)))
+            .map(|(stage, r)| Ok((stage, r.key.unwrap_or_default(), decode_contact(r.doc)?)))
             .collect::<StoreResult<Vec<_>>>()?;
         let page = Page::from_overfetch(items, limit, |(stage, key, c)| search_cursor(*stage, key, &c.id));
         Ok(Page { items: page.items.into_iter().map(|(_, _, c)| c).collect(), next_cursor: page.next_cursor })

@@ -97,50 +97,64 @@ pub(crate) fn search_cursor(stage: u8, key: &str, id: &ContactId) -> Cursor {
     Cursor { sort: SEARCH_SORT.into(), key: i64::from(stage), id: format!("{id}{key}") }
 }
 
+/// The `dnc` values a page reads: the filter's, or both (two ranges merged)
+/// when the shape has no index without `dnc` (`single`: it has one).
+fn dnc_values(filter: &ContactFilter, single: bool) -> Vec<Option<bool>> {
+    match filter.dnc {
+        Some(d) => vec![Some(d)],
+        None if single => vec![None],
+        None => vec![Some(false), Some(true)],
+    }
+}
+
 /// `FROM` (with the index that serves the page, `INDEXED BY` so no statistics
 /// can pick another) and the alias and id column of the driving table. With a
 /// tag, `tagged_contacts t` drives (its indexes carry the filtered columns)
 /// and each row it keeps fetches its contact by primary key.
-fn source(filter: &ContactFilter, key: &str, w: &mut Where) -> (String, &'static str, &'static str) {
-    if let Some(t) = &filter.tag {
+fn source(tag: Option<&str>, dnc: Option<bool>, key: &str, w: &mut Where) -> (String, &'static str, &'static str) {
+    if let Some(t) = tag {
         w.push("t.tag = ?", [Value::Text(t.to_lowercase())]);
-        if let Some(d) = filter.dnc {
-            w.push("t.dnc = ?", [Value::Integer(d as i64)]);
-        }
-        let index = match (filter.dnc.is_some(), key) {
-            // The primary key (tag, created_at, contact_id).
-            (false, "created") => String::new(),
-            (false, _) => format!(" INDEXED BY tagged_contacts_{key}"),
-            (true, _) => format!(" INDEXED BY tagged_contacts_dnc_{key}"),
-        };
+        let d = dnc.expect("a tag page names dnc");
+        w.push("t.dnc = ?", [Value::Integer(d as i64)]);
+        // The primary key is (tag, dnc, created_at, contact_id).
+        let index = if key == "created" { String::new() } else { format!(" INDEXED BY tagged_contacts_dnc_{key}") };
         (format!("FROM tagged_contacts t{index} CROSS JOIN contacts c ON c.id = t.contact_id"), "t", "t.contact_id")
     } else {
-        if let Some(d) = filter.dnc {
+        if let Some(d) = dnc {
             w.push("c.dnc = ?", [Value::Integer(d as i64)]);
         }
-        let index = match (filter.dnc.is_some(), key) {
+        let index = match (dnc.is_some(), key) {
             (true, k) => format!("contacts_dnc_{k}"),
-            (false, "created") => "contacts_created".to_owned(),
             (false, "phone") => "contacts_phone_uq".to_owned(),
-            (false, k) => format!("contacts_{k}_id"),
+            (false, _) => "contacts_created".to_owned(),
         };
         (format!("FROM contacts c INDEXED BY {index}"), "c", "c.id")
     }
 }
 
-/// The created-order statement of a page without `search`.
-pub(crate) fn created_page(filter: &ContactFilter, sort: ContactSort, after: Option<&After>, n: u32) -> Stmt {
-    let mut w = Where::default();
-    let (from, a, id) = source(filter, "created", &mut w);
+/// The created-order statements of a page without `search` (two when both
+/// `dnc` values are read; the caller merges them).
+pub(crate) fn created_page(filter: &ContactFilter, sort: ContactSort, after: Option<&After>, n: u32) -> Vec<Stmt> {
+    let tag = filter.tag.as_deref();
     let (cmp, dir) = match sort {
         ContactSort::CreatedDesc => ("<", "DESC"),
         ContactSort::CreatedAsc => (">", "ASC"),
     };
-    if let Some(After::Created(k, i)) = after {
-        w.push(&format!("({a}.created_at, {id}) {cmp} (?, ?)"), [Value::Integer(*k), Value::Text(i.clone())]);
-    }
-    let sql = format!("SELECT c.doc, NULL {from} {} ORDER BY {a}.created_at {dir}, {id} {dir} LIMIT {n}", w.sql());
-    Stmt { sql, values: w.values }
+    dnc_values(filter, tag.is_none())
+        .into_iter()
+        .map(|dnc| {
+            let mut w = Where::default();
+            let (from, a, id) = source(tag, dnc, "created", &mut w);
+            if let Some(After::Created(k, i)) = after {
+                w.push(&format!("({a}.created_at, {id}) {cmp} (?, ?)"), [Value::Integer(*k), Value::Text(i.clone())]);
+            }
+            let sql = format!(
+                "SELECT c.doc, NULL, {a}.created_at, {id} {from} {} ORDER BY {a}.created_at {dir}, {id} {dir} LIMIT {n}",
+                w.sql()
+            );
+            Stmt { sql, values: w.values }
+        })
+        .collect()
 }
 
 fn prefix_end(p: &str) -> Value {
@@ -151,45 +165,96 @@ fn not_prefix(w: &mut Where, col: &str, p: &str) {
     w.push(&format!("({col} IS NULL OR {col} < ? OR {col} >= ?)"), [Value::Text(p.to_owned()), prefix_end(p)]);
 }
 
-/// The statement of one search stage (see the module docs), `None` when the
-/// cursor is past it.
+/// The statements of one search stage (see the module docs; two when both
+/// `dnc` values are read, merged by the caller), none when the cursor is past it.
 pub(crate) fn search_stage(
     filter: &ContactFilter,
     terms: &Terms,
     stage: u8,
     after: Option<&After>,
     n: u32,
-) -> Option<Stmt> {
+) -> Vec<Stmt> {
     let (col, short, p) = match stage {
         0 => ("name_lc", "name", terms.q.as_str()),
         1 => ("email_lc", "email", terms.q.as_str()),
-        _ => ("phone", "phone", terms.phone.as_deref()?),
+        _ => match terms.phone.as_deref() {
+            Some(p) => ("phone", "phone", p),
+            None => return Vec::new(),
+        },
     };
-    let mut w = Where::default();
-    let (from, a, id) = source(filter, short, &mut w);
-    let key = format!("{a}.{col}");
-    // The lower bound is the cursor when there is one inside the prefix, so
-    // the index seek starts there; else the prefix.
-    match after {
-        Some(After::Matched(s, _, _)) if *s > stage => return None,
-        // Phones are unique: the key alone positions the cursor.
-        Some(After::Matched(s, k, _)) if *s == stage && k.as_str() >= p && col == "phone" => {
-            w.push(&format!("{key} > ?"), [Value::Text(k.clone())]);
+    if matches!(after, Some(After::Matched(s, _, _)) if *s > stage) {
+        return Vec::new();
+    }
+    let tag = filter.tag.as_deref();
+    dnc_values(filter, tag.is_none() && col == "phone")
+        .into_iter()
+        .map(|dnc| {
+            let mut w = Where::default();
+            let (from, a, id) = source(tag, dnc, short, &mut w);
+            let key = format!("{a}.{col}");
+            // The lower bound is the cursor when there is one inside the
+            // prefix, so the index seek starts there; else the prefix.
+            match after {
+                // Phones are unique: the key alone positions the cursor.
+                Some(After::Matched(s, k, _)) if *s == stage && k.as_str() >= p && col == "phone" => {
+                    w.push(&format!("{key} > ?"), [Value::Text(k.clone())]);
+                }
+                Some(After::Matched(s, k, i)) if *s == stage && k.as_str() >= p => {
+                    w.push(&format!("({key}, {id}) > (?, ?)"), [Value::Text(k.clone()), Value::Text(i.clone())]);
+                }
+                _ => w.push(&format!("{key} >= ?"), [Value::Text(p.to_owned())]),
+            }
+            w.push(&format!("{key} < ?"), [prefix_end(p)]);
+            if stage >= 1 {
+                not_prefix(&mut w, &format!("{a}.name_lc"), &terms.q);
+            }
+            if stage >= 2 {
+                not_prefix(&mut w, &format!("{a}.email_lc"), &terms.q);
+            }
+            let sql =
+                format!("SELECT c.doc, {key}, {a}.created_at, {id} {from} {} ORDER BY {key}, {id} LIMIT {n}", w.sql());
+            Stmt { sql, values: w.values }
+        })
+        .collect()
+}
+
+/// A row of a page statement.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub(crate) doc: String,
+    pub(crate) key: Option<String>,
+    pub(crate) created_at: i64,
+    pub(crate) id: String,
+}
+
+/// Runs the statements of one page (or stage) and merges their rows in page
+/// order, at most `n`: each statement is already in that order and limited to
+/// `n`, so this sorts at most `2n` rows.
+pub(crate) fn run_merged(
+    conn: &rusqlite::Connection,
+    stmts: &[Stmt],
+    order: Option<ContactSort>,
+    n: u32,
+) -> rusqlite::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for st in stmts {
+        let mut q = conn.prepare_cached(&st.sql)?;
+        let it = q.query_map(rusqlite::params_from_iter(&st.values), |r| {
+            Ok(Row { doc: r.get(0)?, key: r.get(1)?, created_at: r.get(2)?, id: r.get(3)? })
+        })?;
+        for r in it {
+            rows.push(r?);
         }
-        Some(After::Matched(s, k, i)) if *s == stage && k.as_str() >= p => {
-            w.push(&format!("({key}, {id}) > (?, ?)"), [Value::Text(k.clone()), Value::Text(i.clone())]);
+    }
+    if stmts.len() > 1 {
+        match order {
+            None => rows.sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id))),
+            Some(ContactSort::CreatedAsc) => rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id))),
+            Some(ContactSort::CreatedDesc) => rows.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id))),
         }
-        _ => w.push(&format!("{key} >= ?"), [Value::Text(p.to_owned())]),
+        rows.truncate(n as usize);
     }
-    w.push(&format!("{key} < ?"), [prefix_end(p)]);
-    if stage >= 1 {
-        not_prefix(&mut w, &format!("{a}.name_lc"), &terms.q);
-    }
-    if stage >= 2 {
-        not_prefix(&mut w, &format!("{a}.email_lc"), &terms.q);
-    }
-    let sql = format!("SELECT c.doc, {key} {from} {} ORDER BY {key}, {id} LIMIT {n}", w.sql());
-    Some(Stmt { sql, values: w.values })
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -242,8 +307,8 @@ mod tests {
 
     fn statements(f: &ContactFilter, sort: ContactSort, after: Option<&After>) -> Vec<Stmt> {
         match Terms::of(f) {
-            None => vec![created_page(f, sort, after, 51)],
-            Some(t) => t.stages().filter_map(|s| search_stage(f, &t, s, after, 51)).collect(),
+            None => created_page(f, sort, after, 51),
+            Some(t) => t.stages().flat_map(|s| search_stage(f, &t, s, after, 51)).collect(),
         }
     }
 
