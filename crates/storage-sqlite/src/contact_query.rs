@@ -2,27 +2,32 @@
 //! scan (migration 0004; the plans are checked by `EXPLAIN QUERY PLAN` in the
 //! tests below for every filter combination).
 //!
-//! - **Without `search`** the page is in created order: one statement on
-//!   `contacts (created_at, id)`, `contacts (dnc, created_at, id)`, or, with
-//!   `tag`, on `tagged_contacts`, whose primary key is `(tag, created_at,
-//!   contact_id)` (and `(tag, dnc, created_at, contact_id)` with `dnc`). A
-//!   tag row carries copies of the contact's `created_at`, `dnc`, `name_lc`,
-//!   `email_lc` and `phone` (written with the contact), so a tag page never
-//!   reads a contact it does not return.
+//! - **Without `search`** the page is in created order, on `contacts
+//!   (created_at, id)` or `contacts (dnc, created_at, id)`, or, with `tag`, on
+//!   `tagged_contacts`, whose primary key is `(tag, dnc, created_at,
+//!   contact_id)`. A tag row carries copies of the contact's `created_at`,
+//!   `dnc`, `name_lc`, `email_lc` and `phone` (written with the contact), so a
+//!   tag page never reads a contact it does not return.
 //! - **With `search`** a page is in *match order*: first the contacts whose
 //!   name starts with the query, by `(name_lc, id)`; then those whose e-mail
 //!   does (and name does not), by `(email_lc, id)`; then those whose phone
-//!   does (and neither name nor e-mail), by `(phone, id)`. Each stage is one
-//!   statement on an index that starts with the equalities (`tag`, `dnc`) and
-//!   continues with the matched column, so the prefix is a range of that index
-//!   already in page order, and the keyset cursor (stage, key, id) seeks into
-//!   it. No created-order page over a prefix of three columns can be read in
-//!   bounded time (the union of three ranges would have to be sorted), hence
-//!   the different order. A stage stops at the page's `limit + 1` rows; the
-//!   next stage runs only when the page is not full. The one cost beyond the
-//!   page: the e-mail stage passes over contacts that matched by name too (the
-//!   phone stage: by name or e-mail), index-only and only on the pages where
-//!   that stage is reached.
+//!   does (and neither name nor e-mail), by phone. Each stage reads an index
+//!   that starts with the equalities (`tag`, `dnc`) and continues with the
+//!   matched column, so the prefix is a range of that index already in page
+//!   order, and the keyset cursor (stage, key, id) seeks into it. No
+//!   created-order page over a prefix of three columns can be read in bounded
+//!   time (the union of three ranges would have to be sorted), hence the
+//!   different order. A stage stops at the page's `limit + 1` rows; the next
+//!   stage runs only when the page is not full. The one cost beyond the page:
+//!   the e-mail stage passes over contacts that matched by name too (the
+//!   phone stage: by name or e-mail), index-only for names (the e-mail
+//!   indexes end with `name_lc`), and only on the pages where that stage is
+//!   reached.
+//! - **Without a `dnc` filter** the same statement runs for `dnc = 0` and
+//!   `dnc = 1` and the two ordered ranges are merged (at most `2 × (limit +
+//!   1)` rows), so only the dnc-prefixed indexes exist; the unfiltered created
+//!   page and the untagged phone stage have their own (`contacts_created`,
+//!   `contacts_phone_uq`).
 
 use rusqlite::types::Value;
 use switchboard_domain::ContactId;
