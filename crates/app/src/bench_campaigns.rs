@@ -7,7 +7,7 @@
 //!    The rows have realistic names (skewed first and last names), e-mails,
 //!    tags (ten `wave*` of 10 % each, `spanish` 20 %, `vip` 5 %, rare
 //!    `churned` 0.5 % and `partner` 0.05 %) and 3 % on do-not-call.
-//! 1b. **Contact filters**: p50 / p99 of one `list_contacts` page (limit 50)
+//! 1. (b) **Contact filters**: p50 / p99 of one `list_contacts` page (limit 50)
 //!    for each filter combination (none, tag, search, dnc and every mix) on the
 //!    `rows` contacts just imported, values and sorts varied per sample, every
 //!    other sample a second page (with a cursor); target p99 ≤ 10 ms per filter.
@@ -433,7 +433,7 @@ const SEARCHES: [&str; 9] = ["m", "ma", "maria", "john", "j", "wil", "tgarcia", 
 fn sample_filter(kind: &str, n: usize) -> ContactFilter {
     let tag = kind.contains("tag").then(|| TAGS[n % TAGS.len()].to_owned());
     let search = kind.contains("search").then(|| SEARCHES[(n / 2) % SEARCHES.len()].to_owned());
-    let dnc = kind.contains("dnc").then_some(n % 3 == 0);
+    let dnc = kind.contains("dnc").then_some(n.is_multiple_of(3));
     ContactFilter { search, tag, dnc }
 }
 

@@ -6,7 +6,6 @@
 //! A bad or missing setting fails start-up with the key and the reason.
 //! Secrets are [`Secret`]s: their `Debug` and `Display` never show the value.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -36,27 +35,7 @@ pub const WELL_KNOWN_ENV: &[(&str, &str)] = &[
     ("SWITCHBOARD_API_TOKENS", "api_tokens"),
 ];
 
-/// A secret string: never printed.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The value, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([REDACTED])")
-    }
-}
+pub use crate::secret::Secret;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +174,20 @@ impl Default for GoogleSettings {
 }
 
 impl GoogleSettings {
+    /// The Sheets client these settings configure, or `None` when no service
+    /// account is configured. (Here, not in the client: the client knows
+    /// nothing of settings, and settings use the client's key parser.)
+    pub fn sheets_client(
+        &self,
+        opts: &crate::integrations::ClientOptions,
+    ) -> Result<Option<crate::integrations::google::SheetsClient>, ConfigError> {
+        use crate::integrations::google::{SCOPE_DRIVE_READONLY, SCOPE_SPREADSHEETS, SheetsClient, TokenSource};
+        let Some(key) = self.service_account()? else { return Ok(None) };
+        let tokens = TokenSource::new(key, &[SCOPE_SPREADSHEETS, SCOPE_DRIVE_READONLY], opts)
+            .map_err(|e| err("google.credentials_file", e.to_string()))?;
+        Ok(Some(SheetsClient::new(&self.sheets_api_base, &self.drive_api_base, std::sync::Arc::new(tokens), opts)))
+    }
+
     /// The service-account key, if one is configured; a bad file fails with the key name and reason.
     pub fn service_account(&self) -> Result<Option<crate::integrations::google::ServiceAccountKey>, ConfigError> {
         use crate::integrations::google::ServiceAccountKey;

@@ -37,6 +37,54 @@ use switchboard_storage::{
 
 use crate::error::ApiError;
 
+/// Why an import (or an upload for one) was refused or failed. The HTTP edge
+/// turns it into an [`ApiError`]; the CLI prints it.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A bad file, option or upload part, by field.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// `file`, `campaign_id`, `body`, …
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// The target campaign cannot take contacts.
+    #[error("{0}")]
+    Conflict(String),
+    /// Over a size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The store failed; the import was undone (or will be, by the sweeper).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A store error.
+    #[error(transparent)]
+    Store(#[from] switchboard_storage::StoreError),
+    /// Anything else (I/O on the spool file).
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ImportError {
+    fn field(field: impl Into<String>, reason: impl Into<String>) -> ImportError {
+        ImportError::Invalid { field: field.into(), reason: reason.into() }
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Invalid { field, reason } => ApiError::field(field, reason),
+            ImportError::Conflict(what) => ApiError::Conflict(what),
+            ImportError::TooLarge(what) => ApiError::PayloadTooLarge(what),
+            ImportError::Unavailable(what) => ApiError::Unavailable(what),
+            ImportError::Store(e) => e.into(),
+            ImportError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportFormat {
@@ -488,14 +536,14 @@ pub async fn import_file(
     path: &Path,
     opts: ImportOptions,
     progress: Option<Progress>,
-) -> Result<ImportReport, ApiError> {
+) -> Result<ImportReport, ImportError> {
     let source = format!("import:{}", uuid::Uuid::now_v7().simple());
     let mut report = ImportReport { dry_run: opts.dry_run, source: source.clone(), ..Default::default() };
     if let Some(cid) = &opts.enroll_in {
         match store.get_campaign(cid).await?.map(|c| c.status) {
-            None => return Err(ApiError::field("campaign_id", format!("campaign {cid} does not exist"))),
+            None => return Err(ImportError::field("campaign_id", format!("campaign {cid} does not exist"))),
             Some(s) if s.is_final() => {
-                return Err(ApiError::Conflict(format!("campaign {cid} is {s}; it takes no new contacts")));
+                return Err(ImportError::Conflict(format!("campaign {cid} is {s}; it takes no new contacts")));
             }
             Some(_) => {}
         }
@@ -503,17 +551,17 @@ pub async fn import_file(
     if opts.format == ImportFormat::Json {
         let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         if len > opts.max_json_array_bytes {
-            return Err(ApiError::PayloadTooLarge(format!(
+            return Err(ImportError::TooLarge(format!(
                 "a JSON array is read whole; this one is {len} bytes, over {} — send it as NDJSON (one object per line)",
                 opts.max_json_array_bytes
             )));
         }
     }
     let (guarded, oversized) = guard_field_sizes(path, opts.format, opts.max_field_bytes)
-        .map_err(|e| ApiError::field("file", format!("cannot read the file: {e}")))?;
+        .map_err(|e| ImportError::field("file", format!("cannot read the file: {e}")))?;
     let path: &Path = guarded.as_deref().unwrap_or(path);
     let oversized: HashSet<u64> = oversized.into_iter().collect();
-    let (columns, iter) = rows(path, &opts).map_err(|e| ApiError::field("file", e.to_string()))?;
+    let (columns, iter) = rows(path, &opts).map_err(|e| ImportError::field("file", e.to_string()))?;
     for c in columns {
         if let Some((h, f)) = c.split_once('=') {
             report.columns.insert(h.to_owned(), f.to_owned());
@@ -600,12 +648,12 @@ pub async fn import_file(
         heartbeat_at: started,
     };
     store.begin_import(&journal).await?;
-    let (_, iter) = rows(path, &opts).map_err(|e| ApiError::field("file", e.to_string()))?;
+    let (_, iter) = rows(path, &opts).map_err(|e| ImportError::field("file", e.to_string()))?;
     // `seen` holds each phone's first occurrence until it is written; later rows with it are skipped.
     let mut batch: Vec<Contact> = Vec::with_capacity(opts.batch);
     let mut read = 0u64;
     let write_mode = if opts.on_duplicate == OnDuplicate::Fail { OnDuplicate::Fail } else { opts.on_duplicate };
-    let mut failure: Option<ApiError> = None;
+    let mut failure: Option<ImportError> = None;
     for (line, row) in iter {
         read += 1;
         if read.is_multiple_of(10_000) {
@@ -644,7 +692,7 @@ pub async fn import_file(
             Err(undo) => {
                 // The journal stays `running`: once its heartbeat is stale the sweeper retries the undo.
                 tracing::error!(import = %journal.id, error = %e, undo_error = %undo, "import failed part-way and its undo failed; the sweeper will retry it");
-                Err(ApiError::Unavailable(format!(
+                Err(ImportError::Unavailable(format!(
                     "the import failed ({e}) and undoing it failed ({undo}); it will be undone automatically"
                 )))
             }
@@ -724,7 +772,7 @@ async fn flush(
     mode: OnDuplicate,
     enroll_in: Option<&switchboard_domain::CampaignId>,
     report: &mut ImportReport,
-) -> Result<(), ApiError> {
+) -> Result<(), ImportError> {
     store.heartbeat_import(import_id, now_ms()).await?;
     if mode == OnDuplicate::Update {
         // Keep what is about to be overwritten, so an undo restores it.
@@ -763,46 +811,51 @@ async fn flush(
 
 /// Writes the upload (raw body, or the `file` part of a multipart form) to `path`.
 /// Stops at `max` bytes with a 413, so an upload never fills the disk.
-pub async fn spool_upload(body: axum::body::Body, content_type: &str, path: &Path, max: u64) -> Result<(), ApiError> {
+pub async fn spool_upload(
+    body: axum::body::Body,
+    content_type: &str,
+    path: &Path,
+    max: u64,
+) -> Result<(), ImportError> {
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
-    let mut out = tokio::fs::File::create(path).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let mut out = tokio::fs::File::create(path).await.map_err(|e| ImportError::Internal(e.into()))?;
     let mut total = 0u64;
     let mut count = |n: usize| {
         total += n as u64;
         if total > max {
-            Err(ApiError::PayloadTooLarge(format!("the upload is over {max} bytes (import.max_upload_bytes)")))
+            Err(ImportError::TooLarge(format!("the upload is over {max} bytes (import.max_upload_bytes)")))
         } else {
             Ok(())
         }
     };
     if content_type.starts_with("multipart/form-data") {
         let boundary =
-            multer::parse_boundary(content_type).map_err(|e| ApiError::field("content-type", e.to_string()))?;
+            multer::parse_boundary(content_type).map_err(|e| ImportError::field("content-type", e.to_string()))?;
         let mut mp = multer::Multipart::new(body.into_data_stream(), boundary);
         let mut found = false;
-        while let Some(mut field) = mp.next_field().await.map_err(|e| ApiError::field("body", e.to_string()))? {
+        while let Some(mut field) = mp.next_field().await.map_err(|e| ImportError::field("body", e.to_string()))? {
             if field.name() != Some("file") {
                 continue;
             }
             found = true;
-            while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::field("file", e.to_string()))? {
+            while let Some(chunk) = field.chunk().await.map_err(|e| ImportError::field("file", e.to_string()))? {
                 count(chunk.len())?;
-                out.write_all(&chunk).await.map_err(|e| ApiError::Internal(e.into()))?;
+                out.write_all(&chunk).await.map_err(|e| ImportError::Internal(e.into()))?;
             }
         }
         if !found {
-            return Err(ApiError::field("file", "the multipart form has no part named `file`"));
+            return Err(ImportError::field("file", "the multipart form has no part named `file`"));
         }
     } else {
         let mut stream = body.into_data_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::field("body", e.to_string()))?;
+            let chunk = chunk.map_err(|e| ImportError::field("body", e.to_string()))?;
             count(chunk.len())?;
-            out.write_all(&chunk).await.map_err(|e| ApiError::Internal(e.into()))?;
+            out.write_all(&chunk).await.map_err(|e| ImportError::Internal(e.into()))?;
         }
     }
-    out.flush().await.map_err(|e| ApiError::Internal(e.into()))?;
+    out.flush().await.map_err(|e| ImportError::Internal(e.into()))?;
     Ok(())
 }
 
@@ -872,7 +925,7 @@ impl ImportRegistry {
     }
 
     /// The end of an import.
-    pub fn finish(&self, id: &str, result: &Result<ImportReport, ApiError>) {
+    pub fn finish(&self, id: &str, result: &Result<ImportReport, ImportError>) {
         self.with(|m| {
             if let Some(j) = m.get_mut(id) {
                 j.finished_at = Some(now_ms());

@@ -3,6 +3,7 @@
 //!
 //! Production code
 //! - [`config`]: settings, their layers and validation (an empty secret stops start-up).
+//! - [`secret`]: strings that never print.
 //! - [`state`]: [`AppState`], shared by handlers and jobs.
 //! - [`store`]: opening the configured store (SQLite or MongoDB) and timing it.
 //! - [`http`]: the REST API, its extractors, the connection layer (timeouts,
@@ -39,6 +40,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod metrics;
 pub mod outcomes;
+pub mod secret;
 pub mod seed;
 pub mod sim;
 pub mod state;

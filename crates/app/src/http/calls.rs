@@ -10,6 +10,7 @@ use switchboard_storage::{CallFilter, CallSort};
 use utoipa::ToSchema;
 
 use super::events::EventPage;
+use super::extract::{cursor_error, ts};
 use super::query::Query;
 use crate::AppState;
 use crate::error::{ApiError, Problem};
@@ -106,10 +107,6 @@ pub struct CallOut {
     pub updated_at: String,
     /// Record version (bumped on every change).
     pub version: i64,
-}
-
-pub(crate) fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl From<Call> for CallOut {
@@ -257,14 +254,6 @@ pub async fn list_calls(State(state): State<AppState>, uri: Uri) -> Result<Json<
     q.finish()?;
     let p = state.store.list_calls(&filter, sort, &page).await.map_err(cursor_error)?;
     Ok(Json(CallPage::from_page(p)))
-}
-
-/// A store `Invalid` on a list is always about the cursor.
-pub(crate) fn cursor_error(e: switchboard_storage::StoreError) -> ApiError {
-    match e {
-        switchboard_storage::StoreError::Invalid(reason) => ApiError::field("cursor", reason),
-        other => other.into(),
-    }
 }
 
 /// Finds a call by our id, Twilio Call SID or ElevenLabs conversation id.

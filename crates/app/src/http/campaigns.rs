@@ -119,7 +119,7 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<Campai
     }
     let page = q.page();
     q.finish()?;
-    let p = state.store.list_campaigns(&statuses, &page).await.map_err(super::calls::cursor_error)?;
+    let p = state.store.list_campaigns(&statuses, &page).await.map_err(super::extract::cursor_error)?;
     Ok(Json(CampaignPage { data: p.items, next_cursor: p.next_cursor }))
 }
 
@@ -422,7 +422,7 @@ pub async fn list_enrollments(
     }
     let page = q.page();
     q.finish()?;
-    let p = state.store.list_enrollments(&c.id, &statuses, &page).await.map_err(super::calls::cursor_error)?;
+    let p = state.store.list_enrollments(&c.id, &statuses, &page).await.map_err(super::extract::cursor_error)?;
     Ok(Json(EnrollmentPage { data: p.items, next_cursor: p.next_cursor }))
 }
 

@@ -205,7 +205,7 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<Contac
     let sort = sort_of(&mut q);
     let page = q.page();
     q.finish()?;
-    let p = state.store.list_contacts(&filter, sort, &page).await.map_err(super::calls::cursor_error)?;
+    let p = state.store.list_contacts(&filter, sort, &page).await.map_err(super::extract::cursor_error)?;
     Ok(Json(ContactPage { data: p.items, next_cursor: p.next_cursor }))
 }
 
@@ -250,7 +250,7 @@ pub async fn calls(
     }
     let filter = CallFilter { contact_id: Some(id.to_string()), ..Default::default() };
     let p =
-        state.store.list_calls(&filter, CallSort::StartedAtDesc, &page).await.map_err(super::calls::cursor_error)?;
+        state.store.list_calls(&filter, CallSort::StartedAtDesc, &page).await.map_err(super::extract::cursor_error)?;
     Ok(Json(CallPage::from_page(p)))
 }
 

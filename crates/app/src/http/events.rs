@@ -9,7 +9,7 @@ use switchboard_domain::{CallEvent, Source};
 use switchboard_storage::EventFilter;
 use utoipa::ToSchema;
 
-use super::calls::{cursor_error, ts};
+use super::extract::{cursor_error, ts};
 use super::query::Query;
 use crate::AppState;
 use crate::error::{ApiError, Problem};

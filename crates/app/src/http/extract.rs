@@ -1,5 +1,6 @@
 //! Extractors and helpers shared by the API handlers: JSON bodies that must
-//! say they are JSON, and domain field errors turned into API field errors.
+//! say they are JSON, domain field errors turned into API field errors,
+//! wire timestamps and cursor errors.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -214,6 +215,19 @@ mod strict {
         fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
             self.0.visit_enum(data)
         }
+    }
+}
+
+/// A timestamp on the wire: RFC 3339 UTC with milliseconds.
+pub fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A store `Invalid` on a list is always about the cursor.
+pub fn cursor_error(e: switchboard_storage::StoreError) -> ApiError {
+    match e {
+        switchboard_storage::StoreError::Invalid(reason) => ApiError::field("cursor", reason),
+        other => other.into(),
     }
 }
 

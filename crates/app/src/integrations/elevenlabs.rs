@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::retry::{Idempotency, RetryPolicy, send};
 use super::{ClientOptions, UpstreamError, http_client};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 const P: &str = "elevenlabs";
 

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use super::retry::{Idempotency, RetryPolicy, send};
 use super::{ClientOptions, UpstreamError, http_client};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 const P: &str = "google";
 const P_AUTH: &str = "google-oauth";
@@ -497,17 +497,6 @@ impl SheetsClient {
             tokens,
             retry: opts.retry.clone(),
         }
-    }
-
-    /// The client configured by `settings`, or `None` when no service account is configured.
-    pub fn from_settings(
-        settings: &crate::config::GoogleSettings,
-        opts: &ClientOptions,
-    ) -> Result<Option<Self>, crate::config::ConfigError> {
-        let Some(key) = settings.service_account()? else { return Ok(None) };
-        let tokens = TokenSource::new(key, &[SCOPE_SPREADSHEETS, SCOPE_DRIVE_READONLY], opts)
-            .map_err(|e| crate::config::ConfigError { key: "google.credentials_file".into(), reason: e.to_string() })?;
-        Ok(Some(SheetsClient::new(&settings.sheets_api_base, &settings.drive_api_base, Arc::new(tokens), opts)))
     }
 
     /// The token source (shared with other clients of the same account).

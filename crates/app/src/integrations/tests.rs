@@ -10,7 +10,7 @@ use super::fake::{Fake, Reply};
 use super::retry::RetryPolicy;
 use super::twilio::{CreateCall, TwilioAuth, TwilioClient};
 use super::{ClientOptions, UpstreamError};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 const AC: &str = "AC00000000000000000000000000000001";
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::retry::{Idempotency, RetryPolicy, send};
 use super::{ClientOptions, UpstreamError, http_client};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 const P: &str = "twilio";
 

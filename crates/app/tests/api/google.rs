@@ -391,7 +391,7 @@ async fn sheets_errors_map_to_typed_errors_and_quota_backs_off() {
 #[tokio::test]
 async fn sandbox_settings_give_a_working_sheets_client() {
     let (handle, settings) = switchboard::sim::sandbox(switchboard::config::embedded_defaults()).await.unwrap();
-    let sheets = SheetsClient::from_settings(&settings.google, &opts(3)).unwrap().expect("sandbox configures Google");
+    let sheets = settings.google.sheets_client(&opts(3)).unwrap().expect("sandbox configures Google");
     let id = handle
         .sim
         .create_spreadsheet(NewSpreadsheet {
@@ -403,12 +403,12 @@ async fn sandbox_settings_give_a_working_sheets_client() {
     assert_eq!(v.values, vec![vec![json!("a"), json!("b")], vec![json!("1"), json!("2")]]);
     assert_eq!(v.range, "Sheet1!A1:B2");
     // Without credentials there is no client, and a bad key file is a config error naming the key.
-    assert!(SheetsClient::from_settings(&Default::default(), &opts(1)).unwrap().is_none());
+    assert!(switchboard::config::GoogleSettings::default().sheets_client(&opts(1)).unwrap().is_none());
     let bad = switchboard::config::GoogleSettings {
         credentials_file: Some("/nonexistent/key.json".into()),
         ..Default::default()
     };
-    let err = SheetsClient::from_settings(&bad, &opts(1)).unwrap_err();
+    let err = bad.sheets_client(&opts(1)).unwrap_err();
     assert!(err.to_string().contains("GOOGLE_APPLICATION_CREDENTIALS"), "{err}");
 }
 
