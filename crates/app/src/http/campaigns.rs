@@ -64,12 +64,51 @@ fn checked(input: &CampaignInput, base: Option<&Campaign>) -> Result<Campaign, A
     }
 }
 
+/// A campaign on the wire: the domain record without the dial gate's
+/// internals (`inflight` keys, `next_dial_at`, `dials`), which belong to the
+/// store and the dialer; progress and analytics report calls placed and in
+/// flight. The domain type is not the wire format.
+#[derive(Debug, Serialize)]
+pub struct CampaignOut {
+    id: switchboard_domain::CampaignId,
+    name: String,
+    description: Option<String>,
+    status: CampaignStatus,
+    agent: switchboard_domain::campaign::AgentSettings,
+    schedule: switchboard_domain::campaign::Schedule,
+    pacing: switchboard_domain::campaign::Pacing,
+    retry: switchboard_domain::campaign::RetryPolicy,
+    dial_mode: switchboard_domain::DialMode,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl From<Campaign> for CampaignOut {
+    fn from(c: Campaign) -> Self {
+        CampaignOut {
+            id: c.id,
+            name: c.name,
+            description: c.description,
+            status: c.status,
+            agent: c.agent,
+            schedule: c.schedule,
+            pacing: c.pacing,
+            retry: c.retry,
+            dial_mode: c.dial_mode,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            version: c.version,
+        }
+    }
+}
+
 /// A page of campaigns.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CampaignPage {
     /// Campaigns, newest first.
     #[schema(value_type = Vec<super::schemas::Campaign>)]
-    pub data: Vec<Campaign>,
+    pub data: Vec<CampaignOut>,
     /// Pass as `cursor` for the next page; null on the last page.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
@@ -94,10 +133,10 @@ pub struct CampaignPage {
 pub async fn create(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<CampaignInput>,
-) -> Result<(StatusCode, Json<Campaign>), ApiError> {
+) -> Result<(StatusCode, Json<CampaignOut>), ApiError> {
     let c = checked(&input, None)?;
     state.store.insert_campaign(&c).await?;
-    Ok((StatusCode::CREATED, Json(c)))
+    Ok((StatusCode::CREATED, Json(c.into())))
 }
 
 /// List campaigns, newest first.
@@ -120,7 +159,7 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<Campai
     let page = q.page();
     q.finish()?;
     let p = state.store.list_campaigns(&statuses, &page).await.map_err(super::extract::cursor_error)?;
-    Ok(Json(CampaignPage { data: p.items, next_cursor: p.next_cursor }))
+    Ok(Json(CampaignPage { data: p.items.into_iter().map(CampaignOut::from).collect(), next_cursor: p.next_cursor }))
 }
 
 /// Get a campaign.
@@ -132,8 +171,8 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<Campai
         (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
-pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
-    Ok(Json(load(&state, &id).await?))
+pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<CampaignOut>, ApiError> {
+    Ok(Json(load(&state, &id).await?.into()))
 }
 
 /// Partially update a campaign (after start: name, description and pacing only).
@@ -153,7 +192,7 @@ pub async fn patch(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<CampaignInput>,
-) -> Result<Json<Campaign>, ApiError> {
+) -> Result<Json<CampaignOut>, ApiError> {
     let (state, id, input) = (&state, &id, &input);
     retry_on_stale("campaign", || async move {
         let stored = load(state, id).await?;
@@ -167,7 +206,7 @@ pub async fn patch(
             )));
         }
         let next = checked(input, Some(&stored))?;
-        Ok(Json(state.store.replace_campaign(&next).await?))
+        Ok(Json(state.store.replace_campaign(&next).await?.into()))
     })
     .await
 }
@@ -190,7 +229,7 @@ pub async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> Re
     }
 }
 
-async fn transition(state: &AppState, id: &str, action: CampaignAction) -> Result<Json<Campaign>, ApiError> {
+async fn transition(state: &AppState, id: &str, action: CampaignAction) -> Result<Json<CampaignOut>, ApiError> {
     retry_on_stale("campaign", || async move {
         let stored = load(state, id).await?;
         let now = now_ms();
@@ -211,7 +250,7 @@ async fn transition(state: &AppState, id: &str, action: CampaignAction) -> Resul
             tracing::info!(campaign = %saved.id, cancelled = n, "campaign cancelled");
         }
         tracing::info!(campaign = %saved.id, action = %action, status = %saved.status, "campaign lifecycle");
-        Ok(Json(saved))
+        Ok(Json(saved.into()))
     })
     .await
 }
@@ -226,7 +265,7 @@ async fn transition(state: &AppState, id: &str, action: CampaignAction) -> Resul
         (status = 409, description = "Not allowed in the campaign's current state; `detail` names it (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
-pub async fn start(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+pub async fn start(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<CampaignOut>, ApiError> {
     transition(&s, &id, CampaignAction::Start).await
 }
 /// running → paused: no new calls; calls in flight finish.
@@ -239,7 +278,7 @@ pub async fn start(State(s): State<AppState>, Path(id): Path<String>) -> Result<
         (status = 409, description = "Not allowed in the campaign's current state; `detail` names it (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
-pub async fn pause(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+pub async fn pause(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<CampaignOut>, ApiError> {
     transition(&s, &id, CampaignAction::Pause).await
 }
 /// paused → running.
@@ -252,7 +291,7 @@ pub async fn pause(State(s): State<AppState>, Path(id): Path<String>) -> Result<
         (status = 409, description = "Not allowed in the campaign's current state; `detail` names it (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
-pub async fn resume(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+pub async fn resume(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<CampaignOut>, ApiError> {
     transition(&s, &id, CampaignAction::Resume).await
 }
 /// Any non-final state → cancelled; waiting enrollments are cancelled.
@@ -265,7 +304,7 @@ pub async fn resume(State(s): State<AppState>, Path(id): Path<String>) -> Result
         (status = 409, description = "Not allowed in the campaign's current state; `detail` names it (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
-pub async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Campaign>, ApiError> {
+pub async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<CampaignOut>, ApiError> {
     transition(&s, &id, CampaignAction::Cancel).await
 }
 

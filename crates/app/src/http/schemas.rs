@@ -465,12 +465,6 @@ pub struct Campaign {
     /// Dialling mode.
     #[schema(value_type = DialMode)]
     pub dial_mode: String,
-    /// Earliest next call start (the dial gate's pacing).
-    pub next_dial_at: DateTime<Utc>,
-    /// Keys of calls in flight (`enrollment:attempt`).
-    pub inflight: Vec<String>,
-    /// Calls placed so far.
-    pub dials: u64,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last change.
