@@ -244,7 +244,8 @@ fn talk_secs(rng: &mut StdRng) -> i64 {
     ((4.3 + 0.9 * z).exp() as i64).clamp(8, 1800)
 }
 
-/// Twilio's form parameters of one status callback, in the order Twilio sends them.
+/// Twilio's form parameters of one status callback (the one builder in
+/// `switchboard_wire::twilio`, which the simulator uses too).
 #[allow(clippy::too_many_arguments)]
 pub fn twilio_status_params(
     account_sid: &str,
@@ -257,26 +258,19 @@ pub fn twilio_status_params(
     to: &str,
     terminal: Option<(i64, i64)>,
 ) -> Vec<(String, String)> {
-    let mut p: Vec<(String, String)> = vec![
-        ("AccountSid".into(), account_sid.into()),
-        ("ApiVersion".into(), "2010-04-01".into()),
-        ("CallSid".into(), call_sid.into()),
-        ("CallStatus".into(), status.as_str().into()),
-        ("CallbackSource".into(), "call-progress-events".into()),
-        ("Called".into(), to.into()),
-        ("Caller".into(), from.into()),
-        ("Direction".into(), direction.as_str().into()),
-        ("From".into(), from.into()),
-        ("SequenceNumber".into(), sequence.to_string()),
-        ("Timestamp".into(), at.to_rfc2822()),
-        ("To".into(), to.into()),
-    ];
-    if let Some((duration, sip)) = terminal {
-        p.push(("CallDuration".into(), duration.to_string()));
-        p.push(("Duration".into(), ((duration + 59) / 60).to_string()));
-        p.push(("SipResponseCode".into(), sip.to_string()));
+    let timestamp = at.format("%a, %d %b %Y %H:%M:%S +0000").to_string();
+    switchboard_wire::twilio::StatusCallback {
+        account_sid,
+        call_sid,
+        status: status.as_str(),
+        sequence,
+        timestamp: &timestamp,
+        direction: direction.as_str(),
+        from,
+        to,
+        ended: terminal.map(|(secs, sip)| (secs.max(0) as u64, sip.clamp(0, 999) as u16)),
     }
-    p
+    .params()
 }
 
 fn form_json(params: &[(String, String)]) -> Value {

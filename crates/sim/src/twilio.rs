@@ -79,37 +79,25 @@ impl Simulator {
         let talk = call.script.talk_secs as u64;
         match step.kind.as_str() {
             "status" => {
-                p.extend([
-                    ("ApiVersion".into(), "2010-04-01".into()),
-                    ("CallStatus".into(), step.value.clone()),
-                    ("CallbackSource".into(), "call-progress-events".into()),
-                    ("Called".into(), call.to.clone()),
-                    ("Caller".into(), call.from.clone()),
-                    ("Direction".into(), "outbound-api".into()),
-                    ("From".into(), call.from.clone()),
-                    ("To".into(), call.to.clone()),
-                    ("SequenceNumber".into(), step.sequence.unwrap_or(0).to_string()),
-                    ("Timestamp".into(), now),
-                ]);
-                let sip = match step.value.as_str() {
-                    "completed" => Some("200"),
-                    "busy" => Some("486"),
-                    "no-answer" | "canceled" => Some("487"),
-                    "failed" => Some("404"),
-                    _ => None,
-                };
-                if let Some(sip) = sip {
-                    let secs = if step.value == "completed" { call.duration.unwrap_or(talk) } else { 0 };
-                    p.push(("CallDuration".into(), secs.to_string()));
-                    p.push(("SipResponseCode".into(), sip.into()));
-                    if step.value == "completed" {
-                        p.push(("Duration".into(), secs.div_ceil(60).max(1).to_string()));
-                        if let Some(rec) = &call.pending_recording {
-                            p.push(("RecordingSid".into(), rec.clone()));
-                            p.push(("RecordingUrl".into(), recording_url(rec)));
-                            p.push(("RecordingDuration".into(), talk.to_string()));
-                        }
-                    }
+                let secs = if step.value == "completed" { call.duration.unwrap_or(talk) } else { 0 };
+                p = switchboard_wire::twilio::StatusCallback {
+                    account_sid: &account,
+                    call_sid: &call.sid,
+                    status: &step.value,
+                    sequence: i64::from(step.sequence.unwrap_or(0)),
+                    timestamp: &now,
+                    direction: "outbound-api",
+                    from: &call.from,
+                    to: &call.to,
+                    ended: switchboard_wire::twilio::sip_code(&step.value).map(|sip| (secs, sip)),
+                }
+                .params();
+                if step.value == "completed"
+                    && let Some(rec) = &call.pending_recording
+                {
+                    p.push(("RecordingSid".into(), rec.clone()));
+                    p.push(("RecordingUrl".into(), recording_url(rec)));
+                    p.push(("RecordingDuration".into(), talk.to_string()));
                 }
             }
             "amd" => {
