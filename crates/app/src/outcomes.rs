@@ -26,14 +26,14 @@ pub async fn apply_call_outcome(store: &dyn Storage, call: &Call, now: DateTime<
         if !e.record_outcome(&call.id, outcome, &campaign, now) {
             // Already applied (or another attempt's call): make sure the slot is free anyway.
             if let Some(n) = attempt {
-                store.release_dial_slot(&e.campaign_id, &format!("{}:{n}", e.id)).await?;
+                store.release_dial_slot(&e.campaign_id, &e.key_of_attempt(n).to_string()).await?;
             }
             return Ok(false);
         }
         match store.replace_enrollment(&e).await {
             Ok(saved) => {
                 if let Some(n) = attempt {
-                    store.release_dial_slot(&saved.campaign_id, &format!("{}:{n}", saved.id)).await?;
+                    store.release_dial_slot(&saved.campaign_id, &saved.key_of_attempt(n).to_string()).await?;
                 }
                 tracing::info!(enrollment = %saved.id, call = %call.id, outcome = %outcome, status = %saved.status, "call outcome applied");
                 return Ok(true);

@@ -178,8 +178,18 @@ impl Enrollment {
     }
 
     /// The key of the current attempt's call: the placement's idempotency key and its dial-gate slot.
-    pub fn attempt_key(&self) -> String {
-        format!("{}:{}", self.id, self.attempts)
+    pub fn attempt_key(&self) -> AttemptKey {
+        AttemptKey { enrollment: self.id.clone(), attempt: self.attempts }
+    }
+
+    /// The key the next attempt will have (a claim takes its gate slot before placing).
+    pub fn next_attempt_key(&self) -> AttemptKey {
+        AttemptKey { enrollment: self.id.clone(), attempt: self.attempts + 1 }
+    }
+
+    /// The key of attempt `n`.
+    pub fn key_of_attempt(&self, n: u32) -> AttemptKey {
+        AttemptKey { enrollment: self.id.clone(), attempt: n }
     }
 
     /// Attempts started on the local calendar day of `now` in `tz`.
@@ -274,6 +284,34 @@ impl Enrollment {
             self.next_attempt_at = now + Duration::seconds(rule.delay_secs as i64);
             self.reason = Some(format!("{outcome}: retry after {} s", rule.delay_secs));
         }
+    }
+}
+
+/// One attempt of one enrollment: `enr_…:n`. It is the placement's
+/// idempotency key (sent to ElevenLabs as `user_id`) and the attempt's slot
+/// in the campaign's dial gate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AttemptKey {
+    /// The enrollment.
+    pub enrollment: EnrollmentId,
+    /// The attempt number (1 for the first call).
+    pub attempt: u32,
+}
+
+impl std::fmt::Display for AttemptKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.enrollment, self.attempt)
+    }
+}
+
+impl std::str::FromStr for AttemptKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (e, n) = s.rsplit_once(':').ok_or_else(|| format!("`{s}` is not `enrollment:attempt`"))?;
+        Ok(AttemptKey {
+            enrollment: EnrollmentId::parse(e).map_err(|err| err.to_string())?,
+            attempt: n.parse().map_err(|_| format!("`{n}` is not an attempt number"))?,
+        })
     }
 }
 
@@ -486,6 +524,23 @@ mod tests {
                 assert!(el.dialable, "{now}: UTC-12 is never on holiday: {el:?}");
             }
         }
+    }
+
+    #[test]
+    fn attempt_keys_round_trip_and_refuse_garbage() {
+        let now = utc("2026-11-26T15:00:00Z");
+        let c = campaign(now);
+        let k = contact(None, now);
+        let mut e = Enrollment::new(c.id.clone(), k.id.clone(), now);
+        assert_eq!(e.next_attempt_key().attempt, 1);
+        e.placed(CallId::new(), now);
+        let key = e.attempt_key();
+        assert_eq!(key, e.key_of_attempt(1));
+        assert_eq!(key.to_string(), format!("{}:1", e.id));
+        assert_eq!(key.to_string().parse::<AttemptKey>().unwrap(), key);
+        assert!("nope".parse::<AttemptKey>().is_err());
+        assert!(format!("{}:x", e.id).parse::<AttemptKey>().is_err());
+        assert!("enr_bad:1".parse::<AttemptKey>().is_err());
     }
 
     #[test]

@@ -234,7 +234,7 @@ impl Dialer {
 
     async fn recover(&self, now: DateTime<Utc>, report: &mut StepReport) -> StoreResult<()> {
         for e in self.store.expired_leases(now, 500).await? {
-            let key = format!("{}:{}", e.id, e.attempts + 1);
+            let key = e.next_attempt_key().to_string();
             let mut back = e.clone();
             back.status = waiting_status(&e);
             back.lease = None;
@@ -307,15 +307,14 @@ impl Dialer {
         // Free gate slots whose attempt is no longer in flight (a crash between outcome and release).
         if let Some(fresh) = self.store.get_campaign(&campaign.id).await? {
             for key in &fresh.inflight {
-                let Some((eid, n)) = key.rsplit_once(':') else { continue };
-                let held = match switchboard_domain::EnrollmentId::parse(eid) {
-                    Ok(id) => self.store.get_enrollment(&id).await?,
+                let held = match key.parse::<switchboard_domain::enrollment::AttemptKey>() {
+                    Ok(k) => self.store.get_enrollment(&k.enrollment).await?.map(|e| (k, e)),
                     Err(_) => None,
                 };
-                let live = held.is_some_and(|e| {
+                let live = held.is_some_and(|(k, e)| {
                     e.status.is_in_flight()
-                        && (e.status == EnrollmentStatus::Dialing && n == (e.attempts + 1).to_string()
-                            || e.status == EnrollmentStatus::InCall && n == e.attempts.to_string())
+                        && (e.status == EnrollmentStatus::Dialing && k == e.next_attempt_key()
+                            || e.status == EnrollmentStatus::InCall && k == e.attempt_key())
                 });
                 if !live {
                     self.store.release_dial_slot(&campaign.id, key).await?;
@@ -336,7 +335,7 @@ impl Dialer {
         }
         match self.store.replace_enrollment(&ended).await {
             Ok(saved) => {
-                self.store.release_dial_slot(&saved.campaign_id, &format!("{}:{}", saved.id, e.attempts)).await?;
+                self.store.release_dial_slot(&saved.campaign_id, &e.attempt_key().to_string()).await?;
                 tracing::warn!(enrollment = %saved.id, reason = %why, status = %saved.status, "in-flight attempt without a call ended");
                 Ok(true)
             }
@@ -481,7 +480,7 @@ impl Dialer {
                 }
                 continue;
             }
-            let key = format!("{}:{}", claimed.id, claimed.attempts + 1);
+            let key = claimed.next_attempt_key().to_string();
             let mut grant = self.store.acquire_dial_slot(&campaign.id, &key, now).await?;
             // On the real clock, wait out a short pacing gap within this step's budget.
             while let (SlotGrant::Paced(next), Some(budget)) = (&grant, self.live_budget) {
@@ -653,7 +652,7 @@ impl Dialer {
         }
         let client_data = ClientData {
             // The attempt key: echoed back in ElevenLabs webhooks, so the conversation finds its attempt.
-            user_id: Some(e.attempt_key()),
+            user_id: Some(e.attempt_key().to_string()),
             dynamic_variables: vars,
             conversation_config_override: (!override_.is_empty()).then(|| serde_json::json!({ "agent": override_ })),
         };
