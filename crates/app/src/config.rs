@@ -63,17 +63,17 @@ pub enum SqliteDurability {
 pub struct StorageSettings {
     /// MongoDB URI; `None` selects SQLite.
     pub mongodb_uri: Option<Secret>,
-    /// MongoDB database.
+    /// The database every collection lives in (`MONGODB_DB`).
     pub mongodb_db: String,
-    /// Pool maximum.
+    /// Most pooled connections per server; unset: the URI's `maxPoolSize`, else the driver's 10.
     pub max_pool_size: Option<u32>,
-    /// Pool minimum.
+    /// Connections kept open even when idle; unset: the URI's `minPoolSize`, else 0.
     pub min_pool_size: Option<u32>,
-    /// Connect timeout.
+    /// How long one TCP/TLS connect may take (ms); unset: the URI's, else the driver's.
     pub connect_timeout_ms: Option<u64>,
-    /// Server selection timeout.
+    /// How long an operation waits for a usable server (ms) before failing as unavailable.
     pub server_selection_timeout_ms: Option<u64>,
-    /// Start-up attempts.
+    /// Connection attempts at start-up, with exponential backoff, before giving up with one clear error.
     pub connect_attempts: u32,
     /// No longer read: whether the server is a replica set or mongos is
     /// detected from its `hello` answer. Accepted (and warned about) so old
@@ -84,11 +84,11 @@ pub struct StorageSettings {
     /// diagnose a transaction problem; never needed for correctness).
     #[serde(default)]
     pub disable_transactions: bool,
-    /// SQLite file.
+    /// The embedded store's file when `MONGODB_URI` is unset (`SWITCHBOARD_SQLITE_PATH`).
     pub sqlite_path: PathBuf,
-    /// SQLite readers.
+    /// Reader connections beside the single writer thread.
     pub sqlite_readers: usize,
-    /// SQLite durability.
+    /// Whether each acknowledged write is fsynced (`full`) or survives only a process crash (`normal`).
     pub sqlite_durability: SqliteDurability,
 }
 
@@ -330,42 +330,42 @@ pub struct Settings {
     /// Profile name (`dev`, `test`, `prod`).
     #[serde(default)]
     pub env: String,
-    /// Bind address.
+    /// The address the HTTP server binds (`SWITCHBOARD_LISTEN`).
     pub listen: SocketAddr,
     /// Public base URL (what Twilio signs).
     pub public_base_url: Option<String>,
     /// API bearer tokens.
     pub api_tokens: Vec<Secret>,
-    /// Log format.
+    /// Human-readable lines or one JSON object per line (prod).
     pub log_format: LogFormat,
     /// Migrate on `serve`.
     pub migrate_on_start: bool,
-    /// Request timeout.
+    /// Seconds a request may run before it is answered 503 `request_timeout`.
     pub request_timeout_secs: u64,
-    /// API body limit.
+    /// Largest JSON body of the API (bytes; 413 past it). Imports have their own limit.
     pub body_limit_bytes: usize,
-    /// Webhook body limit.
+    /// Largest provider webhook body (bytes); ElevenLabs audio webhooks are large.
     pub webhook_body_limit_bytes: usize,
     /// ElevenLabs signature age tolerance.
     pub elevenlabs_signature_tolerance_secs: i64,
-    /// Storage.
+    /// Which store, and how it is reached.
     pub storage: StorageSettings,
-    /// Twilio.
+    /// Twilio credentials (the auth token verifies callbacks) and REST base URL.
     #[serde(default)]
     pub twilio: TwilioSettings,
-    /// ElevenLabs.
+    /// ElevenLabs API key, webhook secret and REST base URL.
     #[serde(default)]
     pub elevenlabs: ElevenLabsSettings,
-    /// Redis.
+    /// Redis, for cache and cross-instance fan-out (later phases).
     #[serde(default)]
     pub redis: RedisSettings,
-    /// Google Sheets.
+    /// The Google service account and Sheets/Drive base URLs.
     #[serde(default)]
     pub google: GoogleSettings,
-    /// Contacts.
+    /// How contact phone numbers are read.
     #[serde(default)]
     pub contacts: ContactSettings,
-    /// The dialer.
+    /// Whether this instance dials, how often, and its leases and quiet period.
     #[serde(default)]
     pub dialer: DialerSettings,
     /// HTTP connection limits.
