@@ -22,7 +22,7 @@
 //!
 //! Developer tooling
 //! - [`sim`]: the simulator (crate `switchboard-sim`) and sandbox wiring.
-//! - [`seed`], [`bench`], [`bench_campaigns`]: synthetic data and benchmarks.
+//! - [`devtools`]: `seed` (synthetic data) and `bench` (one file per suite).
 //!
 //! [`App::build`] wires these into one [`AppState`]; [`App::serve`] runs the
 //! HTTP server and the jobs until the shutdown future resolves, draining
@@ -30,9 +30,8 @@
 
 #![forbid(unsafe_code)]
 
-pub mod bench;
-pub mod bench_campaigns;
 pub mod config;
+pub mod devtools;
 pub mod error;
 pub mod http;
 pub mod import;
@@ -41,12 +40,14 @@ pub mod jobs;
 pub mod metrics;
 pub mod outcomes;
 pub mod secret;
-pub mod seed;
 pub mod sim;
 pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;
+
+/// Short paths for the developer tools.
+pub use devtools::{bench, seed};
 
 /// The dialer's old path (`switchboard::dialer`), kept while callers move to [`jobs::dialer`].
 pub use jobs::dialer;

@@ -391,8 +391,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench { suite, rows, contacts, duration, filter_samples, .. } if suite == "campaigns" => {
             let opts =
-                switchboard::bench_campaigns::CampaignBenchOptions { rows, contacts, secs: duration, filter_samples };
-            let report = switchboard::bench_campaigns::run(opts).await?;
+                switchboard::bench::campaigns::CampaignBenchOptions { rows, contacts, secs: duration, filter_samples };
+            let report = switchboard::bench::campaigns::run(opts).await?;
             println!("{report}");
         }
         Command::Bench { suite, .. } if suite != "calls" => {

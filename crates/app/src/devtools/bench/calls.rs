@@ -39,7 +39,7 @@ use tokio::task::JoinSet;
 
 use crate::App;
 use crate::config::{Secret, SqliteDurability};
-use crate::seed::{self, SeedOptions};
+use crate::devtools::seed::{self, SeedOptions};
 use crate::webhooks::verify::twilio_signature;
 
 /// The API token of the benchmark's server (32 characters).

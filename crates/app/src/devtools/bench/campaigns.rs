@@ -35,7 +35,7 @@ use switchboard_domain::{CampaignInput, CampaignStatus, ContactId};
 use switchboard_storage::{ContactFilter, ContactSort, PageRequest, Storage};
 use switchboard_storage_sqlite::{SqliteOptions, SqliteStore};
 
-use crate::bench::{Latency, Machine};
+use super::calls::{Latency, Machine};
 use crate::config::Secret;
 use crate::dialer::{Callbacks, Dialer};
 use crate::import::{ImportOptions, import_file};

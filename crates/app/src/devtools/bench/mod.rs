@@ -1,0 +1,12 @@
+//! `switchboard bench`: one file per suite, each measuring in one run and
+//! printing figures and ratios (never timed assertions in tests).
+//!
+//! - [`calls`] (`--suite calls`): webhook ingest throughput and latency, list
+//!   queries at 100k and 1M calls.
+//! - [`campaigns`] (`--suite campaigns`): contact import, contact-filter
+//!   pages, claims, the dialer against the simulator.
+
+pub mod calls;
+pub mod campaigns;
+
+pub use calls::{BenchOptions, BenchReport, Latency, Machine, run};
