@@ -1,13 +1,14 @@
-//! Contacts, campaigns and enrollments: the contract both backends implement
-//! (architecture §4).
+//! Campaigns and the dial gate: the contract both backends implement
+//! (architecture §4). Contacts are in [`crate::contacts`], enrollments in
+//! [`crate::enrollments`].
 //!
 //! Guarantees every backend gives (the conformance suite checks them):
 //! - A contact's E.164 phone is unique; an enrollment is unique per
 //!   (campaign, contact).
 //! - `replace_*` is compare-and-set on `version`: it fails with
-//!   [`StoreError::Stale`] if the stored version is not the one given,
+//!   [`StoreError::Stale`](crate::StoreError::Stale) if the stored version is not the one given,
 //!   and stores the record with `version + 1`.
-//! - [`EnrollmentStore::claim_enrollment`] is atomic: concurrent claimers,
+//! - [`EnrollmentStore::claim_enrollment`](crate::EnrollmentStore::claim_enrollment) is atomic: concurrent claimers,
 //!   in one process or many, never receive the same enrollment; each claim
 //!   increments the enrollment's fencing token (`lease_token`) and version.
 //! - The dial gate ([`CampaignStore::acquire_dial_slot`]) is atomic across
@@ -19,89 +20,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use switchboard_domain::{
-    Campaign, CampaignId, CampaignStatus, Contact, ContactId, Enrollment, EnrollmentId, EnrollmentStatus,
-};
+use switchboard_domain::{Campaign, CampaignId, CampaignStatus};
 
 use crate::{Page, PageRequest, StoreResult};
-
-/// Filters of `GET /contacts`. Every combination is served by an index, a
-/// bounded range per page (the backends' query-plan tests check each one).
-///
-/// Page order: without `search`, the [`ContactSort`] (created order). With
-/// `search`, *match order* whatever the sort: the contacts whose name starts
-/// with the query, by (lower-cased name, id); then those whose e-mail does
-/// (and name does not), by (lower-cased e-mail, id); then those whose phone
-/// does (and neither name nor e-mail), by phone. A created-order page over a
-/// prefix of three columns cannot be read from an index in bounded time; a
-/// prefix range in key order can. The set of contacts is the same either way.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ContactFilter {
-    /// Case-insensitive prefix of the name, the phone (E.164, with or without `+`) or the e-mail.
-    pub search: Option<String>,
-    /// Has this tag.
-    pub tag: Option<String>,
-    /// Do-not-call flag.
-    pub dnc: Option<bool>,
-}
-
-impl ContactFilter {
-    /// The reference semantics both backends must match.
-    pub fn matches(&self, c: &Contact) -> bool {
-        let search_ok = self.search.as_ref().is_none_or(|q| {
-            let q = q.trim().to_lowercase();
-            let digits = q.trim_start_matches('+');
-            c.name.as_ref().is_some_and(|n| n.to_lowercase().starts_with(&q))
-                || c.email.as_ref().is_some_and(|e| e.to_lowercase().starts_with(&q))
-                || (!digits.is_empty() && c.phone.trim_start_matches('+').starts_with(digits))
-        });
-        search_ok
-            && self.tag.as_ref().is_none_or(|t| c.tags.iter().any(|x| x == &t.to_lowercase()))
-            && self.dnc.is_none_or(|d| c.is_dnc() == d)
-    }
-}
-
-/// Sort orders of contact lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ContactSort {
-    /// Newest first (default).
-    #[default]
-    CreatedDesc,
-    /// Oldest first (exports).
-    CreatedAsc,
-}
-
-impl ContactSort {
-    /// Name used in cursors.
-    pub fn name(self) -> &'static str {
-        match self {
-            ContactSort::CreatedDesc => "contacts_created_desc",
-            ContactSort::CreatedAsc => "contacts_created_asc",
-        }
-    }
-}
-
-/// What to do when an imported contact's phone is already stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnDuplicate {
-    /// Keep the stored contact.
-    Skip,
-    /// Overwrite the stored contact's fields (keeping its id and creation time).
-    Update,
-    /// Refuse the whole batch.
-    Fail,
-}
-
-/// What a bulk contact write did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BulkContacts {
-    /// New contacts.
-    pub inserted: u64,
-    /// Existing contacts overwritten.
-    pub updated: u64,
-    /// Indexes (in the batch) of contacts skipped as duplicates.
-    pub skipped: Vec<usize>,
-}
 
 /// The answer of the dial gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,102 +35,6 @@ pub enum SlotGrant {
     Paced(DateTime<Utc>),
     /// The campaign is not running (or does not exist).
     NotRunning,
-}
-
-/// Contacts.
-#[async_trait]
-pub trait ContactStore: Send + Sync {
-    /// Inserts one contact; a stored phone is a `Conflict`.
-    async fn insert_contact(&self, contact: &Contact) -> StoreResult<()>;
-    /// Writes a batch of contacts. With [`OnDuplicate::Fail`] nothing is written
-    /// if any phone is already stored (the error names it); the batch is
-    /// written at once where the backend has transactions.
-    async fn insert_contacts(&self, contacts: &[Contact], on_duplicate: OnDuplicate) -> StoreResult<BulkContacts>;
-    /// A contact by id.
-    async fn get_contact(&self, id: &ContactId) -> StoreResult<Option<Contact>>;
-    /// A contact by E.164 phone.
-    async fn find_contact_by_phone(&self, phone: &str) -> StoreResult<Option<Contact>>;
-    /// Which of these phones are stored (for import dedupe).
-    async fn existing_phones(&self, phones: &[String]) -> StoreResult<Vec<String>>;
-    /// Compare-and-set on `contact.version`; returns the stored record.
-    async fn replace_contact(&self, contact: &Contact) -> StoreResult<Contact>;
-    /// Deletes a contact and its enrollments; a contact with a call in flight is a `Conflict`.
-    async fn delete_contact(&self, id: &ContactId) -> StoreResult<bool>;
-    /// A filtered page, in the order [`ContactFilter`] describes (cursors of
-    /// search pages are bound to match order, not to `sort`).
-    async fn list_contacts(
-        &self,
-        filter: &ContactFilter,
-        sort: ContactSort,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Contact>>;
-    /// Deletes the contacts of one import (`source`), e.g. to undo a failed import.
-    async fn delete_contacts_by_source(&self, source: &str) -> StoreResult<u64>;
-
-    /// Opens an import's journal (`running`, heartbeat now). An import that
-    /// writes keeps one, so that after a crash its writes can be undone.
-    async fn begin_import(&self, import: &ImportRecord) -> StoreResult<()>;
-    /// Keeps contacts as they were before the import overwrote them; the
-    /// first image saved for a contact wins (a retried batch keeps the true
-    /// original).
-    async fn save_before_images(&self, import_id: &str, before: &[Contact]) -> StoreResult<()>;
-    /// The import is alive.
-    async fn heartbeat_import(&self, import_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Before-images of an import, in contact-id order after `after`.
-    async fn before_images(&self, import_id: &str, after: Option<&ContactId>, limit: u32) -> StoreResult<Vec<Contact>>;
-    /// Closes an import's journal with its final state and drops its before-images.
-    async fn end_import(&self, import_id: &str, state: ImportState) -> StoreResult<()>;
-    /// Imports still `running` whose heartbeat is older than `before` (their process died).
-    async fn stale_imports(&self, before: DateTime<Utc>) -> StoreResult<Vec<ImportRecord>>;
-}
-
-/// Where an import's journal stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImportState {
-    /// Writing (or its process died while writing).
-    Running,
-    /// Every batch written.
-    Committed,
-    /// Undone: inserted contacts deleted, updated ones restored.
-    RolledBack,
-}
-
-impl ImportState {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImportState::Running => "running",
-            ImportState::Committed => "committed",
-            ImportState::RolledBack => "rolled_back",
-        }
-    }
-
-    /// From the stored name.
-    pub fn parse(s: &str) -> Option<ImportState> {
-        match s {
-            "running" => Some(ImportState::Running),
-            "committed" => Some(ImportState::Committed),
-            "rolled_back" => Some(ImportState::RolledBack),
-            _ => None,
-        }
-    }
-}
-
-/// An import's journal entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportRecord {
-    /// The import's id.
-    pub id: String,
-    /// The `source` its inserted contacts carry (`import:<id>`).
-    pub source: String,
-    /// State.
-    pub state: ImportState,
-    /// The instance writing it.
-    pub owner: String,
-    /// Opened.
-    pub started_at: DateTime<Utc>,
-    /// Last sign of life.
-    pub heartbeat_at: DateTime<Utc>,
 }
 
 /// Campaigns and the dial gate.
@@ -232,47 +57,4 @@ pub trait CampaignStore: Send + Sync {
     /// Deletes a campaign that is draft, completed or cancelled, with its
     /// enrollments (its calls stay: they are history). Any other status is a `Conflict`.
     async fn delete_campaign(&self, id: &CampaignId) -> StoreResult<bool>;
-}
-
-/// Enrollments.
-#[async_trait]
-pub trait EnrollmentStore: Send + Sync {
-    /// Enrolls contacts (pending, due at `now`); already-enrolled ones are left as they are.
-    /// Returns how many were added.
-    async fn enroll(&self, campaign_id: &CampaignId, contacts: &[ContactId], now: DateTime<Utc>) -> StoreResult<u64>;
-    /// An enrollment by id.
-    async fn get_enrollment(&self, id: &EnrollmentId) -> StoreResult<Option<Enrollment>>;
-    /// The enrollment of a contact in a campaign.
-    async fn find_enrollment(
-        &self,
-        campaign_id: &CampaignId,
-        contact_id: &ContactId,
-    ) -> StoreResult<Option<Enrollment>>;
-    /// Enrollments of a campaign in enrollment order, optionally of some statuses.
-    async fn list_enrollments(
-        &self,
-        campaign_id: &CampaignId,
-        statuses: &[EnrollmentStatus],
-        page: &PageRequest,
-    ) -> StoreResult<Page<Enrollment>>;
-    /// Count per status (statuses with none are omitted).
-    async fn count_enrollments(&self, campaign_id: &CampaignId) -> StoreResult<Vec<(EnrollmentStatus, u64)>>;
-    /// Atomically claims the waiting enrollment of `campaign_id` that is due
-    /// first (`next_attempt_at <= now`): status `dialing`, lease to `owner`
-    /// until `lease_until`, `lease_token + 1`, `version + 1`.
-    async fn claim_enrollment(
-        &self,
-        campaign_id: &CampaignId,
-        now: DateTime<Utc>,
-        owner: &str,
-        lease_until: DateTime<Utc>,
-    ) -> StoreResult<Option<Enrollment>>;
-    /// Compare-and-set on `enrollment.version`; returns the stored record.
-    async fn replace_enrollment(&self, enrollment: &Enrollment) -> StoreResult<Enrollment>;
-    /// Enrollments in `dialing` whose lease expired before `now` (any campaign).
-    async fn expired_leases(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Enrollment>>;
-    /// Deletes an enrollment that has no call in flight (`Conflict` otherwise).
-    async fn remove_enrollment(&self, id: &EnrollmentId) -> StoreResult<bool>;
-    /// Moves every waiting enrollment of a campaign to `cancelled`; returns how many.
-    async fn cancel_waiting(&self, campaign_id: &CampaignId, now: DateTime<Utc>) -> StoreResult<u64>;
 }

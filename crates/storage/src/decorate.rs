@@ -1,4 +1,4 @@
-//! Store decorators in one line: [`decorate_storage!`] implements every
+//! Store decorators in one line: [`decorate_storage!`](crate::decorate_storage) implements every
 //! store trait ([`CallStore`](crate::CallStore), [`EventStore`](crate::EventStore),
 //! [`ContactStore`](crate::ContactStore), [`CampaignStore`](crate::CampaignStore),
 //! [`EnrollmentStore`](crate::EnrollmentStore) and [`Storage`](crate::Storage))

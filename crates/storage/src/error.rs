@@ -16,7 +16,7 @@ pub enum StoreError {
         what: String,
     },
     /// A compare-and-set found a newer version than the one given: re-read and
-    /// retry ([`retry_stale`](crate::retry_stale) does it), or give up.
+    /// retry ([`retry_stale`] does it), or give up.
     #[error("stale: {0}")]
     Stale(String),
     /// The caller passed something the store cannot use (bad cursor, bad filter).

@@ -11,13 +11,15 @@
 //! - [`campaigns`]: `ContactStore`, `CampaignStore` (with the dial gate) and
 //!   `EnrollmentStore` (with atomic claims).
 //! - `conformance` (feature `conformance`): the suite, expanded per backend
-//!   by [`conformance_tests!`].
+//!   by [`conformance_tests!`](crate::conformance_tests).
 
 #![forbid(unsafe_code)]
 
 pub mod calls;
 pub mod campaigns;
+pub mod contacts;
 pub mod decorate;
+pub mod enrollments;
 pub mod error;
 pub mod page;
 
@@ -27,10 +29,9 @@ pub mod conformance;
 use async_trait::async_trait;
 
 pub use calls::{CallFilter, CallSort, CallStore, EventFilter, EventStore, NewEvent, UpsertOutcome, WebhookOutcome};
-pub use campaigns::{
-    BulkContacts, CampaignStore, ContactFilter, ContactSort, ContactStore, EnrollmentStore, ImportRecord, ImportState,
-    OnDuplicate, SlotGrant,
-};
+pub use campaigns::{CampaignStore, SlotGrant};
+pub use contacts::{BulkContacts, ContactFilter, ContactSort, ContactStore, ImportRecord, ImportState, OnDuplicate};
+pub use enrollments::EnrollmentStore;
 pub use error::{StoreError, StoreResult, retry_stale};
 pub use page::{Cursor, Page, PageRequest, pages};
 

@@ -1,5 +1,5 @@
 //! The conformance suite: written once against the traits, expanded into one
-//! `#[tokio::test]` per case per backend by [`conformance_tests!`].
+//! `#[tokio::test]` per case per backend by [`conformance_tests!`](crate::conformance_tests).
 //!
 //! A backend provides a [`Harness`] (a fresh, isolated database and a way to
 //! open more handles to it). The case list lives in the macro, so a backend
