@@ -292,7 +292,7 @@ mod tests {
             .validate("US", switchboard_domain::time::now_ms())
             .unwrap();
             c.created_at += chrono::Duration::milliseconds(i64::from(i));
-            crate::campaigns::write_contact(&conn, &c, false).unwrap();
+            crate::contacts::write_contact(&conn, &c, false).unwrap();
         }
         conn.execute_batch("ANALYZE").unwrap();
         conn

@@ -20,6 +20,8 @@
 
 mod campaigns;
 mod contact_query;
+mod contacts;
+mod enrollments;
 mod rows;
 mod schema;
 

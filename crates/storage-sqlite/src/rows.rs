@@ -159,3 +159,24 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
     }
     StoreError::Other(anyhow::Error::new(e))
 }
+
+// ---- shared by the contacts, campaigns and enrollments files ----
+
+use switchboard_storage::{Cursor, PageRequest, StoreResult};
+
+pub(crate) fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::Other(anyhow::anyhow!("stored document does not decode: {e}"))
+}
+
+pub(crate) fn to_doc<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("records serialise")
+}
+
+pub(crate) fn decode_cursor(page: &PageRequest, sort: &str) -> StoreResult<Option<Cursor>> {
+    page.cursor.as_deref().map(|c| Cursor::decode(c, sort)).transpose()
+}
+
+pub(crate) fn to_rfc3339(ms: i64) -> String {
+    // The same form serde gives chrono timestamps, so the document decodes identically.
+    serde_json::to_value(from_millis(ms)).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
