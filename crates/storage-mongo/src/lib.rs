@@ -20,7 +20,9 @@
 #![forbid(unsafe_code)]
 
 mod campaigns;
+mod contacts;
 mod docs;
+mod enrollments;
 mod records;
 pub mod schema;
 
@@ -894,22 +896,22 @@ pub fn hot_queries() -> Vec<HotQuery> {
         q(
             "enrollment claim",
             ENROLLMENTS,
-            campaigns::claim_filter(held.campaign_id.as_str(), now),
-            Some(campaigns::claim_sort()),
+            enrollments::claim_filter(held.campaign_id.as_str(), now),
+            Some(enrollments::claim_sort()),
             vec!["due"],
         ),
         q(
             "expired leases",
             ENROLLMENTS,
-            campaigns::expired_filter(now),
-            Some(campaigns::expired_sort()),
+            enrollments::expired_filter(now),
+            Some(enrollments::expired_sort()),
             vec!["leases"],
         ),
-        q("enrollment compare-and-set", ENROLLMENTS, campaigns::enrollment_cas_filter(&held), None, vec!["_id_"]),
+        q("enrollment compare-and-set", ENROLLMENTS, enrollments::enrollment_cas_filter(&held), None, vec!["_id_"]),
         q(
             "enrollment of a contact in a campaign",
             ENROLLMENTS,
-            campaigns::enrollment_of(held.campaign_id.as_str(), held.contact_id.as_str()),
+            enrollments::enrollment_of(held.campaign_id.as_str(), held.contact_id.as_str()),
             None,
             vec!["campaign_contact_uq"],
         ),
