@@ -32,7 +32,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use switchboard_domain::{Call, CallEvent, CallId, CallUpdate, time::now_ms};
-use switchboard_storage::calls::{decode_event_cursor, event_cursor, require_key};
+use switchboard_storage::calls::require_key;
+use switchboard_storage::events::{decode_event_cursor, event_cursor};
 use switchboard_storage::{
     CallFilter, CallSort, CallStore, Capabilities, Drift, EventFilter, EventStore, MigrationReport, NewEvent, Page,
     PageRequest, Storage, StoreError, StoreResult, UpsertOutcome, WebhookOutcome,

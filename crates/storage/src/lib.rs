@@ -21,6 +21,7 @@ pub mod contacts;
 pub mod decorate;
 pub mod enrollments;
 pub mod error;
+pub mod events;
 pub mod page;
 
 #[cfg(feature = "conformance")]
@@ -28,11 +29,12 @@ pub mod conformance;
 
 use async_trait::async_trait;
 
-pub use calls::{CallFilter, CallSort, CallStore, EventFilter, EventStore, NewEvent, UpsertOutcome, WebhookOutcome};
+pub use calls::{CallFilter, CallSort, CallStore, UpsertOutcome, WebhookOutcome};
 pub use campaigns::{CampaignStore, SlotGrant};
 pub use contacts::{BulkContacts, ContactFilter, ContactSort, ContactStore, ImportRecord, ImportState, OnDuplicate};
 pub use enrollments::EnrollmentStore;
 pub use error::{StoreError, StoreResult, retry_stale};
+pub use events::{EventFilter, EventStore, NewEvent};
 pub use page::{Cursor, Page, PageRequest, pages};
 
 /// What a backend can and cannot do; the conformance suite prints a skip
