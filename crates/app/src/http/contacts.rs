@@ -19,12 +19,54 @@ use crate::AppState;
 use crate::error::{ApiError, retry_on_stale};
 use crate::import::{ExportFormat, ImportFormat, ImportOptions};
 
+/// A contact on the wire. Today the same fields as the stored record; it is
+/// the boundary where PII masking and field-level encryption (Phase 5) apply,
+/// so handlers never serialise the domain type directly.
+#[derive(Debug, Serialize)]
+pub struct ContactOut {
+    id: ContactId,
+    phone: String,
+    region: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    tags: Vec<String>,
+    custom: std::collections::BTreeMap<String, serde_json::Value>,
+    time_zone: Option<String>,
+    location: Option<switchboard_domain::contact::GeoPoint>,
+    do_not_call: Option<switchboard_domain::contact::DoNotCall>,
+    source: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    version: i64,
+}
+
+impl From<Contact> for ContactOut {
+    fn from(c: Contact) -> Self {
+        ContactOut {
+            id: c.id,
+            phone: c.phone,
+            region: c.region,
+            name: c.name,
+            email: c.email,
+            tags: c.tags,
+            custom: c.custom,
+            time_zone: c.time_zone,
+            location: c.location,
+            do_not_call: c.do_not_call,
+            source: c.source,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            version: c.version,
+        }
+    }
+}
+
 /// A page of contacts.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ContactPage {
     /// Contacts.
     #[schema(value_type = Vec<super::schemas::Contact>)]
-    pub data: Vec<Contact>,
+    pub data: Vec<ContactOut>,
     /// Pass as `cursor` for the next page; null on the last page.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
@@ -100,13 +142,13 @@ fn contact_id(id: &str) -> Result<ContactId, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<ContactInput>,
-) -> Result<(StatusCode, Json<Contact>), ApiError> {
+) -> Result<(StatusCode, Json<ContactOut>), ApiError> {
     let mut contact = input.validate(&state.settings.contacts.default_region, now_ms()).map_err(field_errors)?;
     if contact.source.is_none() {
         contact.source = Some("api".into());
     }
     state.store.insert_contact(&contact).await?;
-    Ok((StatusCode::CREATED, Json(contact)))
+    Ok((StatusCode::CREATED, Json(contact.into())))
 }
 
 /// Get a contact.
@@ -118,8 +160,8 @@ pub async fn create(
         (status = 404, description = "No contact with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
-pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Contact>, ApiError> {
-    state.store.get_contact(&contact_id(&id)?).await?.map(Json).ok_or(ApiError::NotFound("contact"))
+pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ContactOut>, ApiError> {
+    state.store.get_contact(&contact_id(&id)?).await?.map(|c| Json(c.into())).ok_or(ApiError::NotFound("contact"))
 }
 
 /// Partially update a contact (only the fields sent).
@@ -139,13 +181,13 @@ pub async fn patch(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<ContactInput>,
-) -> Result<Json<Contact>, ApiError> {
+) -> Result<Json<ContactOut>, ApiError> {
     let id = contact_id(&id)?;
     let (id, input, state) = (&id, &input, &state);
     retry_on_stale("contact", || async move {
         let stored = state.store.get_contact(id).await?.ok_or(ApiError::NotFound("contact"))?;
         let next = input.patch(&stored, &state.settings.contacts.default_region, now_ms()).map_err(field_errors)?;
-        Ok(Json(state.store.replace_contact(&next).await?))
+        Ok(Json(state.store.replace_contact(&next).await?.into()))
     })
     .await
 }
@@ -206,7 +248,7 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<Contac
     let page = q.page();
     q.finish()?;
     let p = state.store.list_contacts(&filter, sort, &page).await.map_err(super::extract::cursor_error)?;
-    Ok(Json(ContactPage { data: p.items, next_cursor: p.next_cursor }))
+    Ok(Json(ContactPage { data: p.items.into_iter().map(ContactOut::from).collect(), next_cursor: p.next_cursor }))
 }
 
 /// Find a contact by phone (any format; normalised with the default region).
@@ -218,13 +260,13 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<Contac
         (status = 404, description = "No contact with this phone (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
-pub async fn lookup(State(state): State<AppState>, uri: Uri) -> Result<Json<Contact>, ApiError> {
+pub async fn lookup(State(state): State<AppState>, uri: Uri) -> Result<Json<ContactOut>, ApiError> {
     let q = Query::parse(uri.query(), &["phone"]);
     let raw = q.one("phone").ok_or_else(|| ApiError::field("phone", "is required"))?;
     q.finish()?;
     let (e164, _) =
         normalize_phone(&raw, &state.settings.contacts.default_region).map_err(|e| ApiError::field("phone", e))?;
-    state.store.find_contact_by_phone(&e164).await?.map(Json).ok_or(ApiError::NotFound("contact"))
+    state.store.find_contact_by_phone(&e164).await?.map(|c| Json(c.into())).ok_or(ApiError::NotFound("contact"))
 }
 
 /// A contact's call history, newest first.
