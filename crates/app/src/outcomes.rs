@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use switchboard_domain::Call;
 use switchboard_domain::enrollment::Outcome;
-use switchboard_storage::{Storage, StoreError, StoreResult};
+use switchboard_storage::{Storage, StoreResult, retry_stale};
 
 /// Applies a finished call's outcome to its enrollment (idempotent; a call
 /// that is not the enrollment's current attempt changes nothing) and frees
@@ -19,8 +19,9 @@ pub async fn apply_call_outcome(store: &dyn Storage, call: &Call, now: DateTime<
         return Ok(false);
     };
     let Ok(eid) = switchboard_domain::EnrollmentId::parse(eid) else { return Ok(false) };
-    for _ in 0..8 {
-        let Some(mut e) = store.get_enrollment(&eid).await? else { return Ok(false) };
+    let eid = &eid;
+    retry_stale(8, || async move {
+        let Some(mut e) = store.get_enrollment(eid).await? else { return Ok(false) };
         let Some(campaign) = store.get_campaign(&e.campaign_id).await? else { return Ok(false) };
         let attempt = e.history.iter().rev().find(|a| a.call_id == call.id).map(|a| a.n);
         if !e.record_outcome(&call.id, outcome, &campaign, now) {
@@ -30,17 +31,12 @@ pub async fn apply_call_outcome(store: &dyn Storage, call: &Call, now: DateTime<
             }
             return Ok(false);
         }
-        match store.replace_enrollment(&e).await {
-            Ok(saved) => {
-                if let Some(n) = attempt {
-                    store.release_dial_slot(&saved.campaign_id, &saved.key_of_attempt(n).to_string()).await?;
-                }
-                tracing::info!(enrollment = %saved.id, call = %call.id, outcome = %outcome, status = %saved.status, "call outcome applied");
-                return Ok(true);
-            }
-            Err(StoreError::Stale(_)) => continue,
-            Err(e) => return Err(e),
+        let saved = store.replace_enrollment(&e).await?;
+        if let Some(n) = attempt {
+            store.release_dial_slot(&saved.campaign_id, &saved.key_of_attempt(n).to_string()).await?;
         }
-    }
-    Err(StoreError::conflict(format!("enrollment {eid} kept changing while applying an outcome")))
+        tracing::info!(enrollment = %saved.id, call = %call.id, outcome = %outcome, status = %saved.status, "call outcome applied");
+        Ok(true)
+    })
+    .await
 }
