@@ -844,14 +844,14 @@ async fn hanging_up_through_the_api_ends_the_call_and_stops_its_playout() {
 
 /// The official Python SDKs (twilio, elevenlabs, gspread) against a fresh
 /// simulator: `tests/sdk/check_sdks.py`. Skipped with one line when the
-/// packages are not importable (`SWITCHBOARD_SDK_PYTHON` picks the interpreter).
+/// packages are not importable (`TEST_SDK_PYTHON` picks the interpreter).
 #[tokio::test]
 async fn the_official_python_sdks_work_against_the_simulator() {
-    let python = std::env::var("SWITCHBOARD_SDK_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = std::env::var("TEST_SDK_PYTHON").unwrap_or_else(|_| "python3".into());
     let probe = tokio::process::Command::new(&python).args(["-c", "import twilio, elevenlabs, gspread"]).output().await;
     if !probe.is_ok_and(|o| o.status.success()) {
         println!(
-            "SKIPPED official SDK check: `{python}` cannot import twilio, elevenlabs and gspread (pip install twilio elevenlabs gspread, or set SWITCHBOARD_SDK_PYTHON)"
+            "SKIPPED official SDK check: `{python}` cannot import twilio, elevenlabs and gspread (pip install twilio elevenlabs gspread, or set TEST_SDK_PYTHON)"
         );
         return;
     }
