@@ -119,7 +119,7 @@ impl App {
     pub fn dialer(&self) -> jobs::dialer::Dialer {
         let s = &self.state.settings;
         let (twilio, elevenlabs) = Self::provider_clients(s);
-        let owner = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+        let owner = instance_id();
         jobs::dialer::Dialer::new(
             self.state.store.clone(),
             twilio,
@@ -148,8 +148,10 @@ impl App {
             }))
         });
         // Undo imports whose writer died (this instance's last run, or another's), now and every 30 s.
+        let runner = jobs::runner::Runner::new(self.state.store.clone(), instance_id());
         let sweeper = tokio::spawn(jobs::import_sweeper::run(
             self.state.store.clone(),
+            runner.clone(),
             chrono::Duration::seconds(self.state.settings.import.stale_after_secs),
             std::time::Duration::from_secs(30),
             stop_rx.clone(),
@@ -189,6 +191,12 @@ impl App {
         served?;
         Ok(())
     }
+}
+
+/// A fresh owner id for this instance's leases (host name + random suffix:
+/// a restarted process is a new owner, so it never inherits a dead one's lease).
+pub(crate) fn instance_id() -> String {
+    format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple())
 }
 
 pub(crate) fn hostname() -> String {

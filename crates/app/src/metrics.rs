@@ -15,6 +15,11 @@ pub const WEBHOOKS: &str = "switchboard_webhooks_total";
 /// Store call latency in seconds by operation and result.
 pub const STORE_DURATION: &str = "switchboard_store_operation_duration_seconds";
 
+/// Background job runs by job and outcome (`ok`, `error`, `lost` = the lease lapsed mid-run).
+pub const JOB_RUNS: &str = "switchboard_job_runs_total";
+/// Unix time of each job's last successful run on this instance.
+pub const JOB_LAST_SUCCESS: &str = "switchboard_job_last_success_timestamp_seconds";
+
 /// The process-wide recorder (the `metrics` facade allows one), installed on first use.
 pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -31,6 +36,8 @@ pub fn handle() -> &'static PrometheusHandle {
         metrics::describe_counter!(WEBHOOK_SIGNATURE_FAILURES, "Webhooks refused for a bad signature");
         metrics::describe_counter!(WEBHOOKS, "Webhooks accepted, by provider and outcome");
         metrics::describe_histogram!(STORE_DURATION, metrics::Unit::Seconds, "Store operation latency");
+        metrics::describe_counter!(JOB_RUNS, "Background job runs by job and outcome");
+        metrics::describe_gauge!(JOB_LAST_SUCCESS, metrics::Unit::Seconds, "Unix time of each job's last success");
         handle
     })
 }

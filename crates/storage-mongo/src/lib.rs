@@ -23,6 +23,7 @@ mod campaigns;
 mod contacts;
 mod docs;
 mod enrollments;
+mod leases;
 mod records;
 pub mod schema;
 

@@ -28,6 +28,8 @@ pub(crate) const ENROLLMENTS: &str = "campaign_contacts";
 pub(crate) const IMPORTS: &str = "imports";
 /// Collection names.
 pub(crate) const IMPORT_UNDO: &str = "import_undo";
+/// Collection names: leases and visible state of background jobs.
+pub(crate) const JOB_LEASES: &str = "job_leases";
 
 fn strings<T: Copy>(all: &[T], f: impl Fn(T) -> &'static str) -> Vec<&'static str> {
     all.iter().map(|x| f(*x)).collect()
@@ -232,6 +234,23 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
             "contact": { "bsonType": "object" },
         }
     }};
+    let nullable_date = || doc! { "bsonType": ["date", "null"] };
+    let job_leases = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "fence"],
+        "properties": {
+            "_id": { "bsonType": "string", "minLength": 1, "maxLength": 128 },
+            "owner": { "bsonType": ["string", "null"], "maxLength": 256 },
+            "fence": long(1),
+            "lease_expires_at": nullable_date(),
+            "last_started_at": nullable_date(),
+            "last_finished_at": nullable_date(),
+            "last_error": { "bsonType": ["string", "null"] },
+            "next_run_at": nullable_date(),
+            "runs": long(0),
+            "failures": long(0),
+        }
+    }};
     vec![
         (CALLS, calls),
         (CALL_EVENTS, events),
@@ -240,6 +259,7 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
         (ENROLLMENTS, enrollments),
         (IMPORTS, imports),
         (IMPORT_UNDO, import_undo),
+        (JOB_LEASES, job_leases),
     ]
 }
 

@@ -22,6 +22,7 @@ mod campaigns;
 mod contact_query;
 mod contacts;
 mod enrollments;
+mod leases;
 mod rows;
 mod schema;
 

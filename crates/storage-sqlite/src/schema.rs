@@ -206,4 +206,23 @@ CREATE INDEX contacts_dnc_email ON contacts (dnc, email_lc, id, name_lc) WHERE e
 CREATE INDEX contacts_dnc_phone ON contacts (dnc, phone, id);
 "#,
     ),
+    (
+        "0005_job_leases",
+        r#"
+-- Leases and visible state of background jobs (switchboard_storage::jobs).
+CREATE TABLE job_leases (
+    name             TEXT    PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 128),
+    owner            TEXT    CHECK (owner IS NULL OR length(owner) BETWEEN 1 AND 256),
+    fence            INTEGER NOT NULL CHECK (fence >= 1),
+    lease_expires_at INTEGER,
+    last_started_at  INTEGER,
+    last_finished_at INTEGER,
+    last_error       TEXT,
+    next_run_at      INTEGER,
+    runs             INTEGER NOT NULL DEFAULT 0 CHECK (runs >= 0),
+    failures         INTEGER NOT NULL DEFAULT 0 CHECK (failures BETWEEN 0 AND runs),
+    CHECK ((owner IS NULL) = (lease_expires_at IS NULL))
+) STRICT, WITHOUT ROWID;
+"#,
+    ),
 ];

@@ -1,7 +1,7 @@
 //! Store decorators in one line: [`decorate_storage!`](crate::decorate_storage) implements every
 //! store trait ([`CallStore`](crate::CallStore), [`EventStore`](crate::EventStore),
 //! [`ContactStore`](crate::ContactStore), [`CampaignStore`](crate::CampaignStore),
-//! [`EnrollmentStore`](crate::EnrollmentStore) and [`Storage`](crate::Storage))
+//! [`EnrollmentStore`](crate::EnrollmentStore), [`JobStore`](crate::JobStore) and [`Storage`](crate::Storage))
 //! for a type that wraps another store, sending every call through one
 //! method of the decorator:
 //!
@@ -97,6 +97,7 @@ macro_rules! decorate_storage {
         }
 
         $crate::__forward_campaign_stores!($ty, $field, $wrap);
+        $crate::__forward_job_stores!($ty, $field, $wrap);
 
         #[async_trait::async_trait]
         impl $crate::Storage for $ty {
@@ -326,6 +327,44 @@ macro_rules! __forward_campaign_stores {
                 now: ::chrono::DateTime<::chrono::Utc>,
             ) -> $crate::StoreResult<u64> {
                 self.$wrap("cancel_waiting", self.$field.cancel_waiting(c, now)).await
+            }
+        }
+    };
+}
+
+/// The job-lease part of [`decorate_storage!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward_job_stores {
+    ($ty:ty, $field:tt, $wrap:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::JobStore for $ty {
+            async fn acquire_lease(
+                &self,
+                name: &str,
+                owner: &str,
+                now: ::chrono::DateTime<::chrono::Utc>,
+                ttl: ::chrono::Duration,
+                due_only: bool,
+            ) -> $crate::StoreResult<Option<$crate::Lease>> {
+                self.$wrap("acquire_lease", self.$field.acquire_lease(name, owner, now, ttl, due_only)).await
+            }
+            async fn renew_lease(
+                &self,
+                l: &$crate::Lease,
+                now: ::chrono::DateTime<::chrono::Utc>,
+                ttl: ::chrono::Duration,
+            ) -> $crate::StoreResult<Option<$crate::Lease>> {
+                self.$wrap("renew_lease", self.$field.renew_lease(l, now, ttl)).await
+            }
+            async fn finish_lease(&self, l: &$crate::Lease, r: &$crate::RunReport) -> $crate::StoreResult<bool> {
+                self.$wrap("finish_lease", self.$field.finish_lease(l, r)).await
+            }
+            async fn get_job(&self, name: &str) -> $crate::StoreResult<Option<$crate::JobState>> {
+                self.$wrap("get_job", self.$field.get_job(name)).await
+            }
+            async fn list_jobs(&self) -> $crate::StoreResult<Vec<$crate::JobState>> {
+                self.$wrap("list_jobs", self.$field.list_jobs()).await
             }
         }
     };

@@ -10,6 +10,7 @@
 //! - [`calls`]: `CallStore` and `EventStore`, their filters and guarantees.
 //! - [`campaigns`]: `ContactStore`, `CampaignStore` (with the dial gate) and
 //!   `EnrollmentStore` (with atomic claims).
+//! - [`jobs`]: `JobStore`, fenced leases and visible state of background jobs.
 //! - `conformance` (feature `conformance`): the suite, expanded per backend
 //!   by [`conformance_tests!`](crate::conformance_tests).
 
@@ -22,6 +23,7 @@ pub mod decorate;
 pub mod enrollments;
 pub mod error;
 pub mod events;
+pub mod jobs;
 pub mod page;
 
 #[cfg(feature = "conformance")]
@@ -35,6 +37,7 @@ pub use contacts::{BulkContacts, ContactFilter, ContactSort, ContactStore, Impor
 pub use enrollments::EnrollmentStore;
 pub use error::{StoreError, StoreResult, retry_stale};
 pub use events::{EventFilter, EventStore, NewEvent};
+pub use jobs::{JobState, JobStore, Lease, RunReport};
 pub use page::{Cursor, Page, PageRequest, pages};
 
 /// What a backend can and cannot do; the conformance suite prints a skip
@@ -72,7 +75,7 @@ pub struct MigrationReport {
 /// Everything Switchboard stores, behind one object-safe trait.
 #[async_trait]
 pub trait Storage:
-    CallStore + EventStore + ContactStore + CampaignStore + EnrollmentStore + Send + Sync + 'static
+    CallStore + EventStore + ContactStore + CampaignStore + EnrollmentStore + JobStore + Send + Sync + 'static
 {
     /// `sqlite` or `mongodb`.
     fn backend_name(&self) -> &'static str;

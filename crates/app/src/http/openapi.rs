@@ -150,16 +150,18 @@ impl Modify for CommonResponses {
         super::campaigns::progress,
         super::campaigns::preflight,
         super::campaigns::analytics,
+        super::jobs::list_jobs,
         super::health::healthz,
         super::health::readyz,
     ),
     components(schemas(
         super::calls::CallOut, super::calls::CallPage, super::calls::CallSortParam, super::events::EventOut, super::events::EventPage,
         super::contacts::ContactSortParam, super::contacts::ImportFormatParam, super::contacts::OnDuplicateParam, super::contacts::ExportFormatParam,
+        super::jobs::JobOut, super::jobs::JobList,
         Problem, FieldError,
     )),
     modifiers(&Bearer, &CommonResponses),
-    tags((name = "calls", description = "Merged call records"), (name = "events", description = "Stored provider webhooks"), (name = "contacts", description = "Contacts, import and export"), (name = "campaigns", description = "Campaigns, enrollments, eligibility and preflight"), (name = "health", description = "Liveness and readiness"))
+    tags((name = "calls", description = "Merged call records"), (name = "events", description = "Stored provider webhooks"), (name = "contacts", description = "Contacts, import and export"), (name = "campaigns", description = "Campaigns, enrollments, eligibility and preflight"), (name = "jobs", description = "Leased background jobs: last run, last error, next run"), (name = "health", description = "Liveness and readiness"))
 )]
 pub struct ApiDoc;
 

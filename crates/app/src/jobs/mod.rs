@@ -12,3 +12,4 @@
 
 pub mod dialer;
 pub mod import_sweeper;
+pub mod runner;

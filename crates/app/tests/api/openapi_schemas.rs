@@ -369,6 +369,30 @@ async fn real_responses_of_every_operation_match_their_documented_schemas() {
     assert!(errs.is_empty(), "import job: {errs:?}\n{value}");
     c.send(M::GET, "/api/v1/imports/{id}", "/api/v1/imports/imp_nope", None).await;
 
+    // Jobs: one finished run with an error, one running.
+    let runner = switchboard::jobs::runner::Runner::new(app.state.store.clone(), "test-instance");
+    let sched = |name: &str| switchboard::jobs::runner::Schedule {
+        name: name.into(),
+        every: chrono::Duration::minutes(5),
+        lease: chrono::Duration::seconds(30),
+    };
+    runner.run_once(&sched("failing"), false, |_| async { anyhow::bail!("boom") as anyhow::Result<()> }).await.unwrap();
+    app.state
+        .store
+        .acquire_lease("running", "test-instance", chrono::Utc::now(), chrono::Duration::seconds(30), false)
+        .await
+        .unwrap();
+    let (_, jobs) = c.send(M::GET, "/api/v1/jobs", "/api/v1/jobs", None).await;
+    let job = |name: &str| jobs["data"].as_array().unwrap().iter().find(|j| j["name"] == name).cloned().unwrap();
+    assert_eq!(
+        (job("failing")["last_error"].as_str(), job("failing")["running"].as_bool()),
+        (Some("boom"), Some(false))
+    );
+    assert_eq!(
+        (job("running")["running"].as_bool(), job("running")["owner"].as_str()),
+        (Some(true), Some("test-instance"))
+    );
+
     // Health.
     c.send(M::GET, "/healthz", "/healthz", None).await;
     c.send(M::GET, "/readyz", "/readyz", None).await;

@@ -8,9 +8,11 @@
 
 pub mod calls;
 pub mod campaigns;
+pub mod jobs;
 
 pub use calls::*;
 pub use campaigns::*;
+pub use jobs::*;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -49,6 +51,8 @@ const GATES: &[(&str, Gate)] = &[
     ("the_dial_gate_caps_concurrency_and_pace_under_contention", Gate::DatesInUpdates),
     ("a_paused_or_cancelled_campaign_grants_nothing", Gate::DatesInUpdates),
     ("the_import_journal_keeps_first_images_and_finds_stale_imports", Gate::DatesInUpdates),
+    ("job_leases_are_exclusive_fenced_and_recorded", Gate::DatesInUpdates),
+    ("concurrent_lease_acquires_grant_one", Gate::DatesInUpdates),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -134,7 +138,9 @@ macro_rules! conformance_tests {
             expired_leases_are_recovered_and_fenced,
             the_dial_gate_caps_concurrency_and_pace_under_contention,
             a_paused_or_cancelled_campaign_grants_nothing,
-            the_import_journal_keeps_first_images_and_finds_stale_imports
+            the_import_journal_keeps_first_images_and_finds_stale_imports,
+            job_leases_are_exclusive_fenced_and_recorded,
+            concurrent_lease_acquires_grant_one
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
