@@ -19,21 +19,21 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use mongodb::bson::{self, Document, doc};
+use mongodb::bson::{Document, doc};
 use mongodb::options::FindOptions;
 use switchboard_domain::{Campaign, CampaignId, CampaignStatus, Contact};
 use switchboard_storage::{CampaignStore, Cursor, Page, PageRequest, SlotGrant, StoreError, StoreResult};
 
+use crate::docs::{and, keyset};
 use crate::records::{campaign_doc, campaign_from, contact_from};
 use crate::schema::{CAMPAIGNS, CONTACTS, ENROLLMENTS};
-use crate::{MongoStore, and, keyset, map_err};
+use crate::{MongoStore, map_err};
 
 pub(crate) const WAITING: [&str; 2] = ["pending", "retry_wait"];
 pub(crate) const IN_FLIGHT: [&str; 2] = ["dialing", "in_call"];
 
-pub(crate) fn ms(t: DateTime<Utc>) -> bson::DateTime {
-    bson::DateTime::from_millis(t.timestamp_millis())
-}
+/// `leases.rs` imports the date helper from here under this name.
+pub(crate) use crate::docs::bson_date as ms;
 
 impl MongoStore {
     pub(crate) fn contacts(&self) -> mongodb::Collection<Document> {

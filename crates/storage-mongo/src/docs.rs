@@ -2,19 +2,39 @@
 //! and only here. Optional fields are left out of the document when empty
 //! (never stored as null), which is what the partial unique indexes on
 //! `call_sid` / `conversation_id` and the `$jsonSchema` validators expect.
+//!
+//! Also the helpers every area's queries share: instants as BSON dates
+//! ([`bson_date`], [`chrono_date`]) and keyset-cursor filters ([`keyset`], [`and`]).
 
-use mongodb::bson::{Bson, DateTime as BsonDate};
+use mongodb::bson::{Bson, DateTime as BsonDate, Document, doc};
 use serde::{Deserialize, Serialize};
 use switchboard_domain::time::from_millis;
 use switchboard_domain::{Call, CallEvent, CallId, EventId};
 use switchboard_storage::StoreError;
 
-fn d(t: chrono::DateTime<chrono::Utc>) -> BsonDate {
+/// An instant as stored: a BSON date (milliseconds), never a string.
+pub(crate) fn bson_date(t: chrono::DateTime<chrono::Utc>) -> BsonDate {
     BsonDate::from_millis(t.timestamp_millis())
 }
 
-fn c(t: BsonDate) -> chrono::DateTime<chrono::Utc> {
+/// A stored BSON date as an instant.
+pub(crate) fn chrono_date(t: BsonDate) -> chrono::DateTime<chrono::Utc> {
     from_millis(t.timestamp_millis())
+}
+
+/// `(key, _id) > / < (k, id)` as a query: `{$or: [{key: {$gt: k}}, {key: k, _id: {$gt: id}}]}`.
+pub(crate) fn keyset(key: &str, op: &str, k: i64, id: &str) -> Document {
+    let k = BsonDate::from_millis(k);
+    doc! { "$or": [ { key: { op: k } }, { key: k, "_id": { op: id } } ] }
+}
+
+/// `base AND extra` (just `extra` when `base` is empty).
+pub(crate) fn and(mut base: Document, extra: Document) -> Document {
+    if base.is_empty() {
+        return extra;
+    }
+    let prior = std::mem::take(&mut base);
+    doc! { "$and": [prior, extra] }
 }
 
 fn word<T: ToString>(v: Option<T>) -> Option<String> {
@@ -144,9 +164,9 @@ impl From<&Call> for CallDoc {
             enrollment_id: x.enrollment_id.clone(),
             agent_id: x.agent_id.clone(),
             answered_by: word(x.answered_by),
-            started_at: d(x.started_at),
-            answered_at: x.answered_at.map(d),
-            ended_at: x.ended_at.map(d),
+            started_at: bson_date(x.started_at),
+            answered_at: x.answered_at.map(bson_date),
+            ended_at: x.ended_at.map(bson_date),
             duration_secs: x.duration_secs,
             sip_response_code: x.sip_response_code,
             price: x.price.clone(),
@@ -161,8 +181,8 @@ impl From<&Call> for CallDoc {
             termination_reason: x.termination_reason.clone(),
             conversation_duration_secs: x.conversation_duration_secs,
             cost_credits: x.cost_credits,
-            created_at: d(x.created_at),
-            updated_at: d(x.updated_at),
+            created_at: bson_date(x.created_at),
+            updated_at: bson_date(x.updated_at),
             version: x.version,
             absorbing: None,
         }
@@ -186,9 +206,9 @@ impl TryFrom<CallDoc> for Call {
             enrollment_id: x.enrollment_id,
             agent_id: x.agent_id,
             answered_by: parse("answered_by", x.answered_by)?,
-            started_at: c(x.started_at),
-            answered_at: x.answered_at.map(c),
-            ended_at: x.ended_at.map(c),
+            started_at: chrono_date(x.started_at),
+            answered_at: x.answered_at.map(chrono_date),
+            ended_at: x.ended_at.map(chrono_date),
             duration_secs: x.duration_secs,
             sip_response_code: x.sip_response_code,
             price: x.price,
@@ -203,8 +223,8 @@ impl TryFrom<CallDoc> for Call {
             termination_reason: x.termination_reason,
             conversation_duration_secs: x.conversation_duration_secs,
             cost_credits: x.cost_credits,
-            created_at: c(x.created_at),
-            updated_at: c(x.updated_at),
+            created_at: chrono_date(x.created_at),
+            updated_at: chrono_date(x.updated_at),
             version: x.version,
         })
     }
@@ -234,8 +254,8 @@ impl TryFrom<&CallEvent> for EventDoc {
             call_id: e.call_id.to_string(),
             source: e.source.as_str().into(),
             event_type: e.event_type.clone(),
-            occurred_at: d(e.occurred_at),
-            received_at: d(e.received_at),
+            occurred_at: bson_date(e.occurred_at),
+            received_at: bson_date(e.received_at),
             dedupe_key: e.dedupe_key.clone(),
             sequence: e.sequence,
             payload: Bson::try_from(e.payload.clone())
@@ -252,8 +272,8 @@ impl TryFrom<EventDoc> for CallEvent {
             call_id: CallId::parse(&x.call_id).map_err(|e| StoreError::Other(e.into()))?,
             source: parse("source", Some(x.source))?.expect("Some in, Some out"),
             event_type: x.event_type,
-            occurred_at: c(x.occurred_at),
-            received_at: c(x.received_at),
+            occurred_at: chrono_date(x.occurred_at),
+            received_at: chrono_date(x.received_at),
             dedupe_key: x.dedupe_key,
             sequence: x.sequence,
             payload: x.payload.into_relaxed_extjson(),

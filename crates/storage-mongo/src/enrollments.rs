@@ -11,8 +11,9 @@ use switchboard_storage::{
     CampaignStore, ContactStore, Cursor, EnrollmentStore, Page, PageRequest, StoreError, StoreResult,
 };
 
+use crate::docs::{and, keyset};
 use crate::records::{enrollment_doc, enrollment_from};
-use crate::{MongoStore, and, is_code, keyset, map_err};
+use crate::{MongoStore, is_code, map_err};
 
 use crate::campaigns::{IN_FLIGHT, WAITING, ms};
 

@@ -11,26 +11,19 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use mongodb::bson::{self, DateTime as BsonDate, Document};
 use serde::{Deserialize, Serialize};
 use switchboard_domain::campaign::{AgentSettings, CallingWindow, Pacing, RetryPolicy, Schedule};
 use switchboard_domain::contact::{DoNotCall, GeoPoint};
 use switchboard_domain::enrollment::{Attempt, Lease};
-use switchboard_domain::time::from_millis;
 use switchboard_domain::{
     CallId, Campaign, CampaignId, CampaignStatus, Contact, ContactId, DialMode, Enrollment, EnrollmentId,
     EnrollmentStatus, Outcome,
 };
 use switchboard_storage::{StoreError, StoreResult};
 
-fn d(t: DateTime<Utc>) -> BsonDate {
-    BsonDate::from_millis(t.timestamp_millis())
-}
-
-fn c(t: BsonDate) -> DateTime<Utc> {
-    from_millis(t.timestamp_millis())
-}
+use crate::docs::{bson_date, chrono_date};
 
 fn bad(e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(anyhow::anyhow!("document does not convert: {e}"))
@@ -107,10 +100,13 @@ pub(crate) fn contact_doc(x: &Contact) -> StoreResult<Document> {
         time_zone: x.time_zone.clone(),
         location: x.location.map(|p| GeoJsonPoint { kind: "Point".into(), coordinates: vec![p.lon, p.lat] }),
         dnc: x.is_dnc(),
-        do_not_call: x.do_not_call.as_ref().map(|n| DoNotCallDoc { reason: n.reason.clone(), since: d(n.since) }),
+        do_not_call: x
+            .do_not_call
+            .as_ref()
+            .map(|n| DoNotCallDoc { reason: n.reason.clone(), since: bson_date(n.since) }),
         source: x.source.clone(),
-        created_at: d(x.created_at),
-        updated_at: d(x.updated_at),
+        created_at: bson_date(x.created_at),
+        updated_at: bson_date(x.updated_at),
         version: x.version,
     })
 }
@@ -134,10 +130,10 @@ pub(crate) fn contact_from(doc: Document) -> StoreResult<Contact> {
         custom: x.custom,
         time_zone: x.time_zone,
         location,
-        do_not_call: x.do_not_call.map(|n| DoNotCall { reason: n.reason, since: c(n.since) }),
+        do_not_call: x.do_not_call.map(|n| DoNotCall { reason: n.reason, since: chrono_date(n.since) }),
         source: x.source,
-        created_at: c(x.created_at),
-        updated_at: c(x.updated_at),
+        created_at: chrono_date(x.created_at),
+        updated_at: chrono_date(x.updated_at),
         version: x.version,
     })
 }
@@ -189,8 +185,8 @@ pub(crate) fn campaign_doc(x: &Campaign) -> StoreResult<Document> {
         status: x.status,
         agent: x.agent.clone(),
         schedule: ScheduleDoc {
-            start_at: s.start_at.map(d),
-            end_at: s.end_at.map(d),
+            start_at: s.start_at.map(bson_date),
+            end_at: s.end_at.map(bson_date),
             windows: s.windows.clone(),
             holidays: s.holidays.clone(),
             time_zone: s.time_zone.clone(),
@@ -198,13 +194,13 @@ pub(crate) fn campaign_doc(x: &Campaign) -> StoreResult<Document> {
         pacing: x.pacing,
         retry: x.retry,
         dial_mode: x.dial_mode,
-        next_dial_at: d(x.next_dial_at),
+        next_dial_at: bson_date(x.next_dial_at),
         inflight: x.inflight.clone(),
         dials: i64::try_from(x.dials).map_err(bad)?,
         max_concurrent: i64::from(x.pacing.max_concurrent),
         interval_ms: x.pacing.interval().num_milliseconds(),
-        created_at: d(x.created_at),
-        updated_at: d(x.updated_at),
+        created_at: bson_date(x.created_at),
+        updated_at: bson_date(x.updated_at),
         version: x.version,
     })
 }
@@ -219,8 +215,8 @@ pub(crate) fn campaign_from(doc: Document) -> StoreResult<Campaign> {
         status: x.status,
         agent: x.agent,
         schedule: Schedule {
-            start_at: s.start_at.map(c),
-            end_at: s.end_at.map(c),
+            start_at: s.start_at.map(chrono_date),
+            end_at: s.end_at.map(chrono_date),
             windows: s.windows,
             holidays: s.holidays,
             time_zone: s.time_zone,
@@ -228,11 +224,11 @@ pub(crate) fn campaign_from(doc: Document) -> StoreResult<Campaign> {
         pacing: x.pacing,
         retry: x.retry,
         dial_mode: x.dial_mode,
-        next_dial_at: c(x.next_dial_at),
+        next_dial_at: chrono_date(x.next_dial_at),
         inflight: x.inflight,
         dials: u64::try_from(x.dials).map_err(bad)?,
-        created_at: c(x.created_at),
-        updated_at: c(x.updated_at),
+        created_at: chrono_date(x.created_at),
+        updated_at: chrono_date(x.updated_at),
         version: x.version,
     })
 }
@@ -289,16 +285,21 @@ pub(crate) fn enrollment_doc(x: &Enrollment) -> StoreResult<Document> {
         history: x
             .history
             .iter()
-            .map(|a| AttemptDoc { n: i64::from(a.n), call_id: a.call_id.clone(), at: d(a.at), outcome: a.outcome })
+            .map(|a| AttemptDoc {
+                n: i64::from(a.n),
+                call_id: a.call_id.clone(),
+                at: bson_date(a.at),
+                outcome: a.outcome,
+            })
             .collect(),
-        next_attempt_at: d(x.next_attempt_at),
+        next_attempt_at: bson_date(x.next_attempt_at),
         last_outcome: x.last_outcome,
         reason: x.reason.clone(),
-        lease: x.lease.as_ref().map(|l| LeaseDoc { owner: l.owner.clone(), expires_at: d(l.expires_at) }),
+        lease: x.lease.as_ref().map(|l| LeaseDoc { owner: l.owner.clone(), expires_at: bson_date(l.expires_at) }),
         lease_token: x.lease_token,
         current_call_id: x.current_call_id.clone(),
-        created_at: d(x.created_at),
-        updated_at: d(x.updated_at),
+        created_at: bson_date(x.created_at),
+        updated_at: bson_date(x.updated_at),
         version: x.version,
     })
 }
@@ -309,7 +310,12 @@ pub(crate) fn enrollment_from(doc: Document) -> StoreResult<Enrollment> {
         .history
         .into_iter()
         .map(|a| {
-            Ok(Attempt { n: u32::try_from(a.n).map_err(bad)?, call_id: a.call_id, at: c(a.at), outcome: a.outcome })
+            Ok(Attempt {
+                n: u32::try_from(a.n).map_err(bad)?,
+                call_id: a.call_id,
+                at: chrono_date(a.at),
+                outcome: a.outcome,
+            })
         })
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(Enrollment {
@@ -319,14 +325,14 @@ pub(crate) fn enrollment_from(doc: Document) -> StoreResult<Enrollment> {
         status: x.status,
         attempts: u32::try_from(x.attempts).map_err(bad)?,
         history,
-        next_attempt_at: c(x.next_attempt_at),
+        next_attempt_at: chrono_date(x.next_attempt_at),
         last_outcome: x.last_outcome,
         reason: x.reason,
-        lease: x.lease.map(|l| Lease { owner: l.owner, expires_at: c(l.expires_at) }),
+        lease: x.lease.map(|l| Lease { owner: l.owner, expires_at: chrono_date(l.expires_at) }),
         lease_token: x.lease_token,
         current_call_id: x.current_call_id,
-        created_at: c(x.created_at),
-        updated_at: c(x.updated_at),
+        created_at: chrono_date(x.created_at),
+        updated_at: chrono_date(x.updated_at),
         version: x.version,
     })
 }
@@ -335,9 +341,11 @@ pub(crate) fn enrollment_from(doc: Document) -> StoreResult<Enrollment> {
 mod tests {
     use super::*;
     use crate::docs::{CallDoc, EventDoc};
+    use chrono::{DateTime, Utc};
     use mongodb::bson::Bson;
     use switchboard_domain::campaign::AgentSettings;
     use switchboard_domain::enrollment::Lease;
+    use switchboard_domain::time::from_millis;
     use switchboard_domain::{CallEvent, CallUpdate, CampaignInput, ContactInput, EventId, Source};
 
     /// `2026-11-18T08:35:42.123Z`, `2026-11-18 08:35`, or anything chrono takes as RFC 3339.

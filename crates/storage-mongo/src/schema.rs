@@ -490,7 +490,7 @@ pub fn contact_page_queries(
             // whether or not the planner pushes the keyset `$or` into the scan.
             let incl = if op == "$lt" { "$lte" } else { "$gte" };
             f.insert("created_at", doc! { incl: bson::DateTime::from_millis(*k) });
-            f = crate::and(f, crate::keyset("created_at", op, *k, id));
+            f = crate::docs::and(f, crate::docs::keyset("created_at", op, *k, id));
         }
         return vec![ContactPageQuery { filter: f, sort: doc! { "created_at": dir, "_id": dir }, index, stage: None }];
     };

@@ -15,9 +15,10 @@ use switchboard_domain::time::from_millis;
 use switchboard_domain::{Campaign, CampaignId, CampaignStatus};
 use switchboard_storage::{CampaignStore, Cursor, Page, PageRequest, SlotGrant, StoreError, StoreResult};
 
+use crate::SqliteStore;
+use crate::rows::Where;
 use crate::rows::map_err;
 use crate::rows::{decode_cursor, json_err, to_doc};
-use crate::{SqliteStore, Where};
 
 const CAMPAIGN_COLUMNS: &str = "doc, status, next_dial_at, dials, version, updated_at";
 

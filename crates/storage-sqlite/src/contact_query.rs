@@ -33,7 +33,7 @@ use rusqlite::types::Value;
 use switchboard_domain::ContactId;
 use switchboard_storage::{ContactFilter, ContactSort, Cursor, StoreError, StoreResult};
 
-use crate::Where;
+use crate::rows::Where;
 
 /// The cursor sort name of search pages (both `sort`s: match order has one direction).
 pub(crate) const SEARCH_SORT: &str = "contacts_search";

@@ -8,10 +8,11 @@ use switchboard_domain::time::from_millis;
 use switchboard_domain::{CampaignId, ContactId, Enrollment, EnrollmentId, EnrollmentStatus};
 use switchboard_storage::{Cursor, EnrollmentStore, Page, PageRequest, StoreError, StoreResult};
 
+use crate::SqliteStore;
 use crate::campaigns::campaign_by_id;
+use crate::rows::Where;
 use crate::rows::map_err;
 use crate::rows::{decode_cursor, json_err, to_doc, to_rfc3339};
-use crate::{SqliteStore, Where};
 
 pub(crate) fn decode_enrollment(doc: String) -> StoreResult<Enrollment> {
     serde_json::from_str(&doc).map_err(json_err)

@@ -15,33 +15,45 @@
 //! Merges run inside the writer's transaction, so an upsert reads and writes
 //! a call atomically; `BEGIN IMMEDIATE` also serialises several processes
 //! sharing one file.
+//!
+//! Files, one per storage area:
+//! - `lib.rs` (this file): the store, opening and the writer/reader plumbing,
+//!   migrations and the [`Storage`] impl (with the one-transaction `record_webhook`);
+//! - `calls.rs`: [`CallStore`](switchboard_storage::CallStore) (lookups, merge, lists);
+//! - `events.rs`: [`EventStore`](switchboard_storage::EventStore) (replay-protected inserts, lists);
+//! - `contacts.rs` (+ `contact_query.rs`), `campaigns.rs`, `enrollments.rs`: the campaign side;
+//! - `rows.rs`: row <-> domain conversion and the helpers every area shares
+//!   (`Where`, error mapping, cursors, JSON documents, timestamps);
+//! - `schema.rs`: the versioned migrations.
 
 #![forbid(unsafe_code)]
 
+mod calls;
 mod campaigns;
 mod contact_query;
 mod contacts;
 mod enrollments;
+mod events;
 mod leases;
 mod rows;
 mod schema;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use switchboard_domain::{Call, CallEvent, CallId, CallUpdate, time::now_ms};
+use rusqlite::{Connection, OpenFlags};
+use switchboard_domain::CallUpdate;
 use switchboard_storage::calls::require_key;
-use switchboard_storage::events::{decode_event_cursor, event_cursor};
 use switchboard_storage::{
-    CallFilter, CallSort, CallStore, Capabilities, Drift, EventFilter, EventStore, MigrationReport, NewEvent, Page,
-    PageRequest, Storage, StoreError, StoreResult, UpsertOutcome, WebhookOutcome,
+    Capabilities, Drift, MigrationReport, NewEvent, Storage, StoreError, StoreResult, WebhookOutcome,
 };
 use tokio::sync::{Semaphore, oneshot};
 
-use rows::{CALL_COLUMN_COUNT, CALL_COLUMNS, EVENT_COLUMNS, call_from_row, call_params, event_from_row, map_err};
+use calls::upsert_in_tx;
+use events::insert_event_in_tx;
+use rows::map_err;
 
 /// The most writes committed together.
 pub const MAX_BATCH: usize = 256;
@@ -273,312 +285,6 @@ fn spawn_writer(conn: Connection) -> mpsc::Sender<Job> {
         })
         .expect("spawn SQLite writer thread");
     tx
-}
-
-fn find_one(conn: &Connection, column: &str, value: &str) -> StoreResult<Option<Call>> {
-    let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE {column} = ?1");
-    conn.prepare_cached(&sql).and_then(|mut st| st.query_row([value], call_from_row).optional()).map_err(map_err)
-}
-
-fn insert_call(conn: &Connection, call: &Call) -> StoreResult<()> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        let placeholders = (1..=CALL_COLUMN_COUNT).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
-        format!("INSERT INTO calls ({CALL_COLUMNS}) VALUES ({placeholders})")
-    });
-    conn.prepare_cached(&SQL)
-        .and_then(|mut st| st.execute(rusqlite::params_from_iter(call_params(call))))
-        .map(|_| ())
-        .map_err(map_err)
-}
-
-/// Writes the columns of `after` that differ from `before`, if `before.version`
-/// is still the stored version. Setting only changed columns keeps SQLite from
-/// rewriting the entries of every index on `calls` for each callback.
-fn update_call(conn: &Connection, before: &Call, after: &Call) -> StoreResult<()> {
-    let old = call_params(before);
-    let new = call_params(after);
-    let columns: Vec<&str> = CALL_COLUMNS.split(", ").collect();
-    let mut sets = Vec::new();
-    let mut values = vec![new[0].clone(), rusqlite::types::Value::Integer(before.version)];
-    for (i, (o, n)) in old.iter().zip(&new).enumerate().skip(1) {
-        if o != n {
-            values.push(n.clone());
-            sets.push(format!("{} = ?{}", columns[i], values.len()));
-        }
-    }
-    if sets.is_empty() {
-        return Ok(());
-    }
-    let sql = format!("UPDATE calls SET {} WHERE id = ?1 AND version = ?2", sets.join(", "));
-    let n =
-        conn.prepare_cached(&sql).and_then(|mut st| st.execute(rusqlite::params_from_iter(values))).map_err(map_err)?;
-    if n == 1 { Ok(()) } else { Err(StoreError::stale(format!("call {}", after.id))) }
-}
-
-fn upsert_in_tx(conn: &Connection, update: &CallUpdate) -> StoreResult<UpsertOutcome> {
-    let now = now_ms();
-    let mut found: Vec<Call> = Vec::new();
-    let mut push = |c: Option<Call>| {
-        if let Some(c) = c
-            && !found.iter().any(|f| f.id == c.id)
-        {
-            found.push(c);
-        }
-    };
-    if let Some(id) = &update.id {
-        push(find_one(conn, "id", id.as_str())?);
-    }
-    if let Some(sid) = &update.call_sid {
-        push(find_one(conn, "call_sid", sid)?);
-    }
-    if let Some(conv) = &update.conversation_id {
-        push(find_one(conn, "conversation_id", conv)?);
-    }
-    match found.len() {
-        0 => {
-            let call = Call::new_from(update, now)?;
-            insert_call(conn, &call)?;
-            Ok(UpsertOutcome { call, created: true, changed: true, absorbed: None })
-        }
-        1 => {
-            let before = found.pop().expect("one");
-            let mut call = before.clone();
-            let changed = call.apply(update, now)?;
-            if changed {
-                update_call(conn, &before, &call)?;
-            }
-            Ok(UpsertOutcome { call, created: false, changed, absorbed: None })
-        }
-        _ => {
-            let (keep, gone) = Call::survivor_first(&found[0], &found[1]);
-            let (before, gone) = (keep.clone(), gone.clone());
-            let mut keep = before.clone();
-            keep.absorb(&gone, now)?;
-            keep.apply(update, now)?;
-            // Delete first: the survivor takes over the absorbed record's unique keys.
-            conn.execute("DELETE FROM calls WHERE id = ?1", [gone.id.as_str()]).map_err(map_err)?;
-            update_call(conn, &before, &keep)?;
-            conn.execute(
-                "UPDATE call_events SET call_id = ?1 WHERE call_id = ?2",
-                [keep.id.as_str(), gone.id.as_str()],
-            )
-            .map_err(map_err)?;
-            Ok(UpsertOutcome { call: keep, created: false, changed: true, absorbed: Some(gone.id) })
-        }
-    }
-}
-
-fn insert_event_in_tx(conn: &Connection, e: &CallEvent) -> StoreResult<bool> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "INSERT INTO call_events ({EVENT_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9) ON CONFLICT (dedupe_key) DO NOTHING"
-        )
-    });
-    let n = conn
-        .prepare_cached(&SQL)
-        .and_then(|mut st| {
-            st.execute(params![
-                e.id.as_str(),
-                e.call_id.as_str(),
-                e.source.as_str(),
-                e.event_type,
-                e.occurred_at.timestamp_millis(),
-                e.received_at.timestamp_millis(),
-                e.dedupe_key,
-                e.sequence,
-                e.payload.to_string(),
-            ])
-        })
-        .map_err(map_err)?;
-    Ok(n == 1)
-}
-
-/// Builds `WHERE` clauses and their parameters.
-#[derive(Default)]
-pub(crate) struct Where {
-    clauses: Vec<String>,
-    pub(crate) values: Vec<rusqlite::types::Value>,
-}
-
-impl Where {
-    pub(crate) fn push(&mut self, clause: &str, vals: impl IntoIterator<Item = rusqlite::types::Value>) {
-        let mut vals = vals.into_iter();
-        let mut c = String::with_capacity(clause.len() + 8);
-        for ch in clause.chars() {
-            if ch == '?' {
-                self.values.push(vals.next().expect("one value per placeholder"));
-                c.push_str(&format!("?{}", self.values.len()));
-            } else {
-                c.push(ch);
-            }
-        }
-        self.clauses.push(c);
-    }
-    pub(crate) fn eq(&mut self, column: &str, v: Option<&str>) {
-        if let Some(v) = v {
-            self.push(&format!("{column} = ?"), [v.to_owned().into()]);
-        }
-    }
-    pub(crate) fn sql(&self) -> String {
-        if self.clauses.is_empty() { String::new() } else { format!("WHERE {}", self.clauses.join(" AND ")) }
-    }
-}
-
-#[async_trait]
-impl CallStore for SqliteStore {
-    async fn upsert_call(&self, update: &CallUpdate) -> StoreResult<UpsertOutcome> {
-        require_key(update)?;
-        let update = update.clone();
-        self.write(move |conn| upsert_in_tx(conn, &update)).await
-    }
-
-    async fn get_call(&self, id: &CallId) -> StoreResult<Call> {
-        let id = id.clone();
-        self.read(move |conn| find_one(conn, "id", id.as_str())).await?.ok_or(StoreError::NotFound("call"))
-    }
-
-    async fn find_call_by_sid(&self, call_sid: &str) -> StoreResult<Option<Call>> {
-        let sid = call_sid.to_owned();
-        self.read(move |conn| find_one(conn, "call_sid", &sid)).await
-    }
-
-    async fn find_call_by_conversation(&self, conversation_id: &str) -> StoreResult<Option<Call>> {
-        let conv = conversation_id.to_owned();
-        self.read(move |conn| find_one(conn, "conversation_id", &conv)).await
-    }
-
-    async fn list_calls(&self, filter: &CallFilter, sort: CallSort, page: &PageRequest) -> StoreResult<Page<Call>> {
-        let cursor = sort.decode(page)?;
-        let limit = page.clamped_limit();
-        let mut w = Where::default();
-        if !filter.statuses.is_empty() {
-            let marks = vec!["?"; filter.statuses.len()].join(",");
-            w.push(&format!("status IN ({marks})"), filter.statuses.iter().map(|s| s.as_str().to_owned().into()));
-        }
-        w.eq("direction", filter.direction.map(|d| d.as_str()));
-        w.eq("campaign_id", filter.campaign_id.as_deref());
-        w.eq("contact_id", filter.contact_id.as_deref());
-        w.eq("agent_id", filter.agent_id.as_deref());
-        w.eq("from_number", filter.from.as_deref());
-        w.eq("to_number", filter.to.as_deref());
-        w.eq("answered_by", filter.answered_by.map(|a| a.as_str()));
-        if let Some(t) = filter.started_after {
-            w.push("started_at >= ?", [t.timestamp_millis().into()]);
-        }
-        if let Some(t) = filter.started_before {
-            w.push("started_at < ?", [t.timestamp_millis().into()]);
-        }
-        let key = match sort {
-            CallSort::CreatedAtDesc => "created_at",
-            _ => "started_at",
-        };
-        let (cmp, dir) = if sort.descending() { ("<", "DESC") } else { (">", "ASC") };
-        if let Some(c) = cursor {
-            w.push(&format!("({key}, id) {cmp} (?, ?)"), [c.key.into(), c.id.into()]);
-        }
-        let sql =
-            format!("SELECT {CALL_COLUMNS} FROM calls {} ORDER BY {key} {dir}, id {dir} LIMIT {}", w.sql(), limit + 1);
-        let rows = self
-            .read(move |conn| {
-                let mut st = conn.prepare_cached(&sql).map_err(map_err)?;
-                let rows = st
-                    .query_map(rusqlite::params_from_iter(w.values), call_from_row)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(map_err)?;
-                Ok(rows)
-            })
-            .await?;
-        Ok(Page::from_overfetch(rows, limit, |c| sort.cursor_of(c)))
-    }
-
-    async fn insert_calls_bulk(&self, calls: &[Call], events: &[CallEvent]) -> StoreResult<()> {
-        let calls = calls.to_vec();
-        let events = events.to_vec();
-        self.write(move |conn| {
-            for c in &calls {
-                insert_call(conn, c)?;
-            }
-            for e in &events {
-                if !insert_event_in_tx(conn, e)? {
-                    return Err(StoreError::conflict(format!("event dedupe key {} exists", e.dedupe_key)));
-                }
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn count_calls(&self) -> StoreResult<u64> {
-        self.read(|conn| conn.query_row("SELECT count(*) FROM calls", [], |r| r.get::<_, i64>(0)).map_err(map_err))
-            .await
-            .map(|n| n as u64)
-    }
-}
-
-#[async_trait]
-impl EventStore for SqliteStore {
-    async fn insert_event(&self, event: &CallEvent) -> StoreResult<bool> {
-        let e = event.clone();
-        self.write(move |conn| insert_event_in_tx(conn, &e)).await
-    }
-
-    async fn event_exists(&self, dedupe_key: &str) -> StoreResult<bool> {
-        let key = dedupe_key.to_owned();
-        self.read(move |conn| {
-            conn.prepare_cached("SELECT 1 FROM call_events WHERE dedupe_key = ?1")
-                .and_then(|mut st| st.exists([key]))
-                .map_err(map_err)
-        })
-        .await
-    }
-
-    async fn list_call_events(&self, call_id: &CallId, page: &PageRequest) -> StoreResult<Page<CallEvent>> {
-        let mut w = Where::default();
-        w.eq("call_id", Some(call_id.as_str()));
-        self.events_page(w, page).await
-    }
-
-    async fn list_events(&self, filter: &EventFilter, page: &PageRequest) -> StoreResult<Page<CallEvent>> {
-        let mut w = Where::default();
-        match (filter.type_prefix(), &filter.event_type) {
-            (Some(prefix), _) => {
-                // Range scan instead of LIKE so the (event_type, occurred_at) index serves it.
-                let mut upper = prefix.to_owned();
-                upper.push(char::MAX);
-                w.push("event_type >= ? AND event_type < ?", [prefix.to_owned().into(), upper.into()]);
-            }
-            (None, t) => w.eq("event_type", t.as_deref()),
-        }
-        w.eq("source", filter.source.map(|s| s.as_str()));
-        if let Some(t) = filter.occurred_after {
-            w.push("occurred_at >= ?", [t.timestamp_millis().into()]);
-        }
-        if let Some(t) = filter.occurred_before {
-            w.push("occurred_at < ?", [t.timestamp_millis().into()]);
-        }
-        self.events_page(w, page).await
-    }
-}
-
-impl SqliteStore {
-    async fn events_page(&self, mut w: Where, page: &PageRequest) -> StoreResult<Page<CallEvent>> {
-        let cursor = decode_event_cursor(page)?;
-        let limit = page.clamped_limit();
-        if let Some(c) = cursor {
-            w.push("(occurred_at, id) > (?, ?)", [c.key.into(), c.id.into()]);
-        }
-        let sql =
-            format!("SELECT {EVENT_COLUMNS} FROM call_events {} ORDER BY occurred_at, id LIMIT {}", w.sql(), limit + 1);
-        let rows = self
-            .read(move |conn| {
-                let mut st = conn.prepare_cached(&sql).map_err(map_err)?;
-                st.query_map(rusqlite::params_from_iter(w.values), event_from_row)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(map_err)
-            })
-            .await?;
-        Ok(Page::from_overfetch(rows, limit, event_cursor))
-    }
 }
 
 fn schema_objects(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {

@@ -160,7 +160,38 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
     StoreError::Other(anyhow::Error::new(e))
 }
 
-// ---- shared by the contacts, campaigns and enrollments files ----
+// ---- shared by every area ----
+
+/// Builds `WHERE` clauses and their parameters.
+#[derive(Default)]
+pub(crate) struct Where {
+    clauses: Vec<String>,
+    pub(crate) values: Vec<rusqlite::types::Value>,
+}
+
+impl Where {
+    pub(crate) fn push(&mut self, clause: &str, vals: impl IntoIterator<Item = rusqlite::types::Value>) {
+        let mut vals = vals.into_iter();
+        let mut c = String::with_capacity(clause.len() + 8);
+        for ch in clause.chars() {
+            if ch == '?' {
+                self.values.push(vals.next().expect("one value per placeholder"));
+                c.push_str(&format!("?{}", self.values.len()));
+            } else {
+                c.push(ch);
+            }
+        }
+        self.clauses.push(c);
+    }
+    pub(crate) fn eq(&mut self, column: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.push(&format!("{column} = ?"), [v.to_owned().into()]);
+        }
+    }
+    pub(crate) fn sql(&self) -> String {
+        if self.clauses.is_empty() { String::new() } else { format!("WHERE {}", self.clauses.join(" AND ")) }
+    }
+}
 
 use switchboard_storage::{Cursor, PageRequest, StoreResult};
 
