@@ -11,8 +11,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use serde_json::{Value, json};
+use switchboard_wire::elevenlabs as el;
 
 use super::errors::el_error;
 use super::{Conversation, Flavor, Outcome, SILENT_MP3, SimCall, Simulator, Step, Urls, Wants};
@@ -87,21 +87,17 @@ fn new_conversation(sim: &Simulator, n: NewConversation<'_>) -> String {
     id
 }
 
-fn transcript(outcome: Outcome) -> Value {
-    let turn = |role: &str, message: &str, at: u64| {
-        json!({ "role": role, "message": message, "time_in_call_secs": at, "tool_calls": [], "tool_results": [],
-                "feedback": null, "llm_override": null, "conversation_turn_metrics": null, "rag_retrieval_info": null,
-                "llm_usage": null, "interrupted": false, "original_message": null, "source_medium": "audio" })
-    };
+fn transcript(outcome: Outcome) -> Vec<el::Turn<'static>> {
+    let turn = |role, message, time_in_call_secs| el::Turn { role, message, time_in_call_secs };
     match outcome {
-        Outcome::Human => json!([
+        Outcome::Human => vec![
             turn("agent", "Hi, this is a quick call about your appointment. Is now a good time?", 0),
             turn("user", "Sure, go ahead.", 4),
             turn("agent", "Great. Can we confirm Thursday at 10am?", 7),
             turn("user", "Yes, Thursday works. Thanks!", 12),
-        ]),
-        Outcome::Voicemail => json!([turn("agent", "Hi, sorry we missed you. We will call back later.", 0)]),
-        _ => json!([]),
+        ],
+        Outcome::Voicemail => vec![turn("agent", "Hi, sorry we missed you. We will call back later.", 0)],
+        _ => vec![],
     }
 }
 
@@ -111,70 +107,86 @@ impl Simulator {
     }
 
     /// The conversation as `GET /v1/convai/conversations/{id}` returns it (and
-    /// the `data` of `post_call_transcription`): the transcript and analysis
-    /// once it is `done`.
-    fn conversation_data(&self, conv: &Conversation) -> Value {
+    /// the `data` of `post_call_transcription`), in full: the transcript and
+    /// analysis once it is `done`. The JSON comes from
+    /// `switchboard_wire::elevenlabs`, which `seed` uses too.
+    fn conversation<'c>(&self, conv: &'c Conversation) -> el::Conversation<'c> {
         let call = conv.call_sid.as_deref().and_then(|s| self.call(s));
         let done = conv.status == "done";
         let outcome = call.as_ref().map(|c| c.script.outcome);
         let human = outcome == Some(Outcome::Human);
         let turns = match outcome {
             Some(o) if done => transcript(o),
-            _ => json!([]),
+            _ => vec![],
         };
-        let mut dynamic = conv.dynamic_variables.as_object().cloned().unwrap_or_default();
-        dynamic.insert("system__call_sid".into(), json!(conv.call_sid));
-        dynamic.insert("system__conversation_id".into(), json!(conv.conversation_id));
-        dynamic.insert("system__agent_id".into(), json!(conv.agent_id));
-        dynamic.insert("system__caller_id".into(), json!(conv.agent_number));
-        dynamic.insert("system__called_number".into(), json!(conv.external_number));
-        let phone_call = conv.call_sid.as_ref().map(|sid| {
-            json!({ "type": "twilio", "direction": conv.direction, "phone_number_id": conv.phone_number_id,
-                    "agent_number": conv.agent_number, "external_number": conv.external_number,
-                    "stream_sid": conv.stream_sid, "call_sid": sid })
+        let phone_call = conv.call_sid.as_deref().map(|sid| el::PhoneCall {
+            direction: &conv.direction,
+            call_sid: sid,
+            agent_number: &conv.agent_number,
+            external_number: &conv.external_number,
+            phone_number_id: Some(&conv.phone_number_id),
+            stream_sid: Some(&conv.stream_sid),
         });
-        let analysis = done.then(|| {
-            let verdict = if human { "success" } else { "failure" };
-            json!({
-                "call_successful": conv.call_successful,
-                "call_success_score": null,
-                "transcript_summary": if human { "The contact confirmed the Thursday 10am appointment." } else { "Reached voicemail; no conversation." },
-                "call_summary_title": if human { "Appointment confirmed" } else { "Voicemail" },
-                "evaluation_criteria_results": { "confirmed": { "criteria_id": "confirmed", "result": verdict, "rationale": "Simulated." } },
-                "data_collection_results": { "slot": { "data_collection_id": "slot", "value": if human { json!("Thursday 10am") } else { Value::Null }, "rationale": "Simulated." } }
-            })
+        let analysis = done.then(|| el::Analysis {
+            call_successful: &conv.call_successful,
+            transcript_summary: if human {
+                "The contact confirmed the Thursday 10am appointment."
+            } else {
+                "Reached voicemail; no conversation."
+            },
+            details: Some(el::AnalysisDetails {
+                call_summary_title: if human { "Appointment confirmed" } else { "Voicemail" },
+                evaluation_criteria_results: vec![el::CriterionResult {
+                    criteria_id: "confirmed",
+                    result: if human { "success" } else { "failure" },
+                    rationale: "Simulated.",
+                }],
+                data_collection_results: vec![el::DataCollectionResult {
+                    data_collection_id: "slot",
+                    value: if human { json!("Thursday 10am") } else { Value::Null },
+                    rationale: "Simulated.",
+                }],
+            }),
         });
-        let termination = match (conv.status.as_str(), human) {
+        let termination_reason = match (conv.status.as_str(), human) {
             ("done", true) => "end_call tool was called.",
             ("done", false) => "voicemail detected",
             ("failed", _) => "call initiation failed",
             _ => "",
         };
         let audio = done;
-        json!({
-            "agent_id": conv.agent_id, "agent_name": AGENT_NAME, "conversation_id": conv.conversation_id,
-            "status": conv.status, "user_id": conv.user_id, "branch_id": null, "version_id": null,
-            "transcript": turns,
-            "metadata": {
-                "start_time_unix_secs": conv.start_time_unix_secs, "accepted_time_unix_secs": conv.start_time_unix_secs,
-                "call_duration_secs": conv.call_duration_secs, "cost": 10 * conv.call_duration_secs,
-                "termination_reason": termination, "main_language": "en", "text_only": false,
-                "conversation_initiation_source": "twilio", "authorization_method": "authorization_header",
-                "feedback": { "overall_score": null, "likes": 0, "dislikes": 0 },
-                "phone_call": phone_call, "batch_call": null, "error": null, "warnings": [], "timezone": null,
+        el::Conversation {
+            agent_id: &conv.agent_id,
+            conversation_id: &conv.conversation_id,
+            status: &conv.status,
+            metadata: el::Metadata {
+                start_time_unix_secs: conv.start_time_unix_secs,
+                call_duration_secs: conv.call_duration_secs,
+                cost: 10 * conv.call_duration_secs,
+                termination_reason,
+                phone_call,
             },
-            "analysis": analysis,
-            "conversation_initiation_client_data": {
-                "conversation_config_override": null, "custom_llm_extra_body": {}, "user_id": conv.user_id,
-                "dynamic_variables": dynamic,
-            },
-            "has_audio": audio, "has_user_audio": audio && human, "has_response_audio": audio,
-            "has_auxiliary_audio": false, "tag_ids": [], "visited_agents": [],
-        })
+            analysis,
+            details: Some(el::ConversationDetails {
+                agent_name: AGENT_NAME,
+                user_id: conv.user_id.as_deref(),
+                transcript: turns,
+                accepted_time_unix_secs: conv.start_time_unix_secs,
+                main_language: "en",
+                conversation_initiation_source: "twilio",
+                authorization_method: "authorization_header",
+                dynamic_variables: conv.dynamic_variables.as_object().cloned().unwrap_or_default(),
+                caller_id: &conv.agent_number,
+                called_number: &conv.external_number,
+                has_audio: audio,
+                has_user_audio: audio && human,
+                has_response_audio: audio,
+            }),
+        }
     }
 
     fn conversation_summary(&self, conv: &Conversation, with_summary: bool) -> Value {
-        let data = self.conversation_data(conv);
+        let data = self.conversation(conv).to_json();
         let mut s = json!({
             "agent_id": conv.agent_id, "agent_name": AGENT_NAME, "conversation_id": conv.conversation_id,
             "start_time_unix_secs": conv.start_time_unix_secs, "call_duration_secs": conv.call_duration_secs,
@@ -194,12 +206,12 @@ impl Simulator {
     /// A post-call webhook body (`post_call_transcription`, `post_call_audio`
     /// or `call_initiation_failure`), stamped with the real time.
     pub(super) fn elevenlabs_body(&self, call: &SimCall, kind: &str) -> Value {
-        let conv_id = call.conversation_id.clone().unwrap_or_default();
-        let agent = call.agent_id.clone().unwrap_or_default();
-        let now = super::wall().timestamp();
+        let conversation_id = call.conversation_id.as_deref().unwrap_or_default();
+        let agent_id = call.agent_id.as_deref().unwrap_or_default();
+        let event_timestamp = super::wall().timestamp();
         match kind {
-            "call_initiation_failure" => {
-                let (reason, status, sequence) = match call.script.outcome {
+            el::CallInitiationFailure::TYPE => {
+                let (failure_reason, status, sequence) = match call.script.outcome {
                     Outcome::Busy => ("busy", "busy", 2),
                     Outcome::NoAnswer => ("no-answer", "no-answer", 2),
                     _ => ("unknown", "failed", 1),
@@ -212,19 +224,24 @@ impl Simulator {
                     sequence: Some(sequence),
                     bad_signature: false,
                 };
-                let body: serde_json::Map<String, Value> =
-                    self.twilio_params(call, &step).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-                json!({ "type": "call_initiation_failure", "event_timestamp": now,
-                    "data": { "agent_id": agent, "conversation_id": conv_id, "failure_reason": reason,
-                              "metadata": { "type": "twilio", "body": body } } })
+                let twilio_body = self.twilio_params(call, &step);
+                el::CallInitiationFailure {
+                    event_timestamp,
+                    agent_id,
+                    conversation_id,
+                    failure_reason,
+                    twilio_body: &twilio_body,
+                }
+                .to_json()
             }
-            "post_call_audio" => json!({ "type": "post_call_audio", "event_timestamp": now,
-                "data": { "agent_id": agent, "conversation_id": conv_id,
-                          "full_audio": base64::engine::general_purpose::STANDARD.encode(SILENT_MP3) } }),
-            _ => {
-                let data = self.conversation_by_id(&conv_id).map(|c| self.conversation_data(&c)).unwrap_or_default();
-                json!({ "type": "post_call_transcription", "event_timestamp": now, "data": data })
+            el::PostCallAudio::TYPE => {
+                el::PostCallAudio { event_timestamp, agent_id, conversation_id, mp3: SILENT_MP3 }.to_json()
             }
+            _ => match self.conversation_by_id(conversation_id) {
+                Some(conv) => el::PostCallTranscription { event_timestamp, data: self.conversation(&conv) }.to_json(),
+                // Not reached (a call with a conversation id has its conversation); kept as it always was.
+                None => el::envelope(el::PostCallTranscription::TYPE, event_timestamp, Value::Null),
+            },
         }
     }
 }
@@ -369,7 +386,7 @@ pub(super) async fn get_conversation(
         return el_error(401, "invalid_api_key", "Invalid API key");
     }
     match sim.conversation_by_id(&id) {
-        Some(conv) => Json(sim.conversation_data(&conv)).into_response(),
+        Some(conv) => Json(sim.conversation(&conv).to_json()).into_response(),
         None => el_error(404, "conversation_not_found", "Conversation not found"),
     }
 }

@@ -28,8 +28,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use switchboard_domain::time::{from_millis, now_ms};
-use switchboard_domain::{AnsweredBy, Call, CallEvent, CallId, CallStatus, CallUpdate, Direction, EventId, Source};
+use switchboard_domain::{
+    AnsweredBy, Call, CallEvent, CallId, CallStatus, CallUpdate, CampaignId, ContactId, Direction, EventId, Source,
+};
 use switchboard_storage::Storage;
+use switchboard_wire::elevenlabs as el;
 
 /// Calls per `insert_calls_bulk` call (fewer when many events per call are asked for).
 pub const BATCH_CALLS: usize = 5_000;
@@ -84,9 +87,9 @@ pub struct SeedReport {
     pub elapsed: Duration,
 }
 
-/// Campaign id number `n` (1-based), as seeded.
-pub fn campaign_id(n: u32) -> String {
-    format!("cmp_{n}")
+/// Campaign id number `n` (1-based), as seeded: a valid id whose hex digits are `n`.
+pub fn campaign_id(n: u32) -> CampaignId {
+    CampaignId::parse(&format!("cmp_{n:032x}")).expect("32 hex digits")
 }
 
 /// Agent id number `n` (1-based, up to [`AGENTS`]), as seeded.
@@ -94,9 +97,9 @@ pub fn agent_id(n: u32) -> String {
     format!("agent_{n}")
 }
 
-/// Contact id number `n`, as seeded.
-pub fn contact_id(n: u64) -> String {
-    format!("con_{n}")
+/// Contact id number `n`, as seeded: a valid id whose hex digits are `n`.
+pub fn contact_id(n: u64) -> ContactId {
+    ContactId::parse(&format!("con_{n:032x}")).expect("32 hex digits")
 }
 
 /// SplitMix64's finaliser: a bijection of `u64` with good avalanche.
@@ -499,29 +502,37 @@ fn generate_call(ctx: &Ctx, i: u64, events: &mut Vec<CallEvent>) -> anyhow::Resu
                 ..Default::default()
             };
             let (agent_number, external_number) = if inbound { (&to, &from) } else { (&from, &to) };
-            let payload = json!({
-                "type": "post_call_transcription",
-                "event_timestamp": received_ms / 1000,
-                "data": {
-                    "agent_id": agent,
-                    "conversation_id": conv,
-                    "status": "done",
-                    "metadata": {
-                        "start_time_unix_secs": start_secs,
-                        "call_duration_secs": conv_secs,
-                        "cost": cost,
-                        "termination_reason": termination,
-                        "phone_call": {
-                            "type": "twilio",
-                            "direction": if inbound { "inbound" } else { "outbound" },
-                            "call_sid": sid,
-                            "agent_number": agent_number,
-                            "external_number": external_number,
-                        },
+            let phone_call = el::PhoneCall {
+                direction: if inbound { "inbound" } else { "outbound" },
+                call_sid: &sid,
+                agent_number,
+                external_number,
+                phone_number_id: None,
+                stream_sid: None,
+            };
+            // Only the fields the service reads: seeded events stay small.
+            let payload = el::PostCallTranscription {
+                event_timestamp: received_ms / 1000,
+                data: el::Conversation {
+                    agent_id: &agent,
+                    conversation_id: &conv,
+                    status: "done",
+                    metadata: el::Metadata {
+                        start_time_unix_secs: start_secs,
+                        call_duration_secs: conv_secs,
+                        cost,
+                        termination_reason: termination,
+                        phone_call: Some(phone_call),
                     },
-                    "analysis": { "call_successful": verdict, "transcript_summary": summary },
+                    analysis: Some(el::Analysis {
+                        call_successful: verdict,
+                        transcript_summary: &summary,
+                        details: None,
+                    }),
+                    details: None,
                 },
-            });
+            }
+            .to_json();
             steps.push(Step {
                 update,
                 received_ms,
@@ -549,16 +560,16 @@ fn generate_call(ctx: &Ctx, i: u64, events: &mut Vec<CallEvent>) -> anyhow::Resu
                 }),
                 ..Default::default()
             };
-            let payload = json!({
-                "type": "call_initiation_failure",
-                "event_timestamp": received_ms / 1000,
-                "data": {
-                    "agent_id": agent,
-                    "conversation_id": conv,
-                    "failure_reason": reason,
-                    "metadata": { "type": "twilio", "body": { "CallSid": sid, "CallStatus": status.as_str() } },
-                },
-            });
+            let twilio_body =
+                [("CallSid".to_owned(), sid.clone()), ("CallStatus".to_owned(), status.as_str().to_owned())];
+            let payload = el::CallInitiationFailure {
+                event_timestamp: received_ms / 1000,
+                agent_id: &agent,
+                conversation_id: &conv,
+                failure_reason: reason,
+                twilio_body: &twilio_body,
+            }
+            .to_json();
             steps.push(Step {
                 update,
                 received_ms,
