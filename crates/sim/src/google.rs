@@ -49,7 +49,8 @@ use super::Simulator;
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// The service account `serve --sandbox` uses (test-only key, see `keys/README.md`).
 pub const SANDBOX_KEY_JSON: &str = include_str!("keys/sandbox-service-account.json");
-const SANDBOX_PUBLIC_PEM: &str = include_str!("keys/sandbox-service-account.pub.pem");
+/// The sandbox account's public key (to register it again after [`Simulator::unregister_google_account`]).
+pub const SANDBOX_PUBLIC_PEM: &str = include_str!("keys/sandbox-service-account.pub.pem");
 /// The sandbox account's e-mail.
 pub const SANDBOX_ACCOUNT: &str = "switchboard-sandbox@switchboard-sandbox.iam.gserviceaccount.com";
 
@@ -104,6 +105,14 @@ impl Cell {
                 ));
             }
         }))
+    }
+
+    /// The text a person sees in the cell (what a sort compares).
+    fn text(&self) -> String {
+        match self.render("FORMATTED_VALUE") {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }
     }
 
     fn render(&self, render: &str) -> Value {
@@ -435,6 +444,24 @@ impl Tab {
         self.row_count += count;
     }
 
+    /// Sorts whole rows from 0-based `from` to the last non-empty row by the
+    /// text of column `column` (case-insensitively, stable, empty cells last
+    /// in both directions), like "Sort sheet A→Z / Z→A" with frozen rows above `from`.
+    fn sort_rows(&mut self, from: usize, column: usize, descending: bool) {
+        let Some(last) = (0..self.rows.len()).rev().find(|r| self.row_has_data(*r, 0, None)) else { return };
+        if from >= last {
+            return;
+        }
+        let key = |row: &Vec<Cell>| row.get(column).filter(|c| !c.is_empty()).map(|c| c.text().to_lowercase());
+        self.rows[from..=last].sort_by(|a, b| match (key(a), key(b)) {
+            (Some(x), Some(y)) if descending => y.cmp(&x),
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+    }
+
     fn delete_rows(&mut self, at: usize, count: usize) {
         if at < self.rows.len() {
             let end = (at + count).min(self.rows.len());
@@ -478,6 +505,26 @@ impl Book {
     }
 }
 
+/// How many Google requests the simulator has received, whatever it answered
+/// (401, 403, 429 and 5xx included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct GoogleRequestCounts {
+    /// Sheets API requests (`/v4/spreadsheets/...`).
+    pub sheets: u64,
+    /// Drive API requests (`/drive/v3/files...`).
+    pub drive: u64,
+    /// Token endpoint requests (`POST /token`).
+    pub token: u64,
+}
+
+/// Which Google API a request was for.
+#[derive(Debug, Clone, Copy)]
+enum GoogleApi {
+    Sheets,
+    Drive,
+    Token,
+}
+
 /// The Google state of a simulator.
 pub(super) struct GoogleState {
     accounts: HashMap<String, String>,
@@ -487,6 +534,7 @@ pub(super) struct GoogleState {
     window_start: Instant,
     in_window: u32,
     token_failures: u32,
+    counts: GoogleRequestCounts,
 }
 
 impl GoogleState {
@@ -499,6 +547,7 @@ impl GoogleState {
             window_start: Instant::now(),
             in_window: 0,
             token_failures: scenario.token_failures,
+            counts: GoogleRequestCounts::default(),
         }
     }
 }
@@ -569,6 +618,20 @@ pub enum HumanEdit {
         /// How many.
         count: usize,
     },
+    /// Sort whole rows from 1-based `from_row` to the last non-empty row by
+    /// the text of 0-based `column` (empty cells last), like "Sort sheet A→Z"
+    /// (or Z→A) with the rows above `from_row` frozen.
+    SortRows {
+        /// Tab title.
+        sheet: String,
+        /// 1-based first row to sort (2 keeps a header row in place).
+        from_row: usize,
+        /// 0-based column index.
+        column: usize,
+        /// Z→A instead of A→Z.
+        #[serde(default)]
+        descending: bool,
+    },
 }
 
 fn csv_rows(text: &str) -> Result<Vec<Vec<Value>>, String> {
@@ -630,6 +693,42 @@ impl Simulator {
         DecodingKey::from_rsa_pem(public_key_pem.as_bytes()).map_err(|e| format!("public_key_pem: {e}"))?;
         self.google(|g| g.accounts.insert(client_email.to_owned(), public_key_pem.to_owned()));
         Ok(())
+    }
+
+    /// Forgets `client_email`: the token endpoint answers `invalid_grant`
+    /// ("account not found") for it until it is registered again, and the
+    /// access tokens issued to it stop working (401), as when a service
+    /// account is deleted or disabled.
+    pub fn unregister_google_account(&self, client_email: &str) {
+        self.google(|g| {
+            g.accounts.remove(client_email);
+            g.tokens.retain(|_, (account, _)| account != client_email);
+        });
+    }
+
+    /// Google requests received so far (Sheets, Drive, token), counting refused ones.
+    pub fn google_requests(&self) -> GoogleRequestCounts {
+        self.google(|g| g.counts)
+    }
+
+    fn count_google(&self, api: GoogleApi) {
+        self.google(|g| match api {
+            GoogleApi::Sheets => g.counts.sheets += 1,
+            GoogleApi::Drive => g.counts.drive += 1,
+            GoogleApi::Token => g.counts.token += 1,
+        });
+    }
+
+    /// Shares a spreadsheet with exactly `shared_with` (`None`: every
+    /// registered account, the default at creation; `Some(vec![])`: nobody).
+    /// Accounts it is not shared with get 403 `PERMISSION_DENIED` from Sheets
+    /// and Drive, and Drive `files.list` omits it. Does not change the version.
+    pub fn share_spreadsheet(&self, spreadsheet_id: &str, shared_with: Option<Vec<String>>) -> Result<(), String> {
+        self.google(|g| {
+            let book = g.books.get_mut(spreadsheet_id).ok_or("no such spreadsheet")?;
+            book.shared_with = shared_with;
+            Ok(())
+        })
     }
 
     /// Revokes every access token issued so far (the next API call gets a 401).
@@ -715,6 +814,10 @@ impl Simulator {
                     let i = tab_of(book, &sheet)?;
                     book.tabs[i].delete_rows(row.saturating_sub(1), count);
                 }
+                HumanEdit::SortRows { sheet, from_row, column, descending } => {
+                    let i = tab_of(book, &sheet)?;
+                    book.tabs[i].sort_rows(from_row.saturating_sub(1), column, descending);
+                }
             }
             book.touched();
             Ok(book.version)
@@ -777,6 +880,7 @@ impl Simulator {
         id: &str,
         f: impl FnOnce(&mut Book) -> Result<Value, Response>,
     ) -> Response {
+        self.count_google(if what.contains(" drive ") { GoogleApi::Drive } else { GoogleApi::Sheets });
         if let Some(r) = self.api_fault(&what, super::Flavor::Google).await {
             return r;
         }
@@ -796,6 +900,7 @@ impl Simulator {
 }
 
 pub(super) async fn token(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
+    sim.count_google(GoogleApi::Token);
     let resp = issue_token(&sim, &headers, &body);
     sim.record("POST /token".into(), resp.status().as_u16());
     resp
@@ -1028,6 +1133,7 @@ pub(super) async fn range_action(
     body: Bytes,
 ) -> Response {
     let Some((range, action)) = range_action.rsplit_once(':') else {
+        sim.count_google(GoogleApi::Sheets);
         return g_error(404, "NOT_FOUND", "Method not found.");
     };
     let (range, action) = (range.to_owned(), action.to_owned());
@@ -1091,7 +1197,10 @@ pub(super) async fn range_action(
             })
             .await
         }
-        _ => g_error(404, "NOT_FOUND", "Method not found."),
+        _ => {
+            sim.count_google(GoogleApi::Sheets);
+            g_error(404, "NOT_FOUND", "Method not found.")
+        }
     }
 }
 
@@ -1300,6 +1409,7 @@ pub(super) async fn spreadsheet_action(
     body: Bytes,
 ) -> Response {
     let Some((id, "batchUpdate")) = id_action.rsplit_once(':') else {
+        sim.count_google(GoogleApi::Sheets);
         return g_error(404, "NOT_FOUND", &format!("Method not found: POST /v4/spreadsheets/{id_action}"));
     };
     let (id, sid) = (id.to_owned(), id.to_owned());
@@ -1411,6 +1521,7 @@ pub(super) async fn drive_list(
     headers: HeaderMap,
 ) -> Response {
     let what = "GET drive files.list".to_owned();
+    sim.count_google(GoogleApi::Drive);
     if let Some(r) = sim.api_fault(&what, super::Flavor::Google).await {
         return r;
     }
@@ -1526,6 +1637,31 @@ pub(super) async fn control_account(State(sim): State<Simulator>, Json(a): Json<
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Sharing {
+    /// `null` or absent: every registered account; `[]`: nobody.
+    #[serde(default)]
+    shared_with: Option<Vec<String>>,
+}
+
+/// `POST /__sim/google/spreadsheets/{id}/sharing` with `{"shared_with": [...]}`.
+pub(super) async fn control_share(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    Json(s): Json<Sharing>,
+) -> Response {
+    match sim.share_spreadsheet(&id, s.shared_with) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, Json(json!({ "error": e }))).into_response(),
+    }
+}
+
+/// `GET /__sim/google/requests`: [`Simulator::google_requests`].
+pub(super) async fn control_requests(State(sim): State<Simulator>) -> Json<GoogleRequestCounts> {
+    Json(sim.google_requests())
+}
+
 pub(super) async fn control_revoke(State(sim): State<Simulator>) -> StatusCode {
     sim.revoke_google_tokens();
     StatusCode::NO_CONTENT
@@ -1593,5 +1729,147 @@ mod tests {
         assert!(t.read(&a1(None, 5, 5, Some(6), Some(6)), "FORMATTED_VALUE").values.is_none());
         let err = t.write(&a1(None, 0, 0, Some(0), Some(0)), &[vec![json!(1), json!(2)]], false).unwrap_err();
         assert!(err.contains("tried writing to column [B]"), "{err}");
+    }
+
+    fn sim_with_leads() -> (Simulator, String) {
+        let sim = Simulator::new(crate::SimSettings::default());
+        let rows = vec![
+            vec![json!("name"), json!("phone"), json!("notes")],
+            vec![json!("carol"), json!("+1003")],
+            vec![json!(""), json!("+1004"), json!("no name")],
+            vec![json!("Alice"), json!("+1001"), json!("first")],
+            vec![json!("bob"), json!("+1002")],
+        ];
+        let id = sim
+            .create_spreadsheet(NewSpreadsheet {
+                spreadsheet_id: Some("1SortMe".into()),
+                sheets: vec![NewTab { title: "Leads".into(), values: Some(rows), ..NewTab::default() }],
+                ..NewSpreadsheet::default()
+            })
+            .unwrap();
+        (sim, id)
+    }
+
+    #[test]
+    fn sort_rows_keeps_the_header_moves_whole_rows_and_puts_empties_last() {
+        let (sim, id) = sim_with_leads();
+        let v0 = sim.spreadsheet_version(&id).unwrap();
+        let edit: HumanEdit = serde_json::from_value(
+            json!({ "op": "sort_rows", "sheet": "Leads", "from_row": 2, "column": 0, "descending": false }),
+        )
+        .unwrap();
+        let v1 = sim.edit_spreadsheet(&id, edit).unwrap();
+        assert_eq!(v1, v0 + 1, "a sort bumps the Drive version");
+        assert_eq!(sim.spreadsheet_version(&id), Some(v1));
+        let names = |sim: &Simulator| -> Vec<Vec<Value>> { sim.spreadsheet_values(&id, "Leads").unwrap() };
+        assert_eq!(
+            names(&sim),
+            vec![
+                vec![json!("name"), json!("phone"), json!("notes")],
+                vec![json!("Alice"), json!("+1001"), json!("first")],
+                vec![json!("bob"), json!("+1002")],
+                vec![json!("carol"), json!("+1003")],
+                vec![json!(""), json!("+1004"), json!("no name")],
+            ]
+        );
+        let v2 = sim
+            .edit_spreadsheet(
+                &id,
+                HumanEdit::SortRows { sheet: "Leads".into(), from_row: 2, column: 0, descending: true },
+            )
+            .unwrap();
+        assert_eq!(v2, v1 + 1);
+        assert_eq!(
+            names(&sim),
+            vec![
+                vec![json!("name"), json!("phone"), json!("notes")],
+                vec![json!("carol"), json!("+1003")],
+                vec![json!("bob"), json!("+1002")],
+                vec![json!("Alice"), json!("+1001"), json!("first")],
+                vec![json!(""), json!("+1004"), json!("no name")],
+            ],
+            "Z→A keeps empties last"
+        );
+        // `descending` defaults to A→Z; an unknown tab is refused.
+        let edit: HumanEdit =
+            serde_json::from_value(json!({ "op": "sort_rows", "sheet": "Leads", "from_row": 2, "column": 1 })).unwrap();
+        sim.edit_spreadsheet(&id, edit).unwrap();
+        assert_eq!(names(&sim)[1], vec![json!("Alice"), json!("+1001"), json!("first")]);
+        assert_eq!(names(&sim)[4], vec![json!(""), json!("+1004"), json!("no name")]);
+        let missing = HumanEdit::SortRows { sheet: "Nope".into(), from_row: 2, column: 0, descending: false };
+        assert!(sim.edit_spreadsheet(&id, missing).is_err());
+    }
+
+    /// A signed assertion for the sandbox account, as a client library sends it.
+    fn sandbox_assertion(base: &str) -> String {
+        let key: Value = serde_json::from_str(SANDBOX_KEY_JSON).unwrap();
+        let now = Utc::now().timestamp();
+        let claims = json!({ "iss": SANDBOX_ACCOUNT, "scope": "https://www.googleapis.com/auth/spreadsheets",
+            "aud": format!("{base}/token"), "iat": now, "exp": now + 3600 });
+        let pem = key["private_key"].as_str().unwrap();
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::RS256), &claims, &key).unwrap()
+    }
+
+    async fn fetch_token(http: &reqwest::Client, base: &str) -> (u16, Value) {
+        let form =
+            [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &sandbox_assertion(base))];
+        let r = http.post(format!("{base}/token")).form(&form).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn unsharing_answers_403_until_shared_again_and_requests_are_counted() {
+        let h = Simulator::spawn(crate::SimSettings::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (sim, base) = (h.sim.clone(), h.base_url.clone());
+        let id = sim
+            .create_spreadsheet(NewSpreadsheet {
+                spreadsheet_id: Some("1ShareMe".into()),
+                sheets: vec![NewTab { title: "Leads".into(), csv: Some("name\nAlice\n".into()), ..NewTab::default() }],
+                ..NewSpreadsheet::default()
+            })
+            .unwrap();
+        let http = reqwest::Client::new();
+        let (status, body) = fetch_token(&http, &base).await;
+        assert_eq!(status, 200, "{body}");
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        let values = format!("{base}/v4/spreadsheets/{id}/values/Leads!A1:A");
+        let drive = format!("{base}/drive/v3/files/{id}?fields=version");
+        let get = |url: String| {
+            let req = http.get(url).bearer_auth(&token);
+            async move { req.send().await.unwrap().status().as_u16() }
+        };
+        assert_eq!(get(values.clone()).await, 200);
+        let version = sim.spreadsheet_version(&id);
+
+        sim.share_spreadsheet(&id, Some(vec!["someone-else@example.iam.gserviceaccount.com".into()])).unwrap();
+        assert_eq!(get(values.clone()).await, 403);
+        assert_eq!(get(drive.clone()).await, 403);
+        let r = http.get(&values).bearer_auth(&token).send().await.unwrap();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
+        assert_eq!(sim.spreadsheet_version(&id), version, "sharing is not an edit");
+
+        // Through the control API: back to every registered account.
+        let r =
+            http.post(format!("{base}/__sim/google/spreadsheets/{id}/sharing")).json(&json!({ "shared_with": null }));
+        assert_eq!(r.send().await.unwrap().status().as_u16(), 204);
+        assert_eq!(get(values.clone()).await, 200);
+        assert_eq!(get(drive.clone()).await, 200);
+        assert!(sim.share_spreadsheet("1NoSuchBook", None).is_err());
+
+        // A revoked service account: its tokens stop working and new ones are refused until it is registered again.
+        sim.unregister_google_account(SANDBOX_ACCOUNT);
+        assert_eq!(get(values.clone()).await, 401);
+        let (status, body) = fetch_token(&http, &base).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+        sim.register_google_account(SANDBOX_ACCOUNT, SANDBOX_PUBLIC_PEM).unwrap();
+        assert_eq!(fetch_token(&http, &base).await.0, 200);
+
+        // Sheets: 200, 403, 403 (body), 200, 401; Drive: 403, 200; token: 3 (one refused).
+        let counts = sim.google_requests();
+        assert_eq!(counts, GoogleRequestCounts { sheets: 5, drive: 2, token: 3 });
+        let r: Value = http.get(format!("{base}/__sim/google/requests")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(r, json!({ "sheets": 5, "drive": 2, "token": 3 }));
     }
 }

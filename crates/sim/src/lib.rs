@@ -626,6 +626,8 @@ impl Simulator {
             .route("/__sim/google/spreadsheets", post(google::control_create))
             .route("/__sim/google/spreadsheets/{id}", get(google::control_get))
             .route("/__sim/google/spreadsheets/{id}/edits", post(google::control_edit))
+            .route("/__sim/google/spreadsheets/{id}/sharing", post(google::control_share))
+            .route("/__sim/google/requests", get(google::control_requests))
             .route("/__sim/google/accounts", post(google::control_account))
             .route("/__sim/google/revoke-tokens", post(google::control_revoke))
             .route("/__sim/scenario", get(get_scenario).put(put_scenario))
