@@ -15,11 +15,9 @@ use switchboard_storage::{Storage, StoreResult, retry_stale};
 /// that is not the enrollment's current attempt changes nothing) and frees
 /// its gate slot. Returns whether the enrollment changed.
 pub async fn apply_call_outcome(store: &dyn Storage, call: &Call, now: DateTime<Utc>) -> StoreResult<bool> {
-    let (Some(eid), Some(outcome)) = (call.enrollment_id.as_deref(), Outcome::of_call(call)) else {
+    let (Some(eid), Some(outcome)) = (call.enrollment_id.as_ref(), Outcome::of_call(call)) else {
         return Ok(false);
     };
-    let Ok(eid) = switchboard_domain::EnrollmentId::parse(eid) else { return Ok(false) };
-    let eid = &eid;
     retry_stale(8, || async move {
         let Some(mut e) = store.get_enrollment(eid).await? else { return Ok(false) };
         let Some(campaign) = store.get_campaign(&e.campaign_id).await? else { return Ok(false) };

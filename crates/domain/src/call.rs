@@ -18,7 +18,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{CallId, string_enum, time::to_ms};
+use crate::{CallId, CampaignId, ContactId, EnrollmentId, string_enum, time::to_ms};
 
 string_enum! {
     /// Call status, as Twilio spells it (`initiated` only exists in callbacks).
@@ -123,6 +123,46 @@ impl Source {
     }
 }
 
+/// A Twilio Call SID: `CA` followed by 32 hex digits (external-apis.md,
+/// "SID shapes"). Parsed once where a SID enters (the webhook door); the
+/// record still stores the key as a string (`Call::call_sid`), see the
+/// renovation notes in docs/tour.md.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CallSid(String);
+
+impl CallSid {
+    /// Parses and validates a Call SID.
+    pub fn parse(s: &str) -> Result<CallSid, String> {
+        let ok = s.len() == 34 && s.starts_with("CA") && s[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        if ok { Ok(CallSid(s.to_owned())) } else { Err("must be `CA` followed by 32 hex digits".to_owned()) }
+    }
+
+    /// The SID as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CallSid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for CallSid {
+    type Error = String;
+    fn try_from(s: String) -> Result<CallSid, String> {
+        CallSid::parse(&s)
+    }
+}
+
+impl From<CallSid> for String {
+    fn from(sid: CallSid) -> String {
+        sid.0
+    }
+}
+
 /// The one merged record of a call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Call {
@@ -143,11 +183,11 @@ pub struct Call {
     /// Called number.
     pub to: Option<String>,
     /// Campaign that placed the call.
-    pub campaign_id: Option<String>,
+    pub campaign_id: Option<CampaignId>,
     /// Contact called.
-    pub contact_id: Option<String>,
+    pub contact_id: Option<ContactId>,
     /// Campaign enrollment the call belongs to.
-    pub enrollment_id: Option<String>,
+    pub enrollment_id: Option<EnrollmentId>,
     /// ElevenLabs agent.
     pub agent_id: Option<String>,
     /// AMD result.
@@ -230,11 +270,11 @@ pub struct CallUpdate {
     /// Telephony: price unit.
     pub price_unit: Option<String>,
     /// Link: campaign.
-    pub campaign_id: Option<String>,
+    pub campaign_id: Option<CampaignId>,
     /// Link: contact.
-    pub contact_id: Option<String>,
+    pub contact_id: Option<ContactId>,
     /// Link: enrollment.
-    pub enrollment_id: Option<String>,
+    pub enrollment_id: Option<EnrollmentId>,
     /// Link / conversation: agent.
     pub agent_id: Option<String>,
     /// Conversation: status.
@@ -508,10 +548,23 @@ impl Call {
     pub fn absorb(&mut self, other: &Call, now: DateTime<Utc>) -> Result<bool, MergeError> {
         // Two records linked to different campaign calls are two calls, whatever
         // key an update claims they share: refuse before changing anything.
+        let text = |id: Option<&str>| id.map(str::to_owned);
         for (link, mine, theirs) in [
-            ("campaign_id", &self.campaign_id, &other.campaign_id),
-            ("contact_id", &self.contact_id, &other.contact_id),
-            ("enrollment_id", &self.enrollment_id, &other.enrollment_id),
+            (
+                "campaign_id",
+                text(self.campaign_id.as_ref().map(CampaignId::as_str)),
+                text(other.campaign_id.as_ref().map(CampaignId::as_str)),
+            ),
+            (
+                "contact_id",
+                text(self.contact_id.as_ref().map(ContactId::as_str)),
+                text(other.contact_id.as_ref().map(ContactId::as_str)),
+            ),
+            (
+                "enrollment_id",
+                text(self.enrollment_id.as_ref().map(EnrollmentId::as_str)),
+                text(other.enrollment_id.as_ref().map(EnrollmentId::as_str)),
+            ),
         ] {
             if let (Some(a), Some(b)) = (mine, theirs)
                 && a != b
@@ -520,8 +573,8 @@ impl Call {
                     id: self.id.clone(),
                     other: other.id.clone(),
                     link,
-                    existing: a.clone(),
-                    incoming: b.clone(),
+                    existing: a,
+                    incoming: b,
                 });
             }
         }
@@ -762,5 +815,23 @@ mod tests {
         }
         assert!("bogus".parse::<CallStatus>().unwrap_err().contains("in-progress"));
         assert_eq!(serde_json::to_string(&AnsweredBy::MachineEndBeep).unwrap(), "\"machine_end_beep\"");
+    }
+
+    #[test]
+    fn a_call_sid_is_ca_and_32_hex_digits() {
+        let ok = "CA0123456789abcdef0123456789ABCDEF";
+        assert_eq!(CallSid::parse(ok).unwrap().as_str(), ok);
+        for bad in [
+            "",
+            "CA1",
+            "AC0123456789abcdef0123456789abcdef",
+            "CA0123456789abcdef0123456789abcdeg",
+            "CA0123456789abcdef0123456789abcdef0",
+        ] {
+            assert!(CallSid::parse(bad).is_err(), "{bad}");
+        }
+        let json = serde_json::to_string(&CallSid::parse(ok).unwrap()).unwrap();
+        assert_eq!(json, format!("\"{ok}\""));
+        assert!(serde_json::from_str::<CallSid>("\"CA1\"").is_err());
     }
 }

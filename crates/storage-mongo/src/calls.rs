@@ -351,8 +351,8 @@ fn call_filter_doc(filter: &CallFilter) -> Document {
         }
     };
     eq(&mut d, "direction", filter.direction.map(|x| x.as_str()));
-    eq(&mut d, "campaign_id", filter.campaign_id.as_deref());
-    eq(&mut d, "contact_id", filter.contact_id.as_deref());
+    eq(&mut d, "campaign_id", filter.campaign_id.as_ref().map(|c| c.as_str()));
+    eq(&mut d, "contact_id", filter.contact_id.as_ref().map(|c| c.as_str()));
     eq(&mut d, "agent_id", filter.agent_id.as_deref());
     eq(&mut d, "from", filter.from.as_deref());
     eq(&mut d, "to", filter.to.as_deref());

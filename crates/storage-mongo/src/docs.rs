@@ -9,7 +9,7 @@
 use mongodb::bson::{Bson, DateTime as BsonDate, Document, doc};
 use serde::{Deserialize, Serialize};
 use switchboard_domain::time::from_millis;
-use switchboard_domain::{Call, CallEvent, CallId, EventId};
+use switchboard_domain::{Call, CallEvent, CallId, CampaignId, ContactId, EnrollmentId, EventId, IdError};
 use switchboard_storage::StoreError;
 
 /// An instant as stored: a BSON date (milliseconds), never a string.
@@ -44,6 +44,11 @@ fn word<T: ToString>(v: Option<T>) -> Option<String> {
 fn parse<T: std::str::FromStr<Err = String>>(field: &str, v: Option<String>) -> Result<Option<T>, StoreError> {
     v.map(|s| s.parse::<T>().map_err(|e| StoreError::Other(anyhow::anyhow!("stored `{field}` is invalid: {e}"))))
         .transpose()
+}
+
+/// A stored id of another record: a corrupt value is a store error, not a panic or a silent `None`.
+fn link<T>(field: &str, v: Option<String>, parse: fn(&str) -> Result<T, IdError>) -> Result<Option<T>, StoreError> {
+    v.map(|s| parse(&s).map_err(|e| StoreError::Other(anyhow::anyhow!("stored `{field}` is invalid: {e}")))).transpose()
 }
 
 /// A document of `calls`.
@@ -159,9 +164,9 @@ impl From<&Call> for CallDoc {
             status: x.status.as_str().into(),
             from: x.from.clone(),
             to: x.to.clone(),
-            campaign_id: x.campaign_id.clone(),
-            contact_id: x.contact_id.clone(),
-            enrollment_id: x.enrollment_id.clone(),
+            campaign_id: word(x.campaign_id.as_ref()),
+            contact_id: word(x.contact_id.as_ref()),
+            enrollment_id: word(x.enrollment_id.as_ref()),
             agent_id: x.agent_id.clone(),
             answered_by: word(x.answered_by),
             started_at: bson_date(x.started_at),
@@ -201,9 +206,9 @@ impl TryFrom<CallDoc> for Call {
             status: parse("status", Some(x.status))?.expect("Some in, Some out"),
             from: x.from,
             to: x.to,
-            campaign_id: x.campaign_id,
-            contact_id: x.contact_id,
-            enrollment_id: x.enrollment_id,
+            campaign_id: link("campaign_id", x.campaign_id, CampaignId::parse)?,
+            contact_id: link("contact_id", x.contact_id, ContactId::parse)?,
+            enrollment_id: link("enrollment_id", x.enrollment_id, EnrollmentId::parse)?,
             agent_id: x.agent_id,
             answered_by: parse("answered_by", x.answered_by)?,
             started_at: chrono_date(x.started_at),

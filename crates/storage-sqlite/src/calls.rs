@@ -139,8 +139,8 @@ impl CallStore for SqliteStore {
             w.push(&format!("status IN ({marks})"), filter.statuses.iter().map(|s| s.as_str().to_owned().into()));
         }
         w.eq("direction", filter.direction.map(|d| d.as_str()));
-        w.eq("campaign_id", filter.campaign_id.as_deref());
-        w.eq("contact_id", filter.contact_id.as_deref());
+        w.eq("campaign_id", filter.campaign_id.as_ref().map(|c| c.as_str()));
+        w.eq("contact_id", filter.contact_id.as_ref().map(|c| c.as_str()));
         w.eq("agent_id", filter.agent_id.as_deref());
         w.eq("from_number", filter.from.as_deref());
         w.eq("to_number", filter.to.as_deref());

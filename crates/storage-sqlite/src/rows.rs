@@ -3,7 +3,7 @@
 use rusqlite::Row;
 use rusqlite::types::Value;
 use switchboard_domain::time::from_millis;
-use switchboard_domain::{Call, CallEvent, CallId, EventId};
+use switchboard_domain::{Call, CallEvent, CallId, CampaignId, ContactId, EnrollmentId, EventId, IdError};
 use switchboard_storage::StoreError;
 
 /// Column order shared by every call query (`id` first; `replace_call` relies on it).
@@ -38,9 +38,9 @@ pub(crate) fn call_params(c: &Call) -> Vec<Value> {
         Value::Text(c.status.as_str().into()),
         text(&c.from),
         text(&c.to),
-        text(&c.campaign_id),
-        text(&c.contact_id),
-        text(&c.enrollment_id),
+        word(c.campaign_id.as_ref()),
+        word(c.contact_id.as_ref()),
+        word(c.enrollment_id.as_ref()),
         text(&c.agent_id),
         word(c.answered_by),
         Value::Integer(c.started_at.timestamp_millis()),
@@ -74,6 +74,11 @@ fn parse_opt<T: std::str::FromStr<Err = String>>(row: &Row<'_>, i: usize) -> rus
     row.get::<_, Option<String>>(i)?.map(|s| s.parse::<T>().map_err(|e| conv_err(i, e))).transpose()
 }
 
+/// A stored id of another record; a corrupt value fails the read (a `StoreError` via [`map_err`]).
+fn link<T>(row: &Row<'_>, i: usize, parse: fn(&str) -> Result<T, IdError>) -> rusqlite::Result<Option<T>> {
+    row.get::<_, Option<String>>(i)?.map(|s| parse(&s).map_err(|e| conv_err(i, e.to_string()))).transpose()
+}
+
 fn ts_opt(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<chrono::DateTime<chrono::Utc>>> {
     Ok(row.get::<_, Option<i64>>(i)?.map(from_millis))
 }
@@ -89,9 +94,9 @@ pub(crate) fn call_from_row(row: &Row<'_>) -> rusqlite::Result<Call> {
         status: parse_opt(row, 5)?.ok_or_else(|| conv_err(5, "status is NULL".into()))?,
         from: row.get(6)?,
         to: row.get(7)?,
-        campaign_id: row.get(8)?,
-        contact_id: row.get(9)?,
-        enrollment_id: row.get(10)?,
+        campaign_id: link(row, 8, CampaignId::parse)?,
+        contact_id: link(row, 9, ContactId::parse)?,
+        enrollment_id: link(row, 10, EnrollmentId::parse)?,
         agent_id: row.get(11)?,
         answered_by: parse_opt(row, 12)?,
         started_at: from_millis(row.get(13)?),

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use switchboard_domain::{AnsweredBy, Call, CallEvent, CallId, CallStatus, CallUpdate, Direction};
+use switchboard_domain::{
+    AnsweredBy, Call, CallEvent, CallId, CallStatus, CallUpdate, CampaignId, ContactId, Direction,
+};
 
 use crate::{Cursor, Page, PageRequest, StoreError, StoreResult};
 
@@ -15,9 +17,9 @@ pub struct CallFilter {
     /// Direction.
     pub direction: Option<Direction>,
     /// Campaign.
-    pub campaign_id: Option<String>,
+    pub campaign_id: Option<CampaignId>,
     /// Contact.
-    pub contact_id: Option<String>,
+    pub contact_id: Option<ContactId>,
     /// Agent.
     pub agent_id: Option<String>,
     /// Caller number (exact).

@@ -755,7 +755,7 @@ mod tests {
             assert!(c.started_at >= month_ago && c.started_at <= now, "{}", c.started_at);
             assert!(c.ended_at.is_none_or(|e| e <= now && e >= c.started_at));
             assert!(c.from.as_deref().unwrap().starts_with('+') && c.to.as_deref().unwrap().starts_with('+'));
-            assert!(c.contact_id.as_deref().unwrap().starts_with("con_"));
+            assert!(c.contact_id.as_ref().unwrap().as_str().starts_with("con_"));
             assert_eq!(c.direction == Some(Direction::Inbound), c.campaign_id.is_none());
             if c.status == CallStatus::Completed {
                 assert!(c.duration_secs.unwrap() >= 8 && c.answered_at.is_some());

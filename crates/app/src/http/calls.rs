@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::routing::get;
 use serde::Serialize;
-use switchboard_domain::{AnsweredBy, Call, CallId, CallStatus, Direction};
-use switchboard_storage::{CallFilter, CallSort};
+use switchboard_domain::{AnsweredBy, Call, CallId, CallStatus, CampaignId, ContactId, Direction};
+use switchboard_storage::{CallFilter, CallSort, Page};
 use utoipa::ToSchema;
 
 use super::events::EventPage;
@@ -120,9 +120,9 @@ impl From<Call> for CallOut {
             status: c.status.to_string(),
             from: c.from,
             to: c.to,
-            campaign_id: c.campaign_id,
-            contact_id: c.contact_id,
-            enrollment_id: c.enrollment_id,
+            campaign_id: c.campaign_id.map(String::from),
+            contact_id: c.contact_id.map(String::from),
+            enrollment_id: c.enrollment_id.map(String::from),
             agent_id: c.agent_id,
             answered_by: c.answered_by.map(|a| a.to_string()),
             started_at: ts(c.started_at),
@@ -226,11 +226,17 @@ pub async fn list_calls(State(state): State<AppState>, uri: Uri) -> Result<Json<
             Err(e) => q.bad("status", e),
         }
     }
+    // A link id of the wrong shape names no stored call (every stored link is
+    // a valid id), so it filters everything out: the answer stays an empty
+    // 200, as it always was, without asking the store.
+    let mut names_nothing = false;
+    let campaign_id = q.one("campaign_id").and_then(|v| CampaignId::parse(&v).map_err(|_| names_nothing = true).ok());
+    let contact_id = q.one("contact_id").and_then(|v| ContactId::parse(&v).map_err(|_| names_nothing = true).ok());
     let filter = CallFilter {
         statuses,
         direction: q.parsed::<Direction>("direction"),
-        campaign_id: q.one("campaign_id"),
-        contact_id: q.one("contact_id"),
+        campaign_id,
+        contact_id,
         agent_id: q.one("agent_id"),
         from: q.one("from"),
         to: q.one("to"),
@@ -252,6 +258,10 @@ pub async fn list_calls(State(state): State<AppState>, uri: Uri) -> Result<Json<
     };
     let page = q.page();
     q.finish()?;
+    if names_nothing {
+        sort.decode(&page).map_err(cursor_error)?;
+        return Ok(Json(CallPage::from_page(Page { items: vec![], next_cursor: None })));
+    }
     let p = state.store.list_calls(&filter, sort, &page).await.map_err(cursor_error)?;
     Ok(Json(CallPage::from_page(p)))
 }

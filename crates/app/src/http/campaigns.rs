@@ -559,7 +559,7 @@ pub struct Progress {
 }
 
 async fn outcomes(state: &AppState, c: &Campaign) -> Result<(BTreeMap<String, u64>, u64, f64, u64), ApiError> {
-    let filter = CallFilter { campaign_id: Some(c.id.to_string()), ..Default::default() };
+    let filter = CallFilter { campaign_id: Some(c.id.clone()), ..Default::default() };
     let mut by = BTreeMap::new();
     let (mut finished, mut dur_sum, mut dur_n) = (0u64, 0f64, 0u64);
     let (store, filter) = (&state.store, &filter);

@@ -290,7 +290,7 @@ pub async fn calls(
     if state.store.get_contact(&id).await?.is_none() {
         return Err(ApiError::NotFound("contact"));
     }
-    let filter = CallFilter { contact_id: Some(id.to_string()), ..Default::default() };
+    let filter = CallFilter { contact_id: Some(id.clone()), ..Default::default() };
     let p =
         state.store.list_calls(&filter, CallSort::StartedAtDesc, &page).await.map_err(super::extract::cursor_error)?;
     Ok(Json(CallPage::from_page(p)))

@@ -535,9 +535,9 @@ impl Dialer {
             direction: Some(switchboard_domain::Direction::OutboundApi),
             to: Some(contact.phone.clone()),
             from,
-            campaign_id: Some(campaign.id.to_string()),
-            contact_id: Some(contact.id.to_string()),
-            enrollment_id: Some(claimed.id.to_string()),
+            campaign_id: Some(campaign.id.clone()),
+            contact_id: Some(contact.id.clone()),
+            enrollment_id: Some(claimed.id.clone()),
             agent_id: Some(campaign.agent.agent_id.clone()),
             ..Default::default()
         };

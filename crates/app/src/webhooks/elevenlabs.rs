@@ -106,13 +106,11 @@ pub async fn post_call(State(state): State<AppState>, headers: HeaderMap, body: 
     let conversation_id = checked_id(conversation_id, "data.conversation_id")?;
     tracing::Span::current().record("conversation_id", conversation_id.as_str());
     let call_sid = match call_sid_of(data) {
-        Some(sid) if !super::is_sid(&sid, "CA") => {
-            return Err(ApiError::webhook_field(
-                "data.metadata.phone_call.call_sid",
-                "must be `CA` followed by 32 letters or digits",
-            ));
-        }
-        other => other,
+        Some(sid) => Some(String::from(
+            switchboard_domain::call::CallSid::parse(&sid)
+                .map_err(|reason| ApiError::webhook_field("data.metadata.phone_call.call_sid", reason))?,
+        )),
+        None => None,
     };
     let agent_id = match str_at(data, &["agent_id"]) {
         Some(a) => Some(checked_id(a, "data.agent_id")?),

@@ -4,6 +4,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use chrono::{DateTime, Utc};
+use switchboard_domain::call::CallSid;
 use switchboard_domain::{AnsweredBy, CallStatus, CallUpdate, Direction, Source};
 
 use super::{ingest, verify::verify_twilio};
@@ -107,11 +108,12 @@ impl Fields {
 
     fn call_sid(&mut self, form: &Form) -> Option<String> {
         let sid = self.required(form, "CallSid")?;
-        if is_sid(sid, "CA") {
-            Some(sid.to_owned())
-        } else {
-            self.bad("CallSid", "must be `CA` followed by 32 characters");
-            None
+        match CallSid::parse(sid) {
+            Ok(sid) => Some(sid.into()),
+            Err(reason) => {
+                self.bad("CallSid", reason);
+                None
+            }
         }
     }
 

@@ -1,11 +1,14 @@
 //! Conformance cases for calls and call events.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Duration, Utc};
 use switchboard_domain::time::{from_millis, now_ms};
-use switchboard_domain::{AnsweredBy, Call, CallEvent, CallId, CallStatus, CallUpdate, Direction, EventId, Source};
+use switchboard_domain::{
+    AnsweredBy, Call, CallEvent, CallId, CallStatus, CallUpdate, CampaignId, ContactId, Direction, EnrollmentId,
+    EventId, Source,
+};
 
 use super::Harness;
 use crate::{CallFilter, CallSort, EventFilter, PageRequest, Storage, StoreError};
@@ -13,6 +16,11 @@ use crate::{CallFilter, CallSort, EventFilter, PageRequest, Storage, StoreError}
 fn sid(n: u64) -> String {
     format!("CA{n:032x}")
 }
+
+/// The campaigns and contacts the call dataset links to (generated once, so
+/// every `dataset` call and every filter names the same ones).
+static CAMPAIGNS: LazyLock<[CampaignId; 3]> = LazyLock::new(|| std::array::from_fn(|_| CampaignId::new()));
+static CONTACTS: LazyLock<[ContactId; 6]> = LazyLock::new(|| std::array::from_fn(|_| ContactId::new()));
 
 fn twilio(call_sid: &str, seq: i64, status: CallStatus, at: DateTime<Utc>) -> CallUpdate {
     CallUpdate {
@@ -328,9 +336,9 @@ pub async fn timestamps_round_trip_at_millisecond_precision(h: &dyn Harness) {
     u.sip_response_code = Some(200);
     u.price = Some("-0.0130".into());
     u.price_unit = Some("USD".into());
-    u.campaign_id = Some("cmp_1".into());
-    u.contact_id = Some("con_1".into());
-    u.enrollment_id = Some("enr_1".into());
+    u.campaign_id = Some(CampaignId::new());
+    u.contact_id = Some(ContactId::new());
+    u.enrollment_id = Some(EnrollmentId::new());
     let created = s.upsert_call(&u).await.unwrap().call;
     let merged = s
         .upsert_call(&CallUpdate {
@@ -370,8 +378,8 @@ fn dataset(n: usize) -> Vec<Call> {
                 from: Some(format!("+1500555{:04}", i % 4)),
                 to: Some(format!("+1600555{:04}", i % 5)),
                 answered_by: amd[i % 3],
-                campaign_id: (i % 2 == 0).then(|| format!("cmp_{}", i % 3)),
-                contact_id: Some(format!("con_{}", i % 6)),
+                campaign_id: (i % 2 == 0).then(|| CAMPAIGNS[i % 3].clone()),
+                contact_id: Some(CONTACTS[i % 6].clone()),
                 ..Default::default()
             };
             let mut c = Call::new_from(&u, base + Duration::milliseconds(i as i64 * 3)).unwrap();
@@ -398,8 +406,8 @@ pub async fn every_call_filter_and_sort_matches_the_reference(h: &dyn Harness) {
             ..Default::default()
         },
         CallFilter { direction: Some(Direction::Inbound), ..Default::default() },
-        CallFilter { campaign_id: Some("cmp_0".into()), ..Default::default() },
-        CallFilter { contact_id: Some("con_3".into()), ..Default::default() },
+        CallFilter { campaign_id: Some(CAMPAIGNS[0].clone()), ..Default::default() },
+        CallFilter { contact_id: Some(CONTACTS[3].clone()), ..Default::default() },
         CallFilter { agent_id: Some("agent_4".into()), ..Default::default() },
         CallFilter { from: Some("+15005550002".into()), ..Default::default() },
         CallFilter { to: Some("+16005550004".into()), ..Default::default() },
@@ -408,12 +416,12 @@ pub async fn every_call_filter_and_sort_matches_the_reference(h: &dyn Harness) {
         CallFilter { started_before: Some(base + Duration::seconds(2500)), ..Default::default() },
         CallFilter {
             statuses: vec![CallStatus::Completed, CallStatus::Failed],
-            campaign_id: Some("cmp_2".into()),
+            campaign_id: Some(CAMPAIGNS[2].clone()),
             started_after: Some(base + Duration::seconds(500)),
             started_before: Some(base + Duration::seconds(4000)),
             ..Default::default()
         },
-        CallFilter { campaign_id: Some("cmp_none".into()), ..Default::default() },
+        CallFilter { campaign_id: Some(CampaignId::new()), ..Default::default() },
     ];
     for sort in [CallSort::StartedAtDesc, CallSort::StartedAtAsc, CallSort::CreatedAtDesc] {
         for f in &filters {
@@ -505,7 +513,7 @@ pub async fn lookups_by_key_and_missing_ids(h: &dyn Harness) {
         id: Some(id.clone()),
         status: Some(CallStatus::Queued),
         to: Some("+15005550006".into()),
-        campaign_id: Some("cmp_9".into()),
+        campaign_id: Some(CampaignId::new()),
         ..Default::default()
     };
     let o = s.upsert_call(&placed).await.unwrap();

@@ -579,9 +579,9 @@ fn list_query(kind: usize, rng: &mut StdRng, week_ago: &str) -> Vec<(&'static st
     let mut q: Vec<(&'static str, String)> = match kind {
         0 => vec![],
         1 | 8 => vec![("status", "completed".into())],
-        2 => vec![("campaign_id", seed::campaign_id(rng.random_range(1..=LIST_CAMPAIGNS)))],
+        2 => vec![("campaign_id", seed::campaign_id(rng.random_range(1..=LIST_CAMPAIGNS)).to_string())],
         3 => vec![
-            ("campaign_id", seed::campaign_id(rng.random_range(1..=LIST_CAMPAIGNS))),
+            ("campaign_id", seed::campaign_id(rng.random_range(1..=LIST_CAMPAIGNS)).to_string()),
             ("status", "completed".into()),
         ],
         4 => vec![("direction", "inbound".into())],
