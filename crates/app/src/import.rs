@@ -249,7 +249,7 @@ const FIELDS: &[&str] = &[
 ];
 
 /// Column → field for a header row, with explicit mappings applied.
-fn column_fields(headers: &[String], mapping: &[(String, String)]) -> Result<Vec<String>, String> {
+pub(crate) fn column_fields(headers: &[String], mapping: &[(String, String)]) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for h in headers {
         let explicit = mapping.iter().find(|(c, _)| c.eq_ignore_ascii_case(h.trim())).map(|(_, f)| f.clone());
@@ -275,7 +275,7 @@ fn column_fields(headers: &[String], mapping: &[(String, String)]) -> Result<Vec
 }
 
 /// Builds a contact from one row of (field, raw text) pairs.
-fn row_contact(cells: &[(String, String)], opts: &ImportOptions, source: &str) -> Result<Contact, Vec<FieldError>> {
+pub(crate) fn row_contact(cells: &[(String, String)], opts: &ImportOptions, source: &str) -> Result<Contact, Vec<FieldError>> {
     let mut input = ContactInput { source: Some(source.to_owned()), ..Default::default() };
     let mut custom = BTreeMap::new();
     let (mut first, mut last, mut lat, mut lon) = (None, None, None, None);

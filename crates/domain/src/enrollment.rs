@@ -237,6 +237,19 @@ impl Enrollment {
         true
     }
 
+    /// Cancels a waiting enrollment (never dialled, or between retries)
+    /// with `why`; returns false, changing nothing, when it is dialling, in a
+    /// call or already final.
+    pub fn cancel_waiting(&mut self, why: &str, now: DateTime<Utc>) -> bool {
+        if !self.status.is_waiting() {
+            return false;
+        }
+        self.status = EnrollmentStatus::Cancelled;
+        self.reason = Some(why.to_owned());
+        self.updated_at = crate::time::to_ms(now);
+        true
+    }
+
     /// Ends an in-call attempt whose call record is gone (or was never
     /// linked) as `failed`, with `why` in front of the retry rule's reason,
     /// so it frees its slot and the campaign can finish. Returns whether it

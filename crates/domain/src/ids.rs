@@ -101,6 +101,10 @@ id_type!(
     /// Our id of a campaign enrollment (one contact in one campaign).
     EnrollmentId, "enrollment", "enr_"
 );
+id_type!(
+    /// Our id of a Google Sheets link (one spreadsheet tab bound to a campaign or the contact list).
+    SheetLinkId, "sheet link", "lnk_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,8 @@
 //! - [`contact`], [`campaign`], [`enrollment`]: campaigns and the dialling
 //!   rules (architecture §4): validation, lifecycle, recipient-local calling
 //!   windows, retry policy and eligibility.
+//! - [`sheet`]: Google Sheets links (a tab bound to a campaign or the
+//!   contact list), their column ownership, sync state and per-row state.
 //!
 //! Storage backends convert these types to their own rows and documents; the
 //! domain never derives a driver trait.
@@ -21,6 +23,7 @@ pub mod contact;
 pub mod enrollment;
 pub mod event;
 pub mod ids;
+pub mod sheet;
 mod macros;
 pub mod time;
 
@@ -29,4 +32,5 @@ pub use campaign::{Campaign, CampaignAction, CampaignInput, CampaignStatus, Dial
 pub use contact::{Contact, ContactInput, FieldError};
 pub use enrollment::{Eligibility, Enrollment, EnrollmentStatus, Outcome};
 pub use event::CallEvent;
-pub use ids::{CallId, CampaignId, ContactId, EnrollmentId, EventId, IdError};
+pub use ids::{CallId, CampaignId, ContactId, EnrollmentId, EventId, IdError, SheetLinkId};
+pub use sheet::{SheetLink, SheetRow};

@@ -39,6 +39,7 @@ mod events;
 mod leases;
 mod records;
 pub mod schema;
+mod sheets;
 
 use std::time::Duration;
 

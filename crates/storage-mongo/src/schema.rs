@@ -30,6 +30,10 @@ pub(crate) const IMPORTS: &str = "imports";
 pub(crate) const IMPORT_UNDO: &str = "import_undo";
 /// Collection names: leases and visible state of background jobs.
 pub(crate) const JOB_LEASES: &str = "job_leases";
+/// Collection names: Google Sheets links and their per-row sync state.
+pub(crate) const SHEET_LINKS: &str = "sheet_links";
+/// Collection names.
+pub(crate) const SHEET_ROWS: &str = "sheet_rows";
 
 fn strings<T: Copy>(all: &[T], f: impl Fn(T) -> &'static str) -> Vec<&'static str> {
     all.iter().map(|x| f(*x)).collect()
@@ -251,6 +255,51 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
             "failures": long(0),
         }
     }};
+    let status_fields = strings(switchboard_domain::sheet::StatusField::ALL, |f| f.as_str());
+    let sheet_links = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "spreadsheet_id", "tab", "header_row", "mapping", "status_columns", "on_row_deleted",
+            "poll_secs", "paused", "state", "created_at", "updated_at", "version"],
+        "properties": {
+            "_id": { "bsonType": "string", "pattern": "^lnk_[0-9a-f]{32}$" },
+            "spreadsheet_id": { "bsonType": "string", "pattern": "^[A-Za-z0-9_-]{10,128}$" },
+            "tab": { "bsonType": "string", "minLength": 1, "maxLength": 100 },
+            "header_row": { "bsonType": ["int", "long"], "minimum": 1, "maximum": 1000 },
+            "campaign_id": { "bsonType": "string", "pattern": "^cmp_[0-9a-f]{32}$" },
+            "mapping": { "bsonType": "object", "additionalProperties": { "bsonType": "string" } },
+            "status_columns": { "bsonType": "object", "propertyNames": { "enum": status_fields },
+                "additionalProperties": { "bsonType": "string", "minLength": 1 } },
+            "on_row_deleted": { "enum": ["cancel", "keep"] },
+            "poll_secs": { "bsonType": ["int", "long"], "minimum": 5, "maximum": 86400 },
+            "paused": { "bsonType": "bool" },
+            "state": { "bsonType": "object", "required": ["rows", "valid_rows", "rows_in", "rows_out", "pending_writebacks", "requests", "row_issues"],
+                "properties": {
+                    "status": { "enum": ["new", "ok", "error", "paused"] },
+                    "last_version": long(0),
+                    "last_sync_at": date(),
+                    "last_success_at": date(),
+                    "last_error": string(),
+                    "rows": long(0), "valid_rows": long(0), "rows_in": long(0), "rows_out": long(0),
+                    "pending_writebacks": long(0), "requests": long(0),
+                    "row_issues": { "bsonType": "array", "maxItems": 100 },
+                } },
+            "created_at": date(),
+            "updated_at": date(),
+            "version": long(1),
+        }
+    }};
+    let sheet_rows = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "link_id", "contact_id", "fingerprint", "row_hint", "seen_at"],
+        "properties": {
+            "_id": string(),
+            "link_id": { "bsonType": "string", "pattern": "^lnk_[0-9a-f]{32}$" },
+            "contact_id": { "bsonType": "string", "pattern": "^con_[0-9a-f]{32}$" },
+            "fingerprint": { "bsonType": "string", "minLength": 1, "maxLength": 128 },
+            "row_hint": long(1),
+            "seen_at": date(),
+        }
+    }};
     vec![
         (CALLS, calls),
         (CALL_EVENTS, events),
@@ -260,6 +309,8 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
         (IMPORTS, imports),
         (IMPORT_UNDO, import_undo),
         (JOB_LEASES, job_leases),
+        (SHEET_LINKS, sheet_links),
+        (SHEET_ROWS, sheet_rows),
     ]
 }
 
@@ -397,6 +448,15 @@ pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
         ),
         (ENROLLMENTS, index("leases", doc! { "status": 1, "lease.expires_at": 1 })),
         (ENROLLMENTS, index("contact", doc! { "contact_id": 1 })),
+        (
+            SHEET_LINKS,
+            IndexModel::builder()
+                .keys(doc! { "spreadsheet_id": 1, "tab": 1 })
+                .options(IndexOptions::builder().name("spreadsheet_tab_uq".to_owned()).unique(true).build())
+                .build(),
+        ),
+        (SHEET_LINKS, index("created", doc! { "created_at": -1, "_id": -1 })),
+        (SHEET_ROWS, index("link_contact", doc! { "link_id": 1, "contact_id": 1 })),
     ]
 }
 

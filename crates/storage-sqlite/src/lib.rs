@@ -37,6 +37,7 @@ mod events;
 mod leases;
 mod rows;
 mod schema;
+mod sheets;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};

@@ -225,4 +225,32 @@ CREATE TABLE job_leases (
 ) STRICT, WITHOUT ROWID;
 "#,
     ),
+    (
+        "0006_sheet_links",
+        r#"
+-- Google Sheets links (settings as JSON `doc`, the sync job's JSON `state`)
+-- and what the sync remembers per row (switchboard_storage::sheets).
+CREATE TABLE sheet_links (
+    id             TEXT    PRIMARY KEY CHECK (id GLOB 'lnk_*' AND length(id) = 36),
+    spreadsheet_id TEXT    NOT NULL CHECK (length(spreadsheet_id) BETWEEN 10 AND 128),
+    tab            TEXT    NOT NULL CHECK (length(tab) BETWEEN 1 AND 100),
+    campaign_id    TEXT    CHECK (campaign_id IS NULL OR campaign_id GLOB 'cmp_*'),
+    created_at     INTEGER NOT NULL CHECK (typeof(created_at) = 'integer'),
+    updated_at     INTEGER NOT NULL CHECK (typeof(updated_at) = 'integer'),
+    version        INTEGER NOT NULL CHECK (version >= 1),
+    doc            TEXT    NOT NULL CHECK (json_valid(doc)),
+    state          TEXT    NOT NULL CHECK (json_valid(state)),
+    UNIQUE (spreadsheet_id, tab)
+) STRICT;
+CREATE INDEX sheet_links_created ON sheet_links (created_at, id);
+CREATE TABLE sheet_rows (
+    link_id     TEXT    NOT NULL REFERENCES sheet_links (id) ON DELETE CASCADE,
+    contact_id  TEXT    NOT NULL CHECK (contact_id GLOB 'con_*'),
+    fingerprint TEXT    NOT NULL CHECK (length(fingerprint) BETWEEN 1 AND 128),
+    row_hint    INTEGER NOT NULL CHECK (row_hint >= 1),
+    seen_at     INTEGER NOT NULL CHECK (typeof(seen_at) = 'integer'),
+    PRIMARY KEY (link_id, contact_id)
+) STRICT, WITHOUT ROWID;
+"#,
+    ),
 ];

@@ -1,7 +1,7 @@
 //! Store decorators in one line: [`decorate_storage!`](crate::decorate_storage) implements every
 //! store trait ([`CallStore`](crate::CallStore), [`EventStore`](crate::EventStore),
 //! [`ContactStore`](crate::ContactStore), [`CampaignStore`](crate::CampaignStore),
-//! [`EnrollmentStore`](crate::EnrollmentStore), [`JobStore`](crate::JobStore) and [`Storage`](crate::Storage))
+//! [`EnrollmentStore`](crate::EnrollmentStore), [`JobStore`](crate::JobStore), [`SheetStore`](crate::SheetStore) and [`Storage`](crate::Storage))
 //! for a type that wraps another store, sending every call through one
 //! method of the decorator:
 //!
@@ -98,6 +98,7 @@ macro_rules! decorate_storage {
 
         $crate::__forward_campaign_stores!($ty, $field, $wrap);
         $crate::__forward_job_stores!($ty, $field, $wrap);
+        $crate::__forward_sheet_stores!($ty, $field, $wrap);
 
         #[async_trait::async_trait]
         impl $crate::Storage for $ty {
@@ -365,6 +366,65 @@ macro_rules! __forward_job_stores {
             }
             async fn list_jobs(&self) -> $crate::StoreResult<Vec<$crate::JobState>> {
                 self.$wrap("list_jobs", self.$field.list_jobs()).await
+            }
+        }
+    };
+}
+
+/// The Sheets part of [`decorate_storage!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward_sheet_stores {
+    ($ty:ty, $field:tt, $wrap:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::SheetStore for $ty {
+            async fn insert_sheet_link(&self, l: &::switchboard_domain::SheetLink) -> $crate::StoreResult<()> {
+                self.$wrap("insert_sheet_link", self.$field.insert_sheet_link(l)).await
+            }
+            async fn get_sheet_link(
+                &self,
+                id: &::switchboard_domain::SheetLinkId,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::SheetLink>> {
+                self.$wrap("get_sheet_link", self.$field.get_sheet_link(id)).await
+            }
+            async fn list_sheet_links(
+                &self,
+                p: &$crate::PageRequest,
+            ) -> $crate::StoreResult<$crate::Page<::switchboard_domain::SheetLink>> {
+                self.$wrap("list_sheet_links", self.$field.list_sheet_links(p)).await
+            }
+            async fn replace_sheet_link(
+                &self,
+                l: &::switchboard_domain::SheetLink,
+            ) -> $crate::StoreResult<::switchboard_domain::SheetLink> {
+                self.$wrap("replace_sheet_link", self.$field.replace_sheet_link(l)).await
+            }
+            async fn set_sheet_state(
+                &self,
+                id: &::switchboard_domain::SheetLinkId,
+                st: &::switchboard_domain::sheet::SyncState,
+                now: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<()> {
+                self.$wrap("set_sheet_state", self.$field.set_sheet_state(id, st, now)).await
+            }
+            async fn delete_sheet_link(&self, id: &::switchboard_domain::SheetLinkId) -> $crate::StoreResult<bool> {
+                self.$wrap("delete_sheet_link", self.$field.delete_sheet_link(id)).await
+            }
+            async fn sheet_rows(
+                &self,
+                l: &::switchboard_domain::SheetLinkId,
+            ) -> $crate::StoreResult<Vec<::switchboard_domain::SheetRow>> {
+                self.$wrap("sheet_rows", self.$field.sheet_rows(l)).await
+            }
+            async fn put_sheet_rows(&self, r: &[::switchboard_domain::SheetRow]) -> $crate::StoreResult<()> {
+                self.$wrap("put_sheet_rows", self.$field.put_sheet_rows(r)).await
+            }
+            async fn delete_sheet_rows(
+                &self,
+                l: &::switchboard_domain::SheetLinkId,
+                c: &[::switchboard_domain::ContactId],
+            ) -> $crate::StoreResult<u64> {
+                self.$wrap("delete_sheet_rows", self.$field.delete_sheet_rows(l, c)).await
             }
         }
     };

@@ -11,6 +11,7 @@
 //! - [`campaigns`]: `ContactStore`, `CampaignStore` (with the dial gate) and
 //!   `EnrollmentStore` (with atomic claims).
 //! - [`jobs`]: `JobStore`, fenced leases and visible state of background jobs.
+//! - [`sheets`]: `SheetStore`, Google Sheets links and per-row sync state.
 //! - `conformance` (feature `conformance`): the suite, expanded per backend
 //!   by [`conformance_tests!`](crate::conformance_tests).
 
@@ -25,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod jobs;
 pub mod page;
+pub mod sheets;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -39,6 +41,7 @@ pub use error::{StoreError, StoreResult, retry_stale};
 pub use events::{EventFilter, EventStore, NewEvent};
 pub use jobs::{JobState, JobStore, Lease, RunReport};
 pub use page::{Cursor, Page, PageRequest, pages};
+pub use sheets::SheetStore;
 
 /// What a backend can and cannot do; the conformance suite prints a skip
 /// line, with the reason, for every case a backend declares it cannot run.
@@ -75,7 +78,7 @@ pub struct MigrationReport {
 /// Everything Switchboard stores, behind one object-safe trait.
 #[async_trait]
 pub trait Storage:
-    CallStore + EventStore + ContactStore + CampaignStore + EnrollmentStore + JobStore + Send + Sync + 'static
+    CallStore + EventStore + ContactStore + CampaignStore + EnrollmentStore + JobStore + SheetStore + Send + Sync + 'static
 {
     /// `sqlite` or `mongodb`.
     fn backend_name(&self) -> &'static str;

@@ -13,3 +13,4 @@
 pub mod dialer;
 pub mod import_sweeper;
 pub mod runner;
+pub mod sheets;

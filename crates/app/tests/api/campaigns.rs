@@ -410,7 +410,9 @@ async fn two_dialers_run_a_campaign_without_duplicate_or_out_of_window_dials() {
     // Every call of the campaign is one merged record with its enrollment link.
     for c in &calls {
         let rec = store.find_call_by_sid(&c.sid).await.unwrap().expect("recorded");
-        assert!(rec.enrollment_id.is_some() && rec.campaign_id.as_deref() == Some(campaign.id.as_str()));
+        assert!(
+            rec.enrollment_id.is_some() && rec.campaign_id.as_ref().map(|c| c.as_str()) == Some(campaign.id.as_str())
+        );
         assert_eq!(rec.conversation_id, c.conversation_id);
     }
     let c = store.get_campaign(&campaign.id).await.unwrap().unwrap();

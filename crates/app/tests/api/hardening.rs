@@ -202,12 +202,13 @@ async fn json_bodies_must_say_so_and_filters_and_caller_ids_are_checked() {
 async fn a_call_sid_of_another_campaign_call_is_a_conflict_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let store = app.store();
-    let mk = |campaign: &str, contact: &str| CallUpdate {
+    // Two calls of different campaigns, contacts and enrollments.
+    let mk = |_campaign: &str, _contact: &str| CallUpdate {
         source: Some(Source::Switchboard),
         id: Some(switchboard_domain::CallId::new()),
-        campaign_id: Some(campaign.into()),
-        contact_id: Some(contact.into()),
-        enrollment_id: Some(format!("enr_{contact}")),
+        campaign_id: Some(switchboard_domain::CampaignId::new()),
+        contact_id: Some(switchboard_domain::ContactId::new()),
+        enrollment_id: Some(switchboard_domain::EnrollmentId::new()),
         ..Default::default()
     };
     let a = store.upsert_call(&CallUpdate { call_sid: Some(sid(70)), ..mk("cmp_a", "con_a") }).await.unwrap().call;

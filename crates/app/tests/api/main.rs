@@ -10,6 +10,7 @@ mod helpers;
 mod imports;
 mod openapi_schemas;
 mod service;
+mod sheets_sync;
 mod sim;
 mod webhooks_elevenlabs;
 mod webhooks_twilio;

@@ -174,8 +174,8 @@ async fn a_call_id_in_the_callback_url_links_the_callback_to_the_dialled_record(
         id: Some(id.clone()),
         source: Some(switchboard_domain::Source::Switchboard),
         status: Some(switchboard_domain::CallStatus::Queued),
-        campaign_id: Some("cmp_00000000000000000000000000000001".into()),
-        enrollment_id: Some("enr_00000000000000000000000000000001".into()),
+        campaign_id: Some(switchboard_domain::CampaignId::parse("cmp_00000000000000000000000000000001").unwrap()),
+        enrollment_id: Some(switchboard_domain::EnrollmentId::parse("enr_00000000000000000000000000000001").unwrap()),
         ..Default::default()
     };
     app.store().upsert_call(&placed).await.unwrap();
@@ -191,7 +191,7 @@ async fn a_call_id_in_the_callback_url_links_the_callback_to_the_dialled_record(
     let rec = app.store().get_call(&id).await.unwrap();
     assert_eq!(rec.call_sid.as_deref(), Some(sid(77).as_str()));
     assert_eq!(rec.status.as_str(), "ringing");
-    assert_eq!(rec.enrollment_id.as_deref(), Some("enr_00000000000000000000000000000001"));
+    assert_eq!(rec.enrollment_id.as_ref().map(|e| e.as_str()), Some("enr_00000000000000000000000000000001"));
     // A call_id that is not one of ours is a malformed webhook.
     let r = app.twilio("/webhooks/twilio/status?call_id=nope", &refs(&status_params(&sid(78), 0, "initiated"))).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
