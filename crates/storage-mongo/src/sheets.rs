@@ -171,9 +171,12 @@ fn row_key(link: &SheetLinkId, contact: &ContactId) -> String {
     format!("{link}/{contact}")
 }
 
-fn tab_conflict(e: StoreError) -> StoreError {
+/// The unique (spreadsheet, tab) refused `l`: name the tab (a duplicate id keeps its own message).
+fn tab_conflict(l: &SheetLink, e: StoreError) -> StoreError {
     match e {
-        StoreError::Conflict { .. } => StoreError::conflict("a link for this spreadsheet tab exists"),
+        StoreError::Conflict { what } if what != "a record with this id exists" => {
+            StoreError::conflict(format!("a link for tab \"{}\" of spreadsheet {} exists", l.tab, l.spreadsheet_id))
+        }
         other => other,
     }
 }
@@ -190,7 +193,7 @@ impl MongoStore {
 #[async_trait]
 impl SheetStore for MongoStore {
     async fn insert_sheet_link(&self, link: &SheetLink) -> StoreResult<()> {
-        self.sheet_links().insert_one(link_doc(link)?).await.map_err(|e| tab_conflict(map_err(e)))?;
+        self.sheet_links().insert_one(link_doc(link)?).await.map_err(|e| tab_conflict(link, map_err(e)))?;
         Ok(())
     }
 
@@ -238,7 +241,7 @@ impl SheetStore for MongoStore {
                 doc! { "$set": set, "$inc": { "version": 1_i64 } },
             )
             .await
-            .map_err(|e| tab_conflict(map_err(e)))?;
+            .map_err(|e| tab_conflict(link, map_err(e)))?;
         match (r.matched_count, self.get_sheet_link(&link.id).await?) {
             (1, Some(stored)) => Ok(stored),
             (_, None) => Err(StoreError::NotFound("sheet link")),

@@ -42,9 +42,12 @@ fn settings_doc(l: &SheetLink) -> String {
     to_doc(&l)
 }
 
-fn tab_conflict(e: StoreError) -> StoreError {
+/// The unique (spreadsheet, tab) refused `l`: name the tab (a duplicate id keeps its own message).
+fn tab_conflict(l: &SheetLink, e: StoreError) -> StoreError {
     match e {
-        StoreError::Conflict { .. } => StoreError::conflict("a link for this spreadsheet tab exists"),
+        StoreError::Conflict { what } if what != "a record with this id exists" => {
+            StoreError::conflict(format!("a link for tab \"{}\" of spreadsheet {} exists", l.tab, l.spreadsheet_id))
+        }
         other => other,
     }
 }
@@ -72,7 +75,7 @@ impl SheetStore for SqliteStore {
                 ])
             })
             .map(|_| ())
-            .map_err(|e| tab_conflict(map_err(e)))
+            .map_err(|e| tab_conflict(&l, map_err(e)))
         })
         .await
     }
@@ -128,7 +131,7 @@ impl SheetStore for SqliteStore {
                         settings_doc(&l)
                     ])
                 })
-                .map_err(|e| tab_conflict(map_err(e)))?;
+                .map_err(|e| tab_conflict(&l, map_err(e)))?;
             match (n, link_by_id(conn, l.id.as_str())?) {
                 (1, Some(stored)) => Ok(stored),
                 (_, None) => Err(StoreError::NotFound("sheet link")),

@@ -9,10 +9,12 @@
 pub mod calls;
 pub mod campaigns;
 pub mod jobs;
+pub mod sheets;
 
 pub use calls::*;
 pub use campaigns::*;
 pub use jobs::*;
+pub use sheets::*;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -53,6 +55,7 @@ const GATES: &[(&str, Gate)] = &[
     ("the_import_journal_keeps_first_images_and_finds_stale_imports", Gate::DatesInUpdates),
     ("job_leases_are_exclusive_fenced_and_recorded", Gate::DatesInUpdates),
     ("concurrent_lease_acquires_grant_one", Gate::DatesInUpdates),
+    ("sheet_links_replace_by_version_and_keep_the_sync_state", Gate::DatesInUpdates),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -140,7 +143,10 @@ macro_rules! conformance_tests {
             a_paused_or_cancelled_campaign_grants_nothing,
             the_import_journal_keeps_first_images_and_finds_stale_imports,
             job_leases_are_exclusive_fenced_and_recorded,
-            concurrent_lease_acquires_grant_one
+            concurrent_lease_acquires_grant_one,
+            sheet_links_round_trip_and_are_unique_per_tab,
+            sheet_links_replace_by_version_and_keep_the_sync_state,
+            sheet_rows_upsert_list_and_delete_with_their_link
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
