@@ -315,6 +315,26 @@ impl Default for ImportSettings {
     }
 }
 
+/// Google Sheets sync (runs in `serve` when a Google service account is configured).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SheetsSettings {
+    /// Run the sync job in `serve` (`SWITCHBOARD_SHEETS__ENABLED`).
+    pub enabled: bool,
+    /// How often the job looks for links whose poll is due (seconds); each
+    /// link's own `poll_secs` decides how often it is synced.
+    pub tick_secs: u64,
+    /// Sheets and Drive requests this instance may send per minute (Google
+    /// allows about 60 per user; with several instances, divide it).
+    pub requests_per_minute: u32,
+}
+
+impl Default for SheetsSettings {
+    fn default() -> Self {
+        SheetsSettings { enabled: true, tick_secs: 5, requests_per_minute: 50 }
+    }
+}
+
 /// Redis settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -377,6 +397,9 @@ pub struct Settings {
     /// Contact import.
     #[serde(default)]
     pub import: ImportSettings,
+    /// Google Sheets sync.
+    #[serde(default)]
+    pub sheets: SheetsSettings,
 }
 
 /// A setting is missing or invalid.

@@ -52,6 +52,8 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ("headers_too_large", 431, "The request headers are too large"),
     ("request_timeout", 503, "The request took too long; retry later"),
     ("store_unavailable", 503, "The database is unavailable; retry later"),
+    ("upstream_error", 502, "A provider (Google, Twilio, ElevenLabs) refused or failed"),
+    ("not_configured", 503, "The integration this needs is not configured"),
     ("internal_error", 500, "Internal error"),
 ];
 
@@ -89,6 +91,12 @@ pub enum ApiError {
     /// Store down or timing out.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A provider refused or failed; the detail says why and what to do.
+    #[error("upstream: {0}")]
+    Upstream(String),
+    /// The integration the request needs is not configured; the detail names the setting.
+    #[error("not configured: {0}")]
+    NotConfigured(String),
     /// Anything else (logged, not shown).
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -117,6 +125,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unavailable(_) => "store_unavailable",
+            ApiError::Upstream(_) => "upstream_error",
+            ApiError::NotConfigured(_) => "not_configured",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -131,6 +141,7 @@ impl ApiError {
             ApiError::NotFound(what) => format!("no {what} with this id"),
             ApiError::Conflict(what) | ApiError::Stale(what) => what.clone(),
             ApiError::UnsupportedMediaType(what) | ApiError::PayloadTooLarge(what) => what.clone(),
+            ApiError::Upstream(what) | ApiError::NotConfigured(what) => what.clone(),
             ApiError::Unavailable(_) => "the database did not answer in time; the request was not applied".into(),
             ApiError::Internal(_) => "an internal error occurred; it has been logged".into(),
         }

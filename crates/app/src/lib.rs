@@ -89,8 +89,30 @@ impl App {
             println!("No SWITCHBOARD_API_TOKENS configured; generated a dev API token for this run:\n  {token}");
             tokens.push(Secret::new(token));
         }
-        let state =
-            AppState { store, settings: Arc::new(settings), api_tokens: Arc::new(tokens), imports: Arc::default() };
+        let sheets = match settings.google.sheets_client(&integrations::ClientOptions {
+            retry: integrations::google::default_retry(),
+            ..Default::default()
+        })? {
+            Some(client) => {
+                let account = settings.google.service_account()?.map(|k| k.client_email).unwrap_or_default();
+                Some(jobs::sheets::SheetsSync::new(
+                    store.clone(),
+                    client,
+                    Arc::new(jobs::sheets::Budget::new(settings.sheets.requests_per_minute)),
+                    jobs::runner::Runner::new(store.clone(), instance_id()),
+                    settings.contacts.default_region.clone(),
+                    account,
+                ))
+            }
+            None => None,
+        };
+        let state = AppState {
+            store,
+            settings: Arc::new(settings),
+            api_tokens: Arc::new(tokens),
+            imports: Arc::default(),
+            sheets,
+        };
         Ok(App { state })
     }
 
@@ -156,6 +178,14 @@ impl App {
             std::time::Duration::from_secs(30),
             stop_rx.clone(),
         ));
+        // Google Sheets links, each synced under its own lease.
+        let sheets = match (&self.state.sheets, self.state.settings.sheets.enabled) {
+            (Some(sync), true) => Some(tokio::spawn(
+                sync.clone()
+                    .run(std::time::Duration::from_secs(self.state.settings.sheets.tick_secs.max(1)), stop_rx.clone()),
+            )),
+            _ => None,
+        };
         let s = &self.state.settings;
         let limits = http::server::ConnLimits {
             header_read_timeout: std::time::Duration::from_secs(s.http.header_read_timeout_secs),
@@ -188,6 +218,9 @@ impl App {
             let _ = m.await;
         }
         let _ = sweeper.await;
+        if let Some(s) = sheets {
+            let _ = s.await;
+        }
         served?;
         Ok(())
     }

@@ -17,4 +17,6 @@ pub struct AppState {
     pub api_tokens: Arc<Vec<Secret>>,
     /// Imports run over the API by this instance.
     pub imports: Arc<crate::import::ImportRegistry>,
+    /// The Sheets sync, when a Google service account is configured.
+    pub sheets: Option<crate::jobs::sheets::SheetsSync>,
 }

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod query;
 pub mod schemas;
 pub mod server;
+pub mod sheets;
 
 use std::time::{Duration, Instant};
 
@@ -179,6 +180,7 @@ pub fn router(state: AppState) -> Router {
         .merge(campaigns::router())
         .merge(events::router())
         .merge(jobs::router())
+        .merge(sheets::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes));
     let timeout = Duration::from_secs(state.settings.request_timeout_secs);

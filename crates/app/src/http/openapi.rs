@@ -150,6 +150,13 @@ impl Modify for CommonResponses {
         super::campaigns::progress,
         super::campaigns::preflight,
         super::campaigns::analytics,
+        super::sheets::create,
+        super::sheets::list,
+        super::sheets::get_one,
+        super::sheets::patch,
+        super::sheets::remove,
+        super::sheets::sync,
+        super::sheets::preview,
         super::jobs::list_jobs,
         super::health::healthz,
         super::health::readyz,
@@ -158,10 +165,11 @@ impl Modify for CommonResponses {
         super::calls::CallOut, super::calls::CallPage, super::calls::CallSortParam, super::events::EventOut, super::events::EventPage,
         super::contacts::ContactSortParam, super::contacts::ImportFormatParam, super::contacts::OnDuplicateParam, super::contacts::ExportFormatParam,
         super::jobs::JobOut, super::jobs::JobList,
+        super::sheets::SheetLinkOut, super::sheets::SheetLinkPage, super::sheets::SheetLinkBody, super::sheets::SyncStateOut, super::sheets::RowIssueOut, super::sheets::SheetPreview, super::sheets::PreviewRow,
         Problem, FieldError,
     )),
     modifiers(&Bearer, &CommonResponses),
-    tags((name = "calls", description = "Merged call records"), (name = "events", description = "Stored provider webhooks"), (name = "contacts", description = "Contacts, import and export"), (name = "campaigns", description = "Campaigns, enrollments, eligibility and preflight"), (name = "jobs", description = "Leased background jobs: last run, last error, next run"), (name = "health", description = "Liveness and readiness"))
+    tags((name = "calls", description = "Merged call records"), (name = "events", description = "Stored provider webhooks"), (name = "contacts", description = "Contacts, import and export"), (name = "campaigns", description = "Campaigns, enrollments, eligibility and preflight"), (name = "sheets", description = "Google Sheets links: bidirectional sync of contact lists and campaign status"), (name = "jobs", description = "Leased background jobs: last run, last error, next run"), (name = "health", description = "Liveness and readiness"))
 )]
 pub struct ApiDoc;
 

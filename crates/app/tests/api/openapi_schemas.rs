@@ -369,6 +369,33 @@ async fn real_responses_of_every_operation_match_their_documented_schemas() {
     assert!(errs.is_empty(), "import job: {errs:?}\n{value}");
     c.send(M::GET, "/api/v1/imports/{id}", "/api/v1/imports/imp_nope", None).await;
 
+    // Sheet links (no Google account here: sync and preview answer 503 not_configured).
+    let (s, link) = c
+        .send(
+            M::POST,
+            "/api/v1/sheet-links",
+            "/api/v1/sheet-links",
+            Some(json!({"spreadsheet": "1SheetForSchemas", "tab": "Leads"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let lnk = link["id"].as_str().unwrap().to_owned();
+    let at = |tail: &str| format!("/api/v1/sheet-links/{lnk}{tail}");
+    c.send(M::POST, "/api/v1/sheet-links", "/api/v1/sheet-links", Some(json!({"spreadsheet": "x"}))).await;
+    c.send(M::GET, "/api/v1/sheet-links", "/api/v1/sheet-links?limit=5", None).await;
+    c.send(M::GET, "/api/v1/sheet-links/{id}", &at(""), None).await;
+    c.send(M::GET, "/api/v1/sheet-links/{id}", "/api/v1/sheet-links/nope", None).await;
+    c.send(
+        M::PATCH,
+        "/api/v1/sheet-links/{id}",
+        &at(""),
+        Some(json!({"poll_secs": 30, "mapping": {"Mobile": "phone"}})),
+    )
+    .await;
+    c.send(M::POST, "/api/v1/sheet-links/{id}/sync", &at("/sync"), None).await;
+    c.send(M::GET, "/api/v1/sheet-links/{id}/preview", &at("/preview"), None).await;
+    c.send(M::DELETE, "/api/v1/sheet-links/{id}", &at(""), None).await;
+
     // Jobs: one finished run with an error, one running.
     let runner = switchboard::jobs::runner::Runner::new(app.state.store.clone(), "test-instance");
     let sched = |name: &str| switchboard::jobs::runner::Schedule {

@@ -291,3 +291,132 @@ async fn an_unshared_sheet_puts_the_link_in_error_and_sharing_it_again_resumes()
     let l = sync.sync_now(&link.id, None).await.unwrap();
     assert_eq!((l.state.status.map(|s| s.as_str()), l.state.last_error), (Some("ok"), None));
 }
+
+/// The app configured with the simulator's Google side (the sandbox account).
+async fn app_with_google(sim: &SimHandle, sheets_enabled: bool) -> TestApp {
+    let mut key: Value = serde_json::from_str(SANDBOX_KEY_JSON).unwrap();
+    key["token_uri"] = format!("{}/token", sim.base_url).into();
+    let base = sim.base_url.clone();
+    TestApp::spawn_with(move |s| {
+        s.google.credentials_json = Some(switchboard::config::Secret::new(key.to_string()));
+        s.google.sheets_api_base = base.clone();
+        s.google.drive_api_base = base;
+        s.sheets.enabled = sheets_enabled;
+        s.sheets.tick_secs = 1;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_creates_previews_syncs_and_reports_a_link_and_serve_polls_it() {
+    use reqwest::Method as M;
+    let sim = sim(Faults::default()).await;
+    let sheet = sim
+        .sim
+        .create_spreadsheet(NewSpreadsheet {
+            sheets: vec![NewTab {
+                title: TAB.into(),
+                csv: Some("Mobile,Full Name,Plan\n+14155550100,Ann,gold\n(415) 555-0101,Bob,\nnope,Cy,silver\n".into()),
+                values: None,
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+    let app = app_with_google(&sim, true).await;
+    let cmp = campaign(&app).await;
+    let url = format!("https://docs.google.com/spreadsheets/d/{sheet}/edit#gid=0");
+
+    // Bad input names the fields; an unknown campaign is refused.
+    let (s, body) = app
+        .call(
+            M::POST,
+            "/api/v1/sheet-links",
+            Some(json!({"spreadsheet": "x", "poll_secs": 1, "mapping": {"Plan": "plan"}})),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::BAD_REQUEST, "{body}");
+    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, vec!["spreadsheet", "mapping.Plan", "poll_secs"]);
+    let (s, body) = app
+        .call(
+            M::POST,
+            "/api/v1/sheet-links",
+            Some(json!({"spreadsheet": url, "tab": TAB, "campaign_id": CampaignId::new().to_string()})),
+        )
+        .await;
+    assert_eq!((s, body["errors"][0]["field"].as_str()), (reqwest::StatusCode::BAD_REQUEST, Some("campaign_id")));
+
+    let (s, link) = app
+        .call(
+            M::POST,
+            "/api/v1/sheet-links",
+            Some(json!({"spreadsheet": url, "tab": TAB, "campaign_id": cmp.to_string(), "poll_secs": 5})),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{link}");
+    let id = link["id"].as_str().unwrap().to_owned();
+    assert_eq!(link["spreadsheet_id"], sheet.as_str());
+    let (s, _) = app.call(M::POST, "/api/v1/sheet-links", Some(json!({"spreadsheet": sheet, "tab": TAB}))).await;
+    assert_eq!(s, reqwest::StatusCode::CONFLICT, "one link per tab");
+
+    // The preview reads the real sheet and writes nothing.
+    let version = sim.sim.spreadsheet_version(&sheet).unwrap();
+    let p = app.get_json(&format!("/api/v1/sheet-links/{id}/preview?rows=5"), reqwest::StatusCode::OK).await;
+    assert_eq!(p["rows"], 3);
+    assert_eq!(p["columns"]["Mobile"], "phone");
+    assert_eq!(p["columns"]["Plan"], "custom.plan");
+    assert_eq!(p["preview"][1]["contact"]["phone"], "+14155550101");
+    assert_eq!((p["errors"][0]["row"].as_u64(), p["errors"][0]["field"].as_str()), (Some(4), Some("phone")));
+    assert_eq!(sim.sim.spreadsheet_version(&sheet).unwrap(), version, "a preview writes nothing");
+    assert!(app.state.store.find_contact_by_phone("+14155550100").await.unwrap().is_none());
+
+    // `serve` polls the link by itself: contacts, enrollments and status cells appear.
+    let mut synced = Value::Null;
+    for _ in 0..100 {
+        synced = app.get_json(&format!("/api/v1/sheet-links/{id}"), reqwest::StatusCode::OK).await;
+        if synced["state"]["status"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(synced["state"]["status"], "ok", "{synced}");
+    assert_eq!((synced["state"]["rows"].as_u64(), synced["state"]["valid_rows"].as_u64()), (Some(3), Some(2)));
+    assert_eq!(synced["state"]["row_issues"][0]["row"], 4);
+    assert!(synced["state"]["next_poll_at"].is_string());
+    let rows = read(&sim, &sheet);
+    assert_eq!(rows[0]["sb_status"], "pending");
+    assert!(rows[2]["sb_sync_error"].starts_with("phone:"), "{:?}", rows[2]);
+    let jobs = app.get_json("/api/v1/jobs", reqwest::StatusCode::OK).await;
+    assert!(jobs["data"].as_array().unwrap().iter().any(|j| j["name"] == format!("sheets:{id}")), "{jobs}");
+
+    // Sync now, pause, and the settings PATCH rules.
+    let (s, now) = app.call(M::POST, &format!("/api/v1/sheet-links/{id}/sync"), None).await;
+    assert_eq!((s, now["state"]["status"].as_str()), (reqwest::StatusCode::OK, Some("ok")), "{now}");
+    let (s, body) =
+        app.call(M::PATCH, &format!("/api/v1/sheet-links/{id}"), Some(json!({"campaign_id": cmp.to_string()}))).await;
+    assert_eq!((s, body["errors"][0]["field"].as_str()), (reqwest::StatusCode::BAD_REQUEST, Some("campaign_id")));
+    let (s, body) =
+        app.call(M::PATCH, &format!("/api/v1/sheet-links/{id}"), Some(json!({"paused": true, "poll_secs": 30}))).await;
+    assert_eq!(
+        (s, body["paused"].as_bool(), body["state"]["status"].as_str()),
+        (reqwest::StatusCode::OK, Some(true), Some("paused"))
+    );
+    let list = app.get_json("/api/v1/sheet-links?limit=1", reqwest::StatusCode::OK).await;
+    assert_eq!(list["data"][0]["id"], id.as_str());
+    let (s, _) = app.call(M::DELETE, &format!("/api/v1/sheet-links/{id}"), None).await;
+    assert_eq!(s, reqwest::StatusCode::NO_CONTENT);
+    assert!(app.state.store.find_contact_by_phone("+14155550100").await.unwrap().is_some(), "contacts stay");
+    let (s, _) = app.call(M::GET, &format!("/api/v1/sheet-links/{id}"), None).await;
+    assert_eq!(s, reqwest::StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn without_a_google_account_sync_and_preview_say_what_to_configure() {
+    use reqwest::Method as M;
+    let app = TestApp::spawn().await;
+    let link = link_for("1SheetWithoutGoogle", None);
+    app.state.store.insert_sheet_link(&link).await.unwrap();
+    let (s, body) = app.call(M::POST, &format!("/api/v1/sheet-links/{}/sync", link.id), None).await;
+    assert_eq!((s, body["code"].as_str()), (reqwest::StatusCode::SERVICE_UNAVAILABLE, Some("not_configured")));
+    assert!(body["detail"].as_str().unwrap().contains("CREDENTIALS"), "{body}");
+}

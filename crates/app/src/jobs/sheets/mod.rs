@@ -604,6 +604,63 @@ impl SheetsSync {
     }
 }
 
+/// A dry run of a link's mapping on the real sheet.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// Data rows.
+    pub rows: u64,
+    /// Header → contact field, for the people-owned columns.
+    pub columns: Vec<(String, String)>,
+    /// Status headers the first sync adds to the header row.
+    pub new_headers: Vec<String>,
+    /// The first rows as they would be stored: (sheet row, contact).
+    pub preview: Vec<(u32, switchboard_domain::Contact)>,
+    /// Invalid rows (first 100), with sheet row numbers.
+    pub errors: Vec<RowIssue>,
+}
+
+impl SheetsSync {
+    /// Reads the tab and shows how its rows would be stored, writing nothing.
+    pub async fn preview(&self, link: &SheetLink, first: usize) -> anyhow::Result<Preview> {
+        self.budget.take().await;
+        let tab = format!("'{}'", link.tab.replace('\'', "''"));
+        let values = self
+            .client
+            .get_values(&link.spreadsheet_id, &tab, ValueRender::Formatted)
+            .await
+            .map_err(|e| anyhow::anyhow!(self.explain(link, &anyhow::Error::new(e))))?
+            .values;
+        let h = link.header_row as usize;
+        let header = values.get(h - 1).cloned().unwrap_or_default();
+        let layout = grid::layout(&header, link).map_err(|e| anyhow::anyhow!("header row {h}: {e}"))?;
+        let opts = ImportOptions { default_region: self.default_region.clone(), ..Default::default() };
+        let rows =
+            grid::parse_rows(values.get(h..).unwrap_or_default(), link.header_row + 1, &layout, &opts, "preview");
+        let mut errors = Vec::new();
+        let mut preview = Vec::new();
+        for r in &rows {
+            match &r.contact {
+                Ok(c) if preview.len() < first => preview.push((r.row, c.clone())),
+                Ok(_) => {}
+                Err(errs) => errors.extend(errs.iter().map(|e| RowIssue {
+                    row: r.row,
+                    field: e.field.clone(),
+                    reason: e.reason.clone(),
+                })),
+            }
+        }
+        errors.truncate(MAX_ROW_ISSUES);
+        let columns = layout.fields.iter().map(|(c, f)| (grid::cell_text(header.get(*c)), f.clone())).collect();
+        Ok(Preview {
+            rows: rows.len() as u64,
+            columns,
+            new_headers: layout.new_headers.into_iter().map(|(_, h)| h).collect(),
+            preview,
+            errors,
+        })
+    }
+}
+
 /// The cells a cycle writes.
 struct Plan {
     writes: Vec<grid::CellWrite>,
