@@ -275,7 +275,11 @@ pub(crate) fn column_fields(headers: &[String], mapping: &[(String, String)]) ->
 }
 
 /// Builds a contact from one row of (field, raw text) pairs.
-pub(crate) fn row_contact(cells: &[(String, String)], opts: &ImportOptions, source: &str) -> Result<Contact, Vec<FieldError>> {
+pub(crate) fn row_contact(
+    cells: &[(String, String)],
+    opts: &ImportOptions,
+    source: &str,
+) -> Result<Contact, Vec<FieldError>> {
     let mut input = ContactInput { source: Some(source.to_owned()), ..Default::default() };
     let mut custom = BTreeMap::new();
     let (mut first, mut last, mut lat, mut lon) = (None, None, None, None);
