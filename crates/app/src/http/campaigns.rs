@@ -425,12 +425,56 @@ pub async fn enroll(
     Ok((StatusCode::OK, Json(Enrolled { added, already_enrolled: total - added })))
 }
 
+/// An enrollment on the wire: today the same fields as the stored record (the
+/// lease is shown so an operator can see who dials it); the boundary where
+/// later phases mask or drop fields, so handlers never serialise the domain type.
+#[derive(Debug, Serialize)]
+pub struct EnrollmentOut {
+    id: switchboard_domain::EnrollmentId,
+    campaign_id: CampaignId,
+    contact_id: ContactId,
+    status: EnrollmentStatus,
+    attempts: u32,
+    history: Vec<switchboard_domain::enrollment::Attempt>,
+    next_attempt_at: DateTime<Utc>,
+    last_outcome: Option<Outcome>,
+    reason: Option<String>,
+    lease: Option<switchboard_domain::enrollment::Lease>,
+    lease_token: i64,
+    current_call_id: Option<switchboard_domain::CallId>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl From<Enrollment> for EnrollmentOut {
+    fn from(e: Enrollment) -> Self {
+        EnrollmentOut {
+            id: e.id,
+            campaign_id: e.campaign_id,
+            contact_id: e.contact_id,
+            status: e.status,
+            attempts: e.attempts,
+            history: e.history,
+            next_attempt_at: e.next_attempt_at,
+            last_outcome: e.last_outcome,
+            reason: e.reason,
+            lease: e.lease,
+            lease_token: e.lease_token,
+            current_call_id: e.current_call_id,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            version: e.version,
+        }
+    }
+}
+
 /// A page of enrollments.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EnrollmentPage {
     /// Enrollments in enrollment order.
     #[schema(value_type = Vec<super::schemas::Enrollment>)]
-    pub data: Vec<Enrollment>,
+    pub data: Vec<EnrollmentOut>,
     /// Pass as `cursor` for the next page; null on the last page.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
@@ -462,7 +506,10 @@ pub async fn list_enrollments(
     let page = q.page();
     q.finish()?;
     let p = state.store.list_enrollments(&c.id, &statuses, &page).await.map_err(super::extract::cursor_error)?;
-    Ok(Json(EnrollmentPage { data: p.items, next_cursor: p.next_cursor }))
+    Ok(Json(EnrollmentPage {
+        data: p.items.into_iter().map(EnrollmentOut::from).collect(),
+        next_cursor: p.next_cursor,
+    }))
 }
 
 /// Remove an enrollment.
