@@ -327,11 +327,15 @@ pub struct SheetsSettings {
     /// Sheets and Drive requests this instance may send per minute (Google
     /// allows about 60 per user; with several instances, divide it).
     pub requests_per_minute: u32,
+    /// Lifetime of a link's sync lease (seconds), renewed every third while a
+    /// sync runs: how long a crashed instance's link waits before another
+    /// instance takes it over.
+    pub lease_secs: u64,
 }
 
 impl Default for SheetsSettings {
     fn default() -> Self {
-        SheetsSettings { enabled: true, tick_secs: 5, requests_per_minute: 50 }
+        SheetsSettings { enabled: true, tick_secs: 5, requests_per_minute: 50, lease_secs: 120 }
     }
 }
 

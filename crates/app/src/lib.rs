@@ -95,14 +95,17 @@ impl App {
         })? {
             Some(client) => {
                 let account = settings.google.service_account()?.map(|k| k.client_email).unwrap_or_default();
-                Some(jobs::sheets::SheetsSync::new(
-                    store.clone(),
-                    client,
-                    Arc::new(jobs::sheets::Budget::new(settings.sheets.requests_per_minute)),
-                    jobs::runner::Runner::new(store.clone(), instance_id()),
-                    settings.contacts.default_region.clone(),
-                    account,
-                ))
+                Some(
+                    jobs::sheets::SheetsSync::new(
+                        store.clone(),
+                        client,
+                        Arc::new(jobs::sheets::Budget::new(settings.sheets.requests_per_minute)),
+                        jobs::runner::Runner::new(store.clone(), instance_id()),
+                        settings.contacts.default_region.clone(),
+                        account,
+                    )
+                    .with_lease(chrono::Duration::seconds(settings.sheets.lease_secs as i64)),
+                )
             }
             None => None,
         };

@@ -121,6 +121,8 @@ pub struct SheetsSync {
     default_region: String,
     /// The service account's e-mail, named in "share the sheet with …" errors.
     account: String,
+    /// Lease lifetime of one link's sync.
+    lease: chrono::Duration,
 }
 
 /// Why a sync did not happen.
@@ -137,9 +139,9 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
-/// The lease of a link sync: long enough for a first import of a big sheet
-/// between renewals (renewed every third).
-const LEASE: chrono::Duration = chrono::Duration::seconds(120);
+/// The default lease of a link sync (`sheets.lease_secs`): renewed every
+/// third while a sync runs; a crashed holder's link waits this long.
+pub const DEFAULT_LEASE: chrono::Duration = chrono::Duration::seconds(120);
 /// Read/check/write attempts in one cycle before the writes wait for the next poll.
 const WRITE_TRIES: usize = 3;
 /// Ranges per `values.batchUpdate`.
@@ -155,18 +157,36 @@ impl SheetsSync {
         default_region: impl Into<String>,
         account: impl Into<String>,
     ) -> SheetsSync {
-        SheetsSync { store, client, budget, runner, default_region: default_region.into(), account: account.into() }
+        SheetsSync {
+            store,
+            client,
+            budget,
+            runner,
+            default_region: default_region.into(),
+            account: account.into(),
+            lease: DEFAULT_LEASE,
+        }
     }
 
-    fn schedule(link: &SheetLink) -> Schedule {
-        Schedule { name: link.lease_name(), every: chrono::Duration::seconds(i64::from(link.poll_secs)), lease: LEASE }
+    /// Sets the lease lifetime of a link's sync.
+    pub fn with_lease(mut self, lease: chrono::Duration) -> SheetsSync {
+        self.lease = lease.max(chrono::Duration::seconds(1));
+        self
+    }
+
+    fn schedule(&self, link: &SheetLink) -> Schedule {
+        Schedule {
+            name: link.lease_name(),
+            every: chrono::Duration::seconds(i64::from(link.poll_secs)),
+            lease: self.lease,
+        }
     }
 
     /// Syncs one link now (reading the sheet even if its version did not
     /// move), under its lease. `Busy` when another sync of it is running.
     pub async fn sync_now(&self, id: &SheetLinkId, progress: Option<Progress>) -> Result<SheetLink, SyncError> {
         let link = self.store.get_sheet_link(id).await?.ok_or(SyncError::NotFound)?;
-        match self.runner.run_once(&Self::schedule(&link), true, |_| self.cycle(id.clone(), true, progress)).await? {
+        match self.runner.run_once(&self.schedule(&link), true, |_| self.cycle(id.clone(), true, progress)).await? {
             RunOutcome::Skipped => Err(SyncError::Busy),
             _ => Ok(self.store.get_sheet_link(id).await?.ok_or(SyncError::NotFound)?),
         }
@@ -204,7 +224,7 @@ impl SheetsSync {
             for link in links.into_iter().filter(|l| !l.paused) {
                 let id = link.id.clone();
                 if let RunOutcome::Ran(_) =
-                    self.runner.run_once(&Self::schedule(&link), false, |_| self.cycle(id, false, None)).await?
+                    self.runner.run_once(&self.schedule(&link), false, |_| self.cycle(id, false, None)).await?
                 {
                     ran += 1;
                 }
