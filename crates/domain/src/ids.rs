@@ -102,6 +102,14 @@ id_type!(
     EnrollmentId, "enrollment", "enr_"
 );
 id_type!(
+    /// Our id of a recording (Twilio recording or ElevenLabs conversation audio).
+    RecordingId, "recording", "rec_"
+);
+id_type!(
+    /// Our id of a transcript (one per ElevenLabs conversation).
+    TranscriptId, "transcript", "trn_"
+);
+id_type!(
     /// Our id of a Google Sheets link (one spreadsheet tab bound to a campaign or the contact list).
     SheetLinkId, "sheet link", "lnk_"
 );

@@ -9,6 +9,9 @@
 //! - [`contact`], [`campaign`], [`enrollment`]: campaigns and the dialling
 //!   rules (architecture §4): validation, lifecycle, recipient-local calling
 //!   windows, retry policy and eligibility.
+//! - [`recording`], [`transcript`]: Phase 3 — recordings (Twilio, ElevenLabs
+//!   audio; media stays at the provider) and conversation transcripts with
+//!   ElevenLabs' analysis and our own (versioned, recomputable).
 //! - [`sheet`]: Google Sheets links (a tab bound to a campaign or the
 //!   contact list), their column ownership, sync state and per-row state.
 //!
@@ -23,7 +26,9 @@ pub mod contact;
 pub mod enrollment;
 pub mod event;
 pub mod ids;
+pub mod recording;
 pub mod sheet;
+pub mod transcript;
 mod macros;
 pub mod time;
 
@@ -32,5 +37,7 @@ pub use campaign::{Campaign, CampaignAction, CampaignInput, CampaignStatus, Dial
 pub use contact::{Contact, ContactInput, FieldError};
 pub use enrollment::{Eligibility, Enrollment, EnrollmentStatus, Outcome};
 pub use event::CallEvent;
-pub use ids::{CallId, CampaignId, ContactId, EnrollmentId, EventId, IdError, SheetLinkId};
+pub use ids::{CallId, CampaignId, ContactId, EnrollmentId, EventId, IdError, RecordingId, SheetLinkId, TranscriptId};
+pub use recording::Recording;
+pub use transcript::Transcript;
 pub use sheet::{SheetLink, SheetRow};

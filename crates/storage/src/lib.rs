@@ -12,6 +12,7 @@
 //!   `EnrollmentStore` (with atomic claims).
 //! - [`jobs`]: `JobStore`, fenced leases and visible state of background jobs.
 //! - [`sheets`]: `SheetStore`, Google Sheets links and per-row sync state.
+//! - [`transcripts`]: `TranscriptStore`, recordings, transcripts and their search.
 //! - `conformance` (feature `conformance`): the suite, expanded per backend
 //!   by [`conformance_tests!`](crate::conformance_tests).
 
@@ -27,6 +28,7 @@ pub mod events;
 pub mod jobs;
 pub mod page;
 pub mod sheets;
+pub mod transcripts;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -42,6 +44,7 @@ pub use events::{EventFilter, EventStore, NewEvent};
 pub use jobs::{JobState, JobStore, Lease, RunReport};
 pub use page::{Cursor, Page, PageRequest, pages};
 pub use sheets::SheetStore;
+pub use transcripts::{SearchHit, SearchOrder, Term, TextQuery, TranscriptFilter, TranscriptStore};
 
 /// What a backend can and cannot do; the conformance suite prints a skip
 /// line, with the reason, for every case a backend declares it cannot run.
