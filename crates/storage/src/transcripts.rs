@@ -115,3 +115,218 @@ pub trait TranscriptStore: Send + Sync {
         page: &PageRequest,
     ) -> StoreResult<Page<SearchHit>>;
 }
+
+/// Longest query accepted (characters).
+pub const MAX_QUERY_CHARS: usize = 500;
+/// Most terms in one query.
+pub const MAX_TERMS: usize = 32;
+
+impl TextQuery {
+    /// Parses what people type: words are ANDed; `OR` (or `|`) between two
+    /// terms makes them alternatives; `-word`, `-"a phrase"` or `NOT word`
+    /// excludes; `"quoted words"` is a phrase; `refund*` is a prefix. Words
+    /// are lower-cased and split on anything that is not a letter or digit
+    /// (so `e-mail` is the phrase "e mail"). A query with nothing to match,
+    /// an unclosed quote, a dangling `OR`/`NOT`, a lone `*`, or only negated
+    /// terms is an error naming the problem.
+    pub fn parse(input: &str) -> Result<TextQuery, String> {
+        if input.chars().count() > MAX_QUERY_CHARS {
+            return Err(format!("the query is longer than {MAX_QUERY_CHARS} characters"));
+        }
+        // Tokens: (negated, term) or the OR operator.
+        #[derive(Debug)]
+        enum Tok {
+            Or,
+            Not,
+            Term(bool, Term),
+        }
+        let mut toks = Vec::new();
+        let mut chars = input.chars().peekable();
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() {
+                chars.next();
+                continue;
+            }
+            let negated = c == '-';
+            if negated {
+                chars.next();
+            }
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                let mut phrase = String::new();
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if c == '"' {
+                        closed = true;
+                        break;
+                    }
+                    phrase.push(c);
+                }
+                if !closed {
+                    return Err("unclosed quote: a phrase needs a closing \"".into());
+                }
+                let words = words(&phrase);
+                match words.len() {
+                    0 => return Err("an empty phrase \"\" matches nothing".into()),
+                    1 => toks.push(Tok::Term(negated, Term::Word(words[0].clone()))),
+                    _ => toks.push(Tok::Term(negated, Term::Phrase(words))),
+                }
+                continue;
+            }
+            if c == '|' {
+                chars.next();
+                toks.push(Tok::Or);
+                continue;
+            }
+            let mut raw = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() || c == '"' || c == '|' {
+                    break;
+                }
+                raw.push(c);
+                chars.next();
+            }
+            if !negated && raw == "OR" {
+                toks.push(Tok::Or);
+                continue;
+            }
+            if !negated && raw == "NOT" {
+                toks.push(Tok::Not);
+                continue;
+            }
+            if !negated && raw == "AND" {
+                continue;
+            }
+            let prefix = raw.ends_with('*');
+            let ws = words(raw.trim_end_matches('*'));
+            let term = match (ws.len(), prefix) {
+                (0, true) => return Err(format!("`{raw}`: a prefix needs at least one letter or digit before *")),
+                (0, false) => continue,
+                (1, true) => Term::Prefix(ws[0].clone()),
+                (1, false) => Term::Word(ws[0].clone()),
+                (_, _) => Term::Phrase(ws),
+            };
+            toks.push(Tok::Term(negated, term));
+        }
+        let mut q = TextQuery::default();
+        let mut pending_or = false;
+        let mut pending_not = false;
+        let mut count = 0;
+        for t in toks {
+            match t {
+                Tok::Or => {
+                    if q.all.is_empty() || pending_or || pending_not {
+                        return Err("OR needs a term on each side".into());
+                    }
+                    pending_or = true;
+                }
+                Tok::Not => {
+                    if pending_not {
+                        return Err("NOT NOT: say it once".into());
+                    }
+                    pending_not = true;
+                }
+                Tok::Term(negated, term) => {
+                    count += 1;
+                    if count > MAX_TERMS {
+                        return Err(format!("more than {MAX_TERMS} terms"));
+                    }
+                    if negated || pending_not {
+                        if pending_or {
+                            return Err("OR cannot join a negated term".into());
+                        }
+                        q.not.push(term);
+                        pending_not = false;
+                    } else if pending_or {
+                        q.all.last_mut().expect("checked above").push(term);
+                        pending_or = false;
+                    } else {
+                        q.all.push(vec![term]);
+                    }
+                }
+            }
+        }
+        if pending_or {
+            return Err("OR at the end needs a term after it".into());
+        }
+        if pending_not {
+            return Err("NOT at the end needs a term after it".into());
+        }
+        if q.all.is_empty() {
+            return Err(if !q.not.is_empty() {
+                "a query of only excluded terms matches nothing to rank; add a term to look for".into()
+            } else {
+                "the query has no words to look for".into()
+            });
+        }
+        Ok(q)
+    }
+
+    /// Whether `text` matches: the reference semantics every backend's match set must equal.
+    pub fn matches_text(&self, text: &str) -> bool {
+        let ws = words(text);
+        let hit = |t: &Term| match t {
+            Term::Word(w) => ws.iter().any(|x| x == w),
+            Term::Prefix(p) => ws.iter().any(|x| x.starts_with(p.as_str())),
+            Term::Phrase(p) => ws.windows(p.len()).any(|win| win == p.as_slice()),
+        };
+        self.all.iter().all(|group| group.iter().any(hit)) && !self.not.iter().any(hit)
+    }
+}
+
+/// Lower-cased words: runs of letters and digits.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(s: &str) -> Term {
+        Term::Word(s.into())
+    }
+
+    #[test]
+    fn queries_parse_as_people_type_them() {
+        let q = TextQuery::parse(r#"refund OR return "credit card" cancel* -angry NOT manager"#).unwrap();
+        assert_eq!(q.all.len(), 3);
+        assert_eq!(q.all[0], vec![w("refund"), w("return")]);
+        assert_eq!(q.all[1], vec![Term::Phrase(vec!["credit".into(), "card".into()])]);
+        assert_eq!(q.all[2], vec![Term::Prefix("cancel".into())]);
+        assert_eq!(q.not, vec![w("angry"), w("manager")]);
+        assert_eq!(
+            TextQuery::parse("Refund | e-mail").unwrap().all[0],
+            vec![w("refund"), Term::Phrase(vec!["e".into(), "mail".into()])]
+        );
+    }
+
+    #[test]
+    fn bad_syntax_is_an_error_naming_the_problem() {
+        for (q, needle) in [
+            ("\"credit card", "unclosed quote"),
+            ("OR refund", "OR needs"),
+            ("refund OR", "OR at the end"),
+            ("-angry", "only excluded"),
+            ("*", "prefix needs"),
+            ("  ", "no words"),
+            ("refund NOT", "NOT at the end"),
+            ("\"\"", "empty phrase"),
+        ] {
+            let e = TextQuery::parse(q).unwrap_err();
+            assert!(e.contains(needle), "{q}: {e}");
+        }
+        assert!(TextQuery::parse(&"a ".repeat(40)).unwrap_err().contains("terms"));
+        // FTS or $text syntax is just text here.
+        assert!(TextQuery::parse("NEAR(a b) col:x ^y").is_ok());
+    }
+
+    #[test]
+    fn the_reference_predicate_is_what_it_says() {
+        let q = TextQuery::parse(r#"refund OR return "credit card" -angry"#).unwrap();
+        assert!(q.matches_text("I want a Refund on my credit card."));
+        assert!(!q.matches_text("I want a refund on my card, credit is fine"));
+        assert!(!q.matches_text("angry: refund my credit card"));
+        assert!(TextQuery::parse("cancel*").unwrap().matches_text("Cancellation please"));
+    }
+}
