@@ -93,7 +93,7 @@ enum Command {
         /// List requests per size.
         #[arg(long, default_value_t = 500)]
         list_samples: usize,
-        /// `calls` (webhooks and lists) or `campaigns` (import, claims, dialer).
+        /// `calls` (webhooks and lists), `campaigns` (import, claims, dialer) or `sheets` (Sheets sync).
         #[arg(long, default_value = "calls")]
         suite: String,
         /// Campaigns suite: CSV rows to import.
@@ -105,6 +105,9 @@ enum Command {
         /// Campaigns suite: timed pages per contact filter combination (on the `rows` imported contacts).
         #[arg(long, default_value_t = 400)]
         filter_samples: usize,
+        /// Sheets suite: data rows in the linked sheet (and status changes written back).
+        #[arg(long, default_value_t = 10_000)]
+        sheet_rows: u64,
     },
 }
 
@@ -395,8 +398,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = switchboard::bench::campaigns::run(opts).await?;
             println!("{report}");
         }
+        Command::Bench { suite, sheet_rows, .. } if suite == "sheets" => {
+            let opts = switchboard::bench::sheets::SheetsBenchOptions { rows: sheet_rows, progress: true };
+            let report = switchboard::bench::sheets::run(opts).await?;
+            println!("{report}");
+        }
         Command::Bench { suite, .. } if suite != "calls" => {
-            anyhow::bail!("--suite {suite}: expected calls or campaigns")
+            anyhow::bail!("--suite {suite}: expected calls, campaigns or sheets")
         }
         Command::Bench { duration, concurrency, rate, list_sizes, list_samples, .. } => {
             let opts = switchboard::bench::BenchOptions {

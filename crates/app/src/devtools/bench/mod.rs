@@ -8,5 +8,6 @@
 
 pub mod calls;
 pub mod campaigns;
+pub mod sheets;
 
 pub use calls::{BenchOptions, BenchReport, Latency, Machine, run};
