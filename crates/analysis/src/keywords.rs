@@ -41,6 +41,7 @@ const FILLERS: &[&str] = &[
     "just",
     "really",
     "actually",
+    "honestly",
     "basically",
     "gonna",
     "wanna",

@@ -291,7 +291,7 @@ mod tests {
             EntityKind::OrderReference,
             EntityKind::Competitor,
         ] {
-            assert_eq!(analysis.entities.iter().filter(|e| e.kind == kind).count() > 0, true, "{kind:?}");
+            assert!(analysis.entities.iter().any(|e| e.kind == kind), "{kind:?}");
         }
         assert!(analysis.entities.windows(2).all(|w| (w[0].turn, w[0].span.start) < (w[1].turn, w[1].span.start)));
         // Generous bound (debug build, shared 2-core machine); a regression to
