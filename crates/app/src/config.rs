@@ -339,6 +339,25 @@ impl Default for SheetsSettings {
     }
 }
 
+/// The ElevenLabs conversation reconciler (runs in `serve` when an ElevenLabs API key is configured).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcilerSettings {
+    /// Run it (`SWITCHBOARD_RECONCILER__ENABLED`).
+    pub enabled: bool,
+    /// Seconds between runs.
+    pub every_secs: u64,
+    /// How far back each run looks (seconds): conversations started since then
+    /// that we lack or hold as not final are fetched.
+    pub lookback_secs: u64,
+}
+
+impl Default for ReconcilerSettings {
+    fn default() -> Self {
+        ReconcilerSettings { enabled: true, every_secs: 300, lookback_secs: 86_400 }
+    }
+}
+
 /// Redis settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -404,6 +423,9 @@ pub struct Settings {
     /// Google Sheets sync.
     #[serde(default)]
     pub sheets: SheetsSettings,
+    /// ElevenLabs conversation reconciler.
+    #[serde(default)]
+    pub reconciler: ReconcilerSettings,
 }
 
 /// A setting is missing or invalid.

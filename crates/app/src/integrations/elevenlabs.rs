@@ -294,6 +294,29 @@ impl ElevenLabsClient {
         json(resp).await
     }
 
+    /// Opens a conversation's MP3 audio for streaming, passing `Range` through.
+    pub async fn open_conversation_audio(
+        &self,
+        conversation_id: &str,
+        range: Option<&str>,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let path = format!("/v1/convai/conversations/{conversation_id}/audio");
+        send(
+            P,
+            &self.retry,
+            Idempotency::Idempotent,
+            || {
+                let rb = self.get(&path);
+                match range {
+                    Some(r) => rb.header(reqwest::header::RANGE, r),
+                    None => rb,
+                }
+            },
+            classify,
+        )
+        .await
+    }
+
     /// The conversation's MP3 audio.
     pub async fn get_conversation_audio(&self, conversation_id: &str) -> Result<Bytes, UpstreamError> {
         let path = format!("/v1/convai/conversations/{conversation_id}/audio");

@@ -324,6 +324,40 @@ impl TwilioClient {
         self.url(&format!("Recordings/{recording_sid}.{format}"))
     }
 
+    /// Opens recording media for streaming, passing a `Range` header through
+    /// (the response may be 206); the caller streams the body.
+    pub async fn open_recording_media(
+        &self,
+        recording_sid: &str,
+        format: &str,
+        range: Option<&str>,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let url = self.recording_media_url(recording_sid, format);
+        send(
+            P,
+            &self.retry,
+            Idempotency::Idempotent,
+            || {
+                let rb = self.authed(self.http.get(&url));
+                match range {
+                    Some(r) => rb.header(reqwest::header::RANGE, r),
+                    None => rb,
+                }
+            },
+            classify,
+        )
+        .await
+    }
+
+    /// Deletes a recording at Twilio (retention); a missing one counts as deleted.
+    pub async fn delete_recording(&self, recording_sid: &str) -> Result<(), UpstreamError> {
+        let url = self.url(&format!("Recordings/{recording_sid}.json"));
+        match send(P, &self.retry, Idempotency::Idempotent, || self.authed(self.http.delete(&url)), classify).await {
+            Ok(_) | Err(UpstreamError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Downloads recording media.
     pub async fn fetch_recording_media(&self, recording_sid: &str, format: &str) -> Result<Bytes, UpstreamError> {
         let url = self.recording_media_url(recording_sid, format);
