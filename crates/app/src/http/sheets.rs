@@ -248,10 +248,10 @@ pub async fn create(
     JsonBody(input): JsonBody<SheetLinkInput>,
 ) -> Result<(StatusCode, Json<SheetLinkOut>), ApiError> {
     let link = SheetLink::create(input, now_ms()).map_err(field_errors)?;
-    if let Some(c) = &link.campaign_id {
-        if state.store.get_campaign(c).await?.is_none() {
-            return Err(ApiError::field("campaign_id", "no such campaign"));
-        }
+    if let Some(c) = &link.campaign_id
+        && state.store.get_campaign(c).await?.is_none()
+    {
+        return Err(ApiError::field("campaign_id", "no such campaign"));
     }
     state.store.insert_sheet_link(&link).await?;
     Ok((StatusCode::CREATED, Json(link.into())))

@@ -260,7 +260,7 @@ pub fn apply_row(stored: &Contact, row: &Contact, fields: &[(usize, String)]) ->
         c.time_zone = row.time_zone.clone();
     }
     if has("lat") || has("lon") {
-        c.location = row.location.clone();
+        c.location = row.location;
     }
     if has("do_not_call") {
         c.do_not_call = row.do_not_call.clone();

@@ -421,10 +421,10 @@ impl SheetsSync {
         let mut to_enroll: Vec<ContactId> = Vec::new();
         let mut present: HashSet<ContactId> = HashSet::new();
         for (i, (row, m)) in rows.iter().zip(matches).enumerate() {
-            if i % 250 == 0 {
-                if let Some(p) = &progress {
-                    p(i as u64, total);
-                }
+            if i % 250 == 0
+                && let Some(p) = &progress
+            {
+                p(i as u64, total);
             }
             let outcome = match m {
                 Match::Unchanged(id) => Ok(id),
@@ -531,10 +531,10 @@ impl SheetsSync {
         report: &mut SyncReport,
         now: chrono::DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        if let Some(campaign) = &link.campaign_id {
-            if !to_enroll.is_empty() {
-                report.enrolled += self.store.enroll(campaign, to_enroll, now).await?;
-            }
+        if let Some(campaign) = &link.campaign_id
+            && !to_enroll.is_empty()
+        {
+            report.enrolled += self.store.enroll(campaign, to_enroll, now).await?;
         }
         to_enroll.clear();
         if !rows.is_empty() {
