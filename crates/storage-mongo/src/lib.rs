@@ -40,6 +40,7 @@ mod leases;
 mod records;
 pub mod schema;
 mod sheets;
+mod transcripts;
 
 use std::time::Duration;
 
@@ -176,6 +177,9 @@ pub struct ServerGaps {
     pub no_dates_in_updates: bool,
     /// `explain` does not return a `queryPlanner.winningPlan` document with stages.
     pub no_explain_plans: bool,
+    /// `$text` is missing or does not OR its terms: transcript search scans
+    /// the filtered candidates in Rust instead (same match set, no text index).
+    pub no_text_search: bool,
 }
 
 /// Server error codes that mean "not now, try again": NotWritablePrimary
@@ -473,7 +477,11 @@ impl MongoStore {
                 Err(_) => true,
             };
         let _ = self.db.collection::<Document>(&format!("{name}_e")).drop().await;
+        gaps.no_text_search = !self.text_search_works(&format!("{name}_t")).await;
         let mut reasons = Vec::new();
+        if gaps.no_text_search {
+            reasons.push("server's $text does not OR its terms (or is missing): transcript search leaves out the text index and scans the filtered candidates in Rust (same match set, unranked by textScore)".to_owned());
+        }
         if gaps.no_explain_plans {
             reasons.push(
                 "server's explain has no queryPlanner.winningPlan document: query plans are not asserted".to_owned(),
@@ -744,6 +752,10 @@ impl Storage for MongoStore {
         }
         for (coll, model) in schema::indexes() {
             let name = index_name(&model);
+            if self.gaps.no_text_search && name == schema::TRANSCRIPT_TEXT_INDEX {
+                applied.push(format!("left out index {coll}.{name}: the server's $text search is not usable"));
+                continue;
+            }
             if self.gaps.no_compound_id_index && model.keys.contains_key("_id") {
                 applied.push(format!("left out index {coll}.{name}: the server cannot build a compound key with _id"));
                 continue;
@@ -790,6 +802,8 @@ impl Storage for MongoStore {
             let live = self.live_indexes(coll).await?;
             match live.iter().find(|m| index_name(m) == name) {
                 None => drift.push(Drift { object: format!("{coll}.{name}"), detail: "index missing".into() }),
+                // A text index reports its keys as `{_fts: "text", _ftsx: 1}`, not as declared.
+                Some(m) if m.keys.contains_key("_fts") && model.keys.values().any(|v| v.as_str() == Some("text")) => {}
                 Some(m) if Bson::Document(m.keys.clone()) != Bson::Document(model.keys.clone()) => drift.push(Drift {
                     object: format!("{coll}.{name}"),
                     detail: format!("index keys are {} instead of {}", m.keys, model.keys),

@@ -34,6 +34,12 @@ pub(crate) const JOB_LEASES: &str = "job_leases";
 pub(crate) const SHEET_LINKS: &str = "sheet_links";
 /// Collection names.
 pub(crate) const SHEET_ROWS: &str = "sheet_rows";
+/// Collection names: recordings (Twilio recordings, ElevenLabs audio).
+pub(crate) const RECORDINGS: &str = "recordings";
+/// Collection names: transcripts (turns, analysis, criteria) with their text index.
+pub(crate) const TRANSCRIPTS: &str = "transcripts";
+/// Name of the text index over `turns.message` and `summary`.
+pub const TRANSCRIPT_TEXT_INDEX: &str = "text_search";
 
 fn strings<T: Copy>(all: &[T], f: impl Fn(T) -> &'static str) -> Vec<&'static str> {
     all.iter().map(|x| f(*x)).collect()
@@ -300,6 +306,7 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
             "seen_at": date(),
         }
     }};
+    let (recordings, transcripts) = transcript_validators();
     vec![
         (CALLS, calls),
         (CALL_EVENTS, events),
@@ -311,7 +318,90 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
         (JOB_LEASES, job_leases),
         (SHEET_LINKS, sheet_links),
         (SHEET_ROWS, sheet_rows),
+        (RECORDINGS, recordings),
+        (TRANSCRIPTS, transcripts),
     ]
+}
+
+/// Validators of `recordings` and `transcripts` (bounds are the domain's own).
+fn transcript_validators() -> (Document, Document) {
+    use switchboard_domain::recording::{RecordingProvider, RecordingStatus};
+    let nullable = |t: &str| doc! { "bsonType": [t, "null"] };
+    let recordings = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "provider", "provider_id", "status", "created_at", "updated_at", "v"],
+        "properties": {
+            "_id": { "bsonType": "string", "pattern": "^rec_[0-9a-f]{32}$" },
+            "provider": { "enum": strings(RecordingProvider::ALL, RecordingProvider::as_str) },
+            "provider_id": { "bsonType": "string", "minLength": 1, "maxLength": 256 },
+            "call_id": { "bsonType": "string", "pattern": "^call_[0-9a-f]{32}$" },
+            "call_sid": string(),
+            "conversation_id": string(),
+            "status": { "enum": strings(RecordingStatus::ALL, RecordingStatus::as_str) },
+            "duration_secs": int(),
+            "channels": int(),
+            "source": string(),
+            "track": string(),
+            "started_at": date(),
+            "media_url": string(),
+            "format": string(),
+            "error_code": string(),
+            "deleted_at": date(),
+            "created_at": date(),
+            "updated_at": date(),
+            "v": long(1),
+        }
+    }};
+    let transcripts = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "conversation_id", "status", "turns", "criteria", "data_collection", "has_audio",
+            "started_at", "created_at", "updated_at", "v"],
+        "properties": {
+            "_id": { "bsonType": "string", "pattern": "^trn_[0-9a-f]{32}$" },
+            "conversation_id": { "bsonType": "string", "minLength": 1, "maxLength": 128 },
+            "call_id": { "bsonType": "string", "pattern": "^call_[0-9a-f]{32}$" },
+            "campaign_id": { "bsonType": "string", "pattern": "^cmp_[0-9a-f]{32}$" },
+            "contact_id": { "bsonType": "string", "pattern": "^con_[0-9a-f]{32}$" },
+            "agent_id": string(),
+            "status": string(),
+            "turns": { "bsonType": "array", "items": { "bsonType": "object", "required": ["role", "message"],
+                "properties": { "role": string(), "message": string(), "time_in_call_secs": nullable("double"),
+                    "interrupted": { "bsonType": "bool" } } } },
+            "language": string(),
+            "duration_secs": int(),
+            "cost": int(),
+            "termination_reason": string(),
+            "call_successful": string(),
+            "summary": string(),
+            "criteria": { "bsonType": "array", "items": { "bsonType": "object", "required": ["id", "result"],
+                "properties": { "id": string(), "result": string(), "rationale": nullable("string") } } },
+            "data_collection": { "bsonType": "array", "items": { "bsonType": "object", "required": ["id"],
+                "properties": { "id": string(), "rationale": nullable("string") } } },
+            "has_audio": { "bsonType": "bool" },
+            "started_at": date(),
+            "analyzer_version": long(0),
+            "sentiment": { "bsonType": ["double", "int", "long"] },
+            "created_at": date(),
+            "updated_at": date(),
+            "v": long(1),
+        }
+    }};
+    (recordings, transcripts)
+}
+
+/// The text index: turn messages and summaries, no language (no stemming,
+/// no stop words: `$text` only pre-selects, the exact predicate runs after).
+pub(crate) fn transcript_text_index() -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! { "turns.message": "text", "summary": "text" })
+        .options(
+            IndexOptions::builder()
+                .name(TRANSCRIPT_TEXT_INDEX.to_owned())
+                .weights(doc! { "summary": 2, "turns.message": 1 })
+                .default_language("none".to_owned())
+                .build(),
+        )
+        .build()
 }
 
 fn index(name: &str, keys: Document) -> IndexModel {
@@ -457,6 +547,35 @@ pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
         ),
         (SHEET_LINKS, index("created", doc! { "created_at": -1, "_id": -1 })),
         (SHEET_ROWS, index("link_contact", doc! { "link_id": 1, "contact_id": 1 })),
+        (
+            RECORDINGS,
+            IndexModel::builder()
+                .keys(doc! { "provider": 1, "provider_id": 1 })
+                .options(IndexOptions::builder().name("provider_key_uq".to_owned()).unique(true).build())
+                .build(),
+        ),
+        (RECORDINGS, index("call_created", doc! { "call_id": 1, "created_at": 1, "_id": 1 })),
+        (
+            TRANSCRIPTS,
+            IndexModel::builder()
+                .keys(doc! { "conversation_id": 1 })
+                .options(IndexOptions::builder().name("conversation_id_uq".to_owned()).unique(true).build())
+                .build(),
+        ),
+        (TRANSCRIPTS, index("call", doc! { "call_id": 1 })),
+        (TRANSCRIPTS, index("started", doc! { "started_at": -1, "_id": -1 })),
+        (TRANSCRIPTS, by_started("campaign_started", "campaign_id")),
+        (TRANSCRIPTS, by_started("agent_started", "agent_id")),
+        (TRANSCRIPTS, by_started("contact_started", "contact_id")),
+        // "Pass rate of criterion X per campaign per week": multikey on the criteria array.
+        (
+            TRANSCRIPTS,
+            index(
+                "criteria_campaign_started",
+                doc! { "criteria.id": 1, "criteria.result": 1, "campaign_id": 1, "started_at": -1 },
+            ),
+        ),
+        (TRANSCRIPTS, transcript_text_index()),
     ]
 }
 

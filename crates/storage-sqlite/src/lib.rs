@@ -24,6 +24,7 @@
 //! - `contacts.rs` (+ `contact_query.rs`), `campaigns.rs`, `enrollments.rs`: the campaign side;
 //! - `rows.rs`: row <-> domain conversion and the helpers every area shares
 //!   (`Where`, error mapping, cursors, JSON documents, timestamps);
+//! - `sheets.rs`, `transcripts.rs` (recordings, transcripts, FTS5 search);
 //! - `schema.rs`: the versioned migrations.
 
 #![forbid(unsafe_code)]
@@ -38,6 +39,7 @@ mod leases;
 mod rows;
 mod schema;
 mod sheets;
+mod transcripts;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};

@@ -253,4 +253,70 @@ CREATE TABLE sheet_rows (
 ) STRICT, WITHOUT ROWID;
 "#,
     ),
+    (
+        "0007_recordings_transcripts",
+        r#"
+-- Recordings and transcripts (switchboard_storage::transcripts): each record
+-- as a JSON `doc`, with real columns for its unique keys, filters and sort.
+CREATE TABLE recordings (
+    id          TEXT    PRIMARY KEY CHECK (id GLOB 'rec_*' AND length(id) = 36),
+    provider    TEXT    NOT NULL CHECK (provider IN ('twilio','elevenlabs')),
+    provider_id TEXT    NOT NULL CHECK (length(provider_id) BETWEEN 1 AND 256),
+    call_id     TEXT    CHECK (call_id IS NULL OR call_id GLOB 'call_*'),
+    status      TEXT    NOT NULL CHECK (status IN ('in-progress','completed','absent','failed','deleted')),
+    created_at  INTEGER NOT NULL CHECK (typeof(created_at) = 'integer'),
+    updated_at  INTEGER NOT NULL CHECK (typeof(updated_at) = 'integer'),
+    doc         TEXT    NOT NULL CHECK (json_valid(doc)),
+    UNIQUE (provider, provider_id)
+) STRICT;
+CREATE INDEX recordings_call ON recordings (call_id, created_at, id) WHERE call_id IS NOT NULL;
+-- `rid` is an explicit INTEGER PRIMARY KEY so VACUUM never renumbers it: the
+-- full-text rows are keyed by it.
+CREATE TABLE transcripts (
+    rid             INTEGER PRIMARY KEY,
+    id              TEXT    NOT NULL UNIQUE CHECK (id GLOB 'trn_*' AND length(id) = 36),
+    conversation_id TEXT    NOT NULL UNIQUE CHECK (length(conversation_id) BETWEEN 1 AND 128),
+    call_id         TEXT    CHECK (call_id IS NULL OR call_id GLOB 'call_*'),
+    campaign_id     TEXT    CHECK (campaign_id IS NULL OR campaign_id GLOB 'cmp_*'),
+    contact_id      TEXT    CHECK (contact_id IS NULL OR contact_id GLOB 'con_*'),
+    agent_id        TEXT,
+    status          TEXT    NOT NULL,
+    call_successful TEXT,
+    sentiment       REAL,
+    started_at      INTEGER NOT NULL CHECK (typeof(started_at) = 'integer'),
+    created_at      INTEGER NOT NULL CHECK (typeof(created_at) = 'integer'),
+    updated_at      INTEGER NOT NULL CHECK (typeof(updated_at) = 'integer'),
+    doc             TEXT    NOT NULL CHECK (json_valid(doc) AND json_type(doc, '$.turns') = 'array'
+                                            AND json_array_length(doc, '$.turns') < 1048576)
+) STRICT;
+CREATE INDEX transcripts_started ON transcripts (started_at, id);
+CREATE INDEX transcripts_call ON transcripts (call_id) WHERE call_id IS NOT NULL;
+CREATE INDEX transcripts_campaign_started ON transcripts (campaign_id, started_at, id) WHERE campaign_id IS NOT NULL;
+CREATE INDEX transcripts_agent_started ON transcripts (agent_id, started_at, id) WHERE agent_id IS NOT NULL;
+CREATE INDEX transcripts_contact_started ON transcripts (contact_id, started_at, id) WHERE contact_id IS NOT NULL;
+CREATE INDEX transcripts_successful_started ON transcripts (call_successful, started_at, id) WHERE call_successful IS NOT NULL;
+CREATE INDEX transcripts_sentiment ON transcripts (sentiment) WHERE sentiment IS NOT NULL;
+-- One row per evaluation criterion: "pass rate of criterion X per campaign
+-- per week" is a range of the first index.
+CREATE TABLE transcript_criteria (
+    transcript_id TEXT    NOT NULL REFERENCES transcripts (id) ON DELETE CASCADE,
+    campaign_id   TEXT    CHECK (campaign_id IS NULL OR campaign_id GLOB 'cmp_*'),
+    criterion_id  TEXT    NOT NULL,
+    result        TEXT    NOT NULL,
+    started_at    INTEGER NOT NULL CHECK (typeof(started_at) = 'integer')
+) STRICT;
+CREATE INDEX transcript_criteria_campaign ON transcript_criteria (campaign_id, criterion_id, started_at, result);
+CREATE INDEX transcript_criteria_transcript ON transcript_criteria (transcript_id, criterion_id, result);
+-- Full text: one contentless row per turn message and one for the summary,
+-- rowid = transcripts.rid << 20 | slot (slot 0: summary, k + 1: turn k).
+-- Written in the transcript upsert's transaction (src/transcripts.rs).
+CREATE VIRTUAL TABLE transcript_fts USING fts5 (
+    body,
+    content = '',
+    contentless_delete = 1,
+    tokenize = 'unicode61 remove_diacritics 0',
+    prefix = '2 3'
+);
+"#,
+    ),
 ];

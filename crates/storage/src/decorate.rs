@@ -1,7 +1,8 @@
 //! Store decorators in one line: [`decorate_storage!`](crate::decorate_storage) implements every
 //! store trait ([`CallStore`](crate::CallStore), [`EventStore`](crate::EventStore),
 //! [`ContactStore`](crate::ContactStore), [`CampaignStore`](crate::CampaignStore),
-//! [`EnrollmentStore`](crate::EnrollmentStore), [`JobStore`](crate::JobStore), [`SheetStore`](crate::SheetStore) and [`Storage`](crate::Storage))
+//! [`EnrollmentStore`](crate::EnrollmentStore), [`JobStore`](crate::JobStore), [`SheetStore`](crate::SheetStore),
+//! [`TranscriptStore`](crate::TranscriptStore) and [`Storage`](crate::Storage))
 //! for a type that wraps another store, sending every call through one
 //! method of the decorator:
 //!
@@ -99,6 +100,7 @@ macro_rules! decorate_storage {
         $crate::__forward_campaign_stores!($ty, $field, $wrap);
         $crate::__forward_job_stores!($ty, $field, $wrap);
         $crate::__forward_sheet_stores!($ty, $field, $wrap);
+        $crate::__forward_transcript_stores!($ty, $field, $wrap);
 
         #[async_trait::async_trait]
         impl $crate::Storage for $ty {
@@ -425,6 +427,79 @@ macro_rules! __forward_sheet_stores {
                 c: &[::switchboard_domain::ContactId],
             ) -> $crate::StoreResult<u64> {
                 self.$wrap("delete_sheet_rows", self.$field.delete_sheet_rows(l, c)).await
+            }
+        }
+    };
+}
+
+/// The recordings and transcripts part of [`decorate_storage!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward_transcript_stores {
+    ($ty:ty, $field:tt, $wrap:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::TranscriptStore for $ty {
+            async fn upsert_recording(
+                &self,
+                r: &::switchboard_domain::Recording,
+            ) -> $crate::StoreResult<::switchboard_domain::Recording> {
+                self.$wrap("upsert_recording", self.$field.upsert_recording(r)).await
+            }
+            async fn get_recording(
+                &self,
+                id: &::switchboard_domain::RecordingId,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Recording>> {
+                self.$wrap("get_recording", self.$field.get_recording(id)).await
+            }
+            async fn find_recording(
+                &self,
+                p: ::switchboard_domain::recording::RecordingProvider,
+                id: &str,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Recording>> {
+                self.$wrap("find_recording", self.$field.find_recording(p, id)).await
+            }
+            async fn recordings_of_call(
+                &self,
+                c: &::switchboard_domain::CallId,
+            ) -> $crate::StoreResult<Vec<::switchboard_domain::Recording>> {
+                self.$wrap("recordings_of_call", self.$field.recordings_of_call(c)).await
+            }
+            async fn upsert_transcript(
+                &self,
+                t: &::switchboard_domain::Transcript,
+            ) -> $crate::StoreResult<::switchboard_domain::Transcript> {
+                self.$wrap("upsert_transcript", self.$field.upsert_transcript(t)).await
+            }
+            async fn get_transcript(
+                &self,
+                id: &::switchboard_domain::TranscriptId,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Transcript>> {
+                self.$wrap("get_transcript", self.$field.get_transcript(id)).await
+            }
+            async fn find_transcript(&self, c: &str) -> $crate::StoreResult<Option<::switchboard_domain::Transcript>> {
+                self.$wrap("find_transcript", self.$field.find_transcript(c)).await
+            }
+            async fn transcript_of_call(
+                &self,
+                c: &::switchboard_domain::CallId,
+            ) -> $crate::StoreResult<Option<::switchboard_domain::Transcript>> {
+                self.$wrap("transcript_of_call", self.$field.transcript_of_call(c)).await
+            }
+            async fn list_transcripts(
+                &self,
+                f: &$crate::TranscriptFilter,
+                p: &$crate::PageRequest,
+            ) -> $crate::StoreResult<$crate::Page<::switchboard_domain::Transcript>> {
+                self.$wrap("list_transcripts", self.$field.list_transcripts(f, p)).await
+            }
+            async fn search_transcripts(
+                &self,
+                q: &$crate::TextQuery,
+                f: &$crate::TranscriptFilter,
+                o: $crate::SearchOrder,
+                p: &$crate::PageRequest,
+            ) -> $crate::StoreResult<$crate::Page<$crate::SearchHit>> {
+                self.$wrap("search_transcripts", self.$field.search_transcripts(q, f, o, p)).await
             }
         }
     };

@@ -81,7 +81,17 @@ pub struct MigrationReport {
 /// Everything Switchboard stores, behind one object-safe trait.
 #[async_trait]
 pub trait Storage:
-    CallStore + EventStore + ContactStore + CampaignStore + EnrollmentStore + JobStore + SheetStore + Send + Sync + 'static
+    CallStore
+    + EventStore
+    + ContactStore
+    + CampaignStore
+    + EnrollmentStore
+    + JobStore
+    + SheetStore
+    + TranscriptStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `sqlite` or `mongodb`.
     fn backend_name(&self) -> &'static str;

@@ -10,11 +10,13 @@ pub mod calls;
 pub mod campaigns;
 pub mod jobs;
 pub mod sheets;
+pub mod transcripts;
 
 pub use calls::*;
 pub use campaigns::*;
 pub use jobs::*;
 pub use sheets::*;
+pub use transcripts::*;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -146,7 +148,11 @@ macro_rules! conformance_tests {
             concurrent_lease_acquires_grant_one,
             sheet_links_round_trip_and_are_unique_per_tab,
             sheet_links_replace_by_version_and_keep_the_sync_state,
-            sheet_rows_upsert_list_and_delete_with_their_link
+            sheet_rows_upsert_list_and_delete_with_their_link,
+            recordings_merge_by_provider_key_and_list_by_call,
+            transcripts_upsert_keeps_final_and_analysis,
+            transcript_lists_match_every_filter,
+            transcript_search_matches_the_reference
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {
