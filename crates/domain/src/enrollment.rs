@@ -268,6 +268,91 @@ impl Enrollment {
         true
     }
 
+    /// The waiting status it returns to when a claim or attempt is undone:
+    /// `pending` before its first attempt, `retry_wait` after one.
+    pub fn waiting_status(&self) -> EnrollmentStatus {
+        if self.attempts == 0 { EnrollmentStatus::Pending } else { EnrollmentStatus::RetryWait }
+    }
+
+    /// A copy as it would stand without the dialer's claim (its
+    /// [`waiting_status`](Self::waiting_status), nothing else changed), for
+    /// re-running [`evaluate`] at claim time. Not a transition: never stored.
+    pub fn as_unclaimed(&self) -> Enrollment {
+        let mut e = self.clone();
+        e.status = self.waiting_status();
+        e
+    }
+
+    /// Puts a claimed enrollment that will not be dialled now back to
+    /// waiting, with `reason`: when a dialer's lease expired before a call
+    /// was placed, or the claim-time check found it not dialable yet (or its
+    /// campaign paused or stopped). Afterwards it has no lease, its
+    /// [`waiting_status`](Self::waiting_status), `reason`, and
+    /// `updated_at = now`; with `next_at` it is not due before
+    /// `max(next_at, now)`, without it its due time is kept.
+    pub fn release_claim(&mut self, next_at: Option<DateTime<Utc>>, reason: String, now: DateTime<Utc>) {
+        self.status = self.waiting_status();
+        self.lease = None;
+        if let Some(next) = next_at {
+            self.next_attempt_at = next.max(now);
+        }
+        self.reason = Some(reason);
+        self.updated_at = now;
+    }
+
+    /// Hands a claimed enrollment back untouched when the campaign's dial
+    /// gate has no capacity for it now: it returns to its
+    /// [`waiting_status`](Self::waiting_status) without a lease, and keeps
+    /// its due time, reason and `updated_at`, so it is still due at once.
+    pub fn hand_back(&mut self) {
+        self.status = self.waiting_status();
+        self.lease = None;
+    }
+
+    /// Finishes a claimed enrollment as `skipped` with `reason`, whatever
+    /// its attempts, when it cannot be dialled at all (its contact is gone).
+    /// Afterwards it has no lease and `updated_at = now`.
+    pub fn skip(&mut self, reason: String, now: DateTime<Utc>) {
+        self.status = EnrollmentStatus::Skipped;
+        self.lease = None;
+        self.reason = Some(reason);
+        self.updated_at = now;
+    }
+
+    /// Finishes a claimed enrollment that can never be dialled again
+    /// (do-not-call, attempts used, schedule closed) with `reason`:
+    /// `skipped` if it was never dialled, `failed` if it was. Afterwards it
+    /// has no lease and `updated_at = now`; its due time is kept.
+    pub fn finish_without_call(&mut self, reason: String, now: DateTime<Utc>) {
+        self.status = if self.attempts > 0 { EnrollmentStatus::Failed } else { EnrollmentStatus::Skipped };
+        self.lease = None;
+        self.reason = Some(reason);
+        self.updated_at = now;
+    }
+
+    /// Undoes the attempt of `call_id` recorded by [`placed`](Self::placed)
+    /// when the provider surely never received the call (rate-limited,
+    /// transport error): one attempt fewer, that attempt gone from the
+    /// history, no current call, back to its
+    /// [`waiting_status`](Self::waiting_status), due again at `retry_at`,
+    /// with `reason`. `updated_at` is kept.
+    pub fn undo_placement(&mut self, call_id: &CallId, retry_at: DateTime<Utc>, reason: String) {
+        self.attempts = self.attempts.saturating_sub(1);
+        self.history.retain(|a| &a.call_id != call_id);
+        self.current_call_id = None;
+        self.status = self.waiting_status();
+        self.next_attempt_at = retry_at;
+        self.reason = Some(reason);
+    }
+
+    /// Replaces the reason of an enrollment whose placement the provider
+    /// refused for good, once the failed call's outcome has been applied
+    /// (by [`record_outcome`](Self::record_outcome)), so it shows the
+    /// refusal. Changes nothing else.
+    pub fn placement_refused(&mut self, reason: String) {
+        self.reason = Some(reason);
+    }
+
     /// Moves an in-flight enrollment on after `outcome`, by the retry policy.
     fn settle(&mut self, outcome: Outcome, campaign: &Campaign, now: DateTime<Utc>) {
         let now = crate::time::to_ms(now);
@@ -611,5 +696,133 @@ mod tests {
         won.placed(call.clone(), now);
         won.record_outcome(&call, Outcome::Answered, &c, now);
         assert_eq!(won.status, EnrollmentStatus::Completed);
+    }
+
+    /// A claimed (dialling, leased) enrollment, as `claim_enrollment` returns it.
+    fn claimed(attempts: u32, now: DateTime<Utc>) -> Enrollment {
+        let c = campaign(now);
+        let k = contact(None, now);
+        let mut e = Enrollment::new(c.id.clone(), k.id.clone(), now);
+        e.attempts = attempts;
+        e.status = EnrollmentStatus::Dialing;
+        e.lease = Some(Lease { owner: "d1".into(), expires_at: now + Duration::minutes(2) });
+        e.lease_token = 1;
+        e
+    }
+
+    #[test]
+    fn waiting_status_and_unclaimed_view_follow_attempts() {
+        let now = utc("2026-11-26T15:00:00Z");
+        let e = claimed(0, now);
+        assert_eq!(e.waiting_status(), EnrollmentStatus::Pending);
+        let view = e.as_unclaimed();
+        assert_eq!(view.status, EnrollmentStatus::Pending);
+        assert_eq!(Enrollment { status: e.status, ..view }, e, "nothing else changes");
+        assert_eq!(claimed(2, now).waiting_status(), EnrollmentStatus::RetryWait);
+        assert_eq!(claimed(2, now).as_unclaimed().status, EnrollmentStatus::RetryWait);
+    }
+
+    #[test]
+    fn release_claim_returns_to_waiting_without_a_lease() {
+        let now = utc("2026-11-26T15:00:00Z");
+        let later = now + Duration::minutes(5);
+        let mut e = claimed(0, now);
+        let due = e.next_attempt_at;
+        e.release_claim(None, "lease expired".into(), later);
+        assert_eq!(e.status, EnrollmentStatus::Pending);
+        assert_eq!(e.lease, None);
+        assert_eq!(e.next_attempt_at, due, "due time kept without next_at");
+        assert_eq!(e.reason.as_deref(), Some("lease expired"));
+        assert_eq!(e.updated_at, later);
+        assert_eq!(e.lease_token, 1);
+
+        let mut e = claimed(1, now);
+        e.release_claim(Some(now + Duration::hours(2)), "outside window".into(), now);
+        assert_eq!(e.status, EnrollmentStatus::RetryWait);
+        assert_eq!(e.next_attempt_at, now + Duration::hours(2));
+        let mut e = claimed(1, now);
+        e.release_claim(Some(now - Duration::hours(2)), "late".into(), now);
+        assert_eq!(e.next_attempt_at, now, "never due in the past");
+    }
+
+    #[test]
+    fn hand_back_changes_only_status_and_lease() {
+        let now = utc("2026-11-26T15:00:00Z");
+        let mut e = claimed(1, now);
+        e.reason = Some("earlier".into());
+        let before = e.clone();
+        e.hand_back();
+        assert_eq!(e.status, EnrollmentStatus::RetryWait);
+        assert_eq!(e.lease, None);
+        assert_eq!(Enrollment { status: before.status, lease: before.lease.clone(), ..e }, before);
+    }
+
+    #[test]
+    fn skip_and_finish_without_call_are_final_without_a_lease() {
+        let now = utc("2026-11-26T15:00:00Z");
+        let later = now + Duration::minutes(1);
+        let mut e = claimed(2, now);
+        e.skip("contact deleted".into(), later);
+        assert_eq!(e.status, EnrollmentStatus::Skipped, "skipped whatever its attempts");
+        assert_eq!(e.lease, None);
+        assert_eq!(e.reason.as_deref(), Some("contact deleted"));
+        assert_eq!(e.updated_at, later);
+
+        let mut never = claimed(0, now);
+        let due = never.next_attempt_at;
+        never.finish_without_call("dnc".into(), later);
+        assert_eq!(never.status, EnrollmentStatus::Skipped);
+        assert_eq!(never.lease, None);
+        assert_eq!(never.reason.as_deref(), Some("dnc"));
+        assert_eq!(never.updated_at, later);
+        assert_eq!(never.next_attempt_at, due);
+        let mut tried = claimed(1, now);
+        tried.finish_without_call("schedule closed".into(), later);
+        assert_eq!(tried.status, EnrollmentStatus::Failed);
+        assert_eq!(tried.lease, None);
+        assert!(tried.status.is_final() && never.status.is_final());
+    }
+
+    #[test]
+    fn undo_placement_restores_the_attempt_before_it() {
+        let now = utc("2026-11-26T15:00:00Z");
+        let mut e = claimed(0, now);
+        let first = CallId::new();
+        e.placed(first.clone(), now);
+        e.record_outcome(&first, Outcome::Busy, &campaign(now), now);
+        e.status = EnrollmentStatus::Dialing;
+        let call = CallId::new();
+        e.placed(call.clone(), now + Duration::minutes(31));
+        let stamped = e.updated_at;
+        e.undo_placement(&call, now + Duration::minutes(32), "placement not accepted".into());
+        assert_eq!(e.attempts, 1);
+        assert_eq!(e.history.len(), 1);
+        assert_eq!(e.history[0].call_id, first);
+        assert_eq!(e.current_call_id, None);
+        assert_eq!(e.status, EnrollmentStatus::RetryWait);
+        assert_eq!(e.next_attempt_at, now + Duration::minutes(32));
+        assert_eq!(e.reason.as_deref(), Some("placement not accepted"));
+        assert_eq!(e.updated_at, stamped);
+
+        let mut fresh = claimed(0, now);
+        let call = CallId::new();
+        fresh.placed(call.clone(), now);
+        fresh.undo_placement(&call, now + Duration::minutes(1), "retry".into());
+        assert_eq!((fresh.attempts, fresh.history.len()), (0, 0));
+        assert_eq!(fresh.status, EnrollmentStatus::Pending);
+    }
+
+    #[test]
+    fn placement_refused_replaces_only_the_reason() {
+        let now = utc("2026-11-26T15:00:00Z");
+        let c = campaign(now);
+        let mut e = claimed(0, now);
+        let call = CallId::new();
+        e.placed(call.clone(), now);
+        e.record_outcome(&call, Outcome::Failed, &c, now);
+        let before = e.clone();
+        e.placement_refused("placement refused: bad number".into());
+        assert_eq!(e.reason.as_deref(), Some("placement refused: bad number"));
+        assert_eq!(Enrollment { reason: before.reason.clone(), ..e }, before);
     }
 }

@@ -96,10 +96,6 @@ pub struct Dialer {
     asked: Arc<std::sync::Mutex<std::collections::HashMap<CallId, DateTime<Utc>>>>,
 }
 
-fn waiting_status(e: &Enrollment) -> EnrollmentStatus {
-    if e.attempts == 0 { EnrollmentStatus::Pending } else { EnrollmentStatus::RetryWait }
-}
-
 /// Fills `{{contact.name}}`, `{{contact.phone}}`, `{{contact.email}}`, `{{contact.custom.KEY}}`.
 pub fn render_template(template: &str, contact: &Contact) -> String {
     let mut out = String::with_capacity(template.len());
@@ -236,13 +232,14 @@ impl Dialer {
         for e in self.store.expired_leases(now, 500).await? {
             let key = e.next_attempt_key().to_string();
             let mut back = e.clone();
-            back.status = waiting_status(&e);
-            back.lease = None;
-            back.updated_at = now;
-            back.reason = Some(format!(
-                "lease of {} expired before a call was placed",
-                e.lease.as_ref().map(|l| l.owner.as_str()).unwrap_or("?")
-            ));
+            back.release_claim(
+                None,
+                format!(
+                    "lease of {} expired before a call was placed",
+                    e.lease.as_ref().map(|l| l.owner.as_str()).unwrap_or("?")
+                ),
+                now,
+            );
             match self.store.replace_enrollment(&back).await {
                 Ok(_) => {
                     self.store.release_dial_slot(&e.campaign_id, &key).await?;
@@ -438,42 +435,32 @@ impl Dialer {
             };
             let Some(contact) = self.store.get_contact(&claimed.contact_id).await? else {
                 let mut gone = claimed.clone();
-                gone.status = EnrollmentStatus::Skipped;
-                gone.lease = None;
-                gone.reason = Some("contact deleted".into());
-                gone.updated_at = now;
+                gone.skip("contact deleted".into(), now);
                 self.store.replace_enrollment(&gone).await?;
                 report.finished_without_call += 1;
                 continue;
             };
             // Fresh campaign state: a pause or settings change since the step began applies now.
             let fresh = self.store.get_campaign(&campaign.id).await?.unwrap_or_else(|| campaign.clone());
-            let mut check = claimed.clone();
-            check.status = waiting_status(&claimed);
-            let verdict = evaluate(&fresh, &contact, &check, now);
+            let verdict = evaluate(&fresh, &contact, &claimed.as_unclaimed(), now);
             if !verdict.dialable {
                 let mut back = claimed.clone();
-                back.lease = None;
-                back.updated_at = now;
                 let why = serde_json::to_string(&verdict.reasons).unwrap_or_default();
                 match verdict.next_dialable_at {
                     Some(next) => {
-                        back.status = waiting_status(&claimed);
-                        back.next_attempt_at = next.max(now);
+                        back.release_claim(Some(next), why, now);
                         report.deferred += 1;
                     }
                     None if fresh.status.is_final() || fresh.status != CampaignStatus::Running => {
                         // Paused or stopped meanwhile: leave it waiting, unchanged.
-                        back.status = waiting_status(&claimed);
+                        back.release_claim(None, why, now);
                         report.deferred += 1;
                     }
                     None => {
-                        back.status =
-                            if claimed.attempts > 0 { EnrollmentStatus::Failed } else { EnrollmentStatus::Skipped };
+                        back.finish_without_call(why, now);
                         report.finished_without_call += 1;
                     }
                 }
-                back.reason = Some(why);
                 self.store.replace_enrollment(&back).await?;
                 if fresh.status != CampaignStatus::Running {
                     return Ok(());
@@ -497,8 +484,7 @@ impl Dialer {
                 other => {
                     // No capacity now: hand it back untouched (still due) and stop this campaign for this step.
                     let mut back = claimed.clone();
-                    back.status = waiting_status(&claimed);
-                    back.lease = None;
+                    back.hand_back();
                     self.store.replace_enrollment(&back).await?;
                     tracing::trace!(campaign = %campaign.id, gate = ?other, "dial gate closed for now");
                     return Ok(());
@@ -606,12 +592,11 @@ impl Dialer {
         if surely_not_placed {
             // Never reached the provider (or it said so): undo the attempt, try again in a minute.
             let mut back = placed.clone();
-            back.attempts = back.attempts.saturating_sub(1);
-            back.history.retain(|a| &a.call_id != call_id);
-            back.current_call_id = None;
-            back.status = waiting_status(&back);
-            back.next_attempt_at = now + Duration::seconds(60);
-            back.reason = Some(format!("placement not accepted, retrying: {err}"));
+            back.undo_placement(
+                call_id,
+                now + Duration::seconds(60),
+                format!("placement not accepted, retrying: {err}"),
+            );
             self.store.replace_enrollment(&back).await?;
             self.store.release_dial_slot(&campaign.id, key).await?;
             self.mark_call(call_id, CallStatus::Canceled, now).await?;
@@ -619,7 +604,7 @@ impl Dialer {
             let call = self.mark_call(call_id, CallStatus::Failed, now).await?;
             apply_call_outcome(&*self.store, &call, now).await?;
             if let Some(mut e) = self.store.get_enrollment(&placed.id).await? {
-                e.reason = Some(format!("placement refused: {err}"));
+                e.placement_refused(format!("placement refused: {err}"));
                 let _ = self.store.replace_enrollment(&e).await;
             }
         }
