@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchboard::{App, config, shutdown_signal, store, telemetry};
 
+mod cli_sheets;
+
 #[derive(Parser)]
 #[command(
     name = "switchboard",
@@ -57,6 +59,11 @@ enum Command {
     Export {
         #[command(subcommand)]
         what: ExportWhat,
+    },
+    /// Google Sheets links: link, list, status, preview, sync, unlink.
+    Sheets {
+        #[command(subcommand)]
+        what: cli_sheets::SheetsCmd,
     },
     /// Create or update collections/tables, validators and indexes (idempotent).
     Migrate {
@@ -300,6 +307,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None
             };
             let app = App::build(settings).await?;
+            if let Some(sim) = &_sim {
+                switchboard::sim::sandbox_sheet_link(&app.state, sim).await?;
+            }
             tracing::info!(addr = %listener.local_addr()?, store = app.state.store.backend_name(), "switchboard listening");
             app.serve(listener, shutdown_signal()).await?;
             tracing::info!("stopped cleanly");
@@ -331,6 +341,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Import { what } => {
             return import_contacts(&settings, what).await;
+        }
+        Command::Sheets { what } => {
+            return cli_sheets::run(&settings, what).await;
         }
         Command::Export { what: ExportWhat::Contacts { format, out, search, tag, dnc } } => {
             use std::io::Write;

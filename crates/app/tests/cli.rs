@@ -236,3 +236,247 @@ fn serve_no_migrate_starts_and_an_empty_secret_stops_start_up() {
         assert!(err.contains(var) && err.contains("empty"), "{err}");
     }
 }
+
+/// Runs the binary and returns (exit code, stdout, stderr).
+fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sheets_link_list_status_unlink_and_field_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(switchboard(dir.path()).args([
+        "sheets",
+        "link",
+        "--spreadsheet",
+        "x",
+        "--header-row",
+        "0",
+        "--poll-secs",
+        "1",
+        "--map",
+        "Cell=nonsense",
+        "--map",
+        "nothing",
+    ]));
+    assert_eq!(code, Some(1), "{err}");
+    for field in ["spreadsheet", "header_row", "poll_secs", "map: `nothing`"] {
+        assert!(err.contains(field), "{field} not named: {err}");
+    }
+    let (code, _, err) = run(switchboard(dir.path()).args([
+        "sheets",
+        "link",
+        "--spreadsheet",
+        "1CliLinkSheet0001",
+        "--campaign",
+        "cmp_0123456789abcdef0123456789abcdef",
+    ]));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("campaign_id: no such campaign"), "{err}");
+
+    let (code, out, err) = run(switchboard(dir.path()).args([
+        "sheets",
+        "link",
+        "--spreadsheet",
+        "https://docs.google.com/spreadsheets/d/1CliLinkSheet0001/edit#gid=0",
+        "--tab",
+        "Leads",
+        "--map",
+        "Cell Phone=phone",
+        "--poll-secs",
+        "30",
+    ]));
+    assert_eq!(code, Some(0), "{err}");
+    let id = out.trim().to_owned();
+    assert!(id.starts_with("lnk_"), "{out}");
+    // The same tab twice is a conflict.
+    let (code, _, _) =
+        run(switchboard(dir.path()).args(["sheets", "link", "--spreadsheet", "1CliLinkSheet0001", "--tab", "Leads"]));
+    assert_ne!(code, Some(0));
+
+    let (code, out, err) = run(switchboard(dir.path()).args(["sheets", "list"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    for want in [id.as_str(), "1CliLinkSheet0001", "tab=Leads", "campaign=-", "status=new", "last_sync=never", "rows=0"]
+    {
+        assert!(out.contains(want), "{want} missing: {out}");
+    }
+    let (code, out, err) = run(switchboard(dir.path()).args(["sheets", "status", &id]));
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["spreadsheet_id"], "1CliLinkSheet0001");
+    assert_eq!(v["mapping"]["Cell Phone"], "phone");
+    assert_eq!(v["poll_secs"], 30);
+    assert_eq!(v["state"]["status"], "new");
+
+    // Preview and sync need Google; without it the error names the setting.
+    for cmd in ["preview", "sync"] {
+        let (code, _, err) =
+            run(switchboard(dir.path()).env_remove("GOOGLE_APPLICATION_CREDENTIALS").args(["sheets", cmd, &id]));
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("SWITCHBOARD_GOOGLE__CREDENTIALS_FILE"), "{err}");
+    }
+
+    let (code, out, err) = run(switchboard(dir.path()).args(["sheets", "unlink", &id]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&id));
+    let (_, out, _) = run(switchboard(dir.path()).args(["sheets", "list"]));
+    assert!(out.trim().is_empty(), "{out}");
+    let (code, _, err) = run(switchboard(dir.path()).args(["sheets", "status", &id]));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no sheet link"), "{err}");
+    let (code, _, err) = run(switchboard(dir.path()).args(["sheets", "unlink", "lnk_nope"]));
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn sheets_preview_and_sync_against_the_simulator() {
+    use switchboard::sim::google::{NewSpreadsheet, NewTab, SANDBOX_KEY_JSON};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt
+        .block_on(switchboard::sim::Simulator::spawn(
+            switchboard::sim::SimSettings::default(),
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .unwrap();
+    const ROWS: u64 = 1500;
+    let mut csv = String::from("phone,name\n");
+    for i in 0..ROWS {
+        csv.push_str(&format!("+1415{:07},Lead {i}\n", 3_000_000 + i));
+    }
+    csv.push_str("nope,Bad Row\n");
+    let sheet = "1CliSyncSheet0001";
+    sim.sim
+        .create_spreadsheet(NewSpreadsheet {
+            spreadsheet_id: Some(sheet.into()),
+            sheets: vec![NewTab { title: "Leads".into(), csv: Some(csv), values: None }],
+            ..Default::default()
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut key: serde_json::Value = serde_json::from_str(SANDBOX_KEY_JSON).unwrap();
+    key["token_uri"] = format!("{}/token", sim.base_url).into();
+    std::fs::write(dir.path().join("key.json"), key.to_string()).unwrap();
+    let google = |dir: &std::path::Path| {
+        let mut c = switchboard(dir);
+        c.env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .env("SWITCHBOARD_GOOGLE__CREDENTIALS_FILE", dir.join("key.json"))
+            .env("SWITCHBOARD_GOOGLE__SHEETS_API_BASE", &sim.base_url)
+            .env("SWITCHBOARD_GOOGLE__DRIVE_API_BASE", &sim.base_url)
+            .env("SWITCHBOARD_SHEETS__REQUESTS_PER_MINUTE", "10000");
+        c
+    };
+    let (code, out, err) = run(google(dir.path()).args(["sheets", "link", "--spreadsheet", sheet, "--tab", "Leads"]));
+    assert_eq!(code, Some(0), "{err}");
+    let id = out.trim().to_owned();
+
+    let (code, out, err) = run(google(dir.path()).args(["sheets", "preview", &id, "--rows", "3"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&format!("{} data rows", ROWS + 1)), "{out}");
+    assert!(out.contains("phone -> phone") && out.contains("name -> name"), "{out}");
+    assert!(out.contains("row 2: +14153000000 Lead 0") && out.contains("row 4: +14153000002 Lead 2"), "{out}");
+    assert!(!out.contains("row 5: +"), "three rows only: {out}");
+    assert!(out.contains(&format!("row {}: phone:", ROWS + 2)), "{out}");
+    assert!(contact_phones(&dir.path().join("cli.db")).is_empty(), "a preview writes nothing");
+
+    let (code, out, err) = run(google(dir.path()).args(["sheets", "sync", &id]));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("status ok"), "{out}");
+    assert!(out.contains(&format!("{} rows, {ROWS} valid, 1 issues", ROWS + 1)), "{out}");
+    assert!(out.contains(&format!("row {}: phone:", ROWS + 2)), "{out}");
+    assert_eq!(contact_phones(&dir.path().join("cli.db")).len() as u64, ROWS);
+    // The sheet got its owned columns: an id on every valid row, the reason on the bad one.
+    let values = sim.sim.spreadsheet_values(sheet, "Leads").unwrap();
+    let header: Vec<&str> = values[0].iter().map(|v| v.as_str().unwrap_or_default()).collect();
+    let col = |h: &str| header.iter().position(|x| *x == h).unwrap_or_else(|| panic!("no {h} in {header:?}"));
+    let (sb_id, sync_error) = (col("sb_id"), col("sb_sync_error"));
+    for row in &values[1..=ROWS as usize] {
+        assert!(row.get(sb_id).and_then(|v| v.as_str()).is_some_and(|s| !s.is_empty()), "{row:?}");
+    }
+    let bad = &values[ROWS as usize + 1];
+    assert!(bad.get(sync_error).and_then(|v| v.as_str()).is_some_and(|s| s.contains("phone")), "{bad:?}");
+    let (_, out, _) = run(google(dir.path()).args(["sheets", "list"]));
+    assert!(out.contains("status=ok") && out.contains(&format!("rows={}", ROWS + 1)), "{out}");
+
+    // A sheet no longer shared with the service account: the link ends in error, exit 1.
+    sim.sim.share_spreadsheet(sheet, Some(vec![])).unwrap();
+    let (code, out, err) = run(google(dir.path()).args(["sheets", "sync", &id]));
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(out.contains("status error") && out.contains("last_error:"), "{out}");
+    drop(sim);
+    drop(rt);
+}
+
+#[test]
+fn serve_sandbox_links_the_simulator_sheet_to_a_campaign() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = switchboard(dir.path())
+        .env("SWITCHBOARD_DIALER__ENABLED", "false")
+        .env("SWITCHBOARD_SHEETS__TICK_SECS", "1")
+        .args(["--listen", &format!("127.0.0.1:{port}"), "serve", "--sandbox"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = loop {
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("sandbox: sheet link ") => break l,
+            Some(Ok(_)) => continue,
+            _ => {
+                let _ = child.kill();
+                panic!("serve --sandbox ended without announcing the sheet link");
+            }
+        }
+    };
+    let link = line.split_whitespace().nth(3).unwrap().to_owned();
+    assert!(link.starts_with("lnk_"), "{line}");
+    assert!(line.contains("1SandboxLeadsSheet") && line.contains("/__sim/google/spreadsheets/1SandboxLeadsSheet"));
+    assert!(line.contains("/api/v1/campaigns/cmp_") && line.contains("/start"), "{line}");
+    // The sync job picks the link up and imports the 20 leads.
+    let started = std::time::Instant::now();
+    let listed = loop {
+        let (_, out, _) = run(switchboard(dir.path()).args(["sheets", "list"]));
+        if out.contains("rows=20") || started.elapsed() > std::time::Duration::from_secs(60) {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        listed.contains(&link) && listed.contains("1SandboxLeadsSheet") && listed.contains("tab=Leads"),
+        "{listed}"
+    );
+    assert!(listed.contains("campaign=cmp_") && listed.contains("status=ok") && listed.contains("rows=20"), "{listed}");
+    assert_eq!(contact_phones(&dir.path().join("cli.db")).len(), 20);
+
+    // A second start reuses the campaign and the link.
+    let mut child = switchboard(dir.path())
+        .env("SWITCHBOARD_DIALER__ENABLED", "false")
+        .args(["--listen", &format!("127.0.0.1:{port}"), "serve", "--sandbox"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let again = loop {
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("sandbox: sheet link ") => break l,
+            Some(Ok(_)) => continue,
+            _ => break String::new(),
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let campaign_of = |l: &str| l.split_whitespace().nth(13).map(str::to_owned);
+    assert_eq!(again.split_whitespace().nth(3), Some(link.as_str()), "same link: {again}");
+    assert_eq!(campaign_of(&again), campaign_of(&line), "same campaign: {again}");
+}
