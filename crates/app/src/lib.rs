@@ -30,7 +30,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod config;
+pub mod conversations;
 pub mod devtools;
 pub mod error;
 pub mod http;
@@ -189,6 +191,34 @@ impl App {
             )),
             _ => None,
         };
+        // ElevenLabs conversations whose webhook was lost: fetched and applied (leased job).
+        let reconciler = match (Self::provider_clients(&self.state.settings).1, self.state.settings.reconciler.enabled)
+        {
+            (Some(client), true) => {
+                let store = self.state.store.clone();
+                let r = self.state.settings.reconciler.clone();
+                let runner = runner.clone();
+                let stop = stop_rx.clone();
+                Some(tokio::spawn(async move {
+                    let schedule = jobs::runner::Schedule {
+                        name: jobs::reconciler::NAME.into(),
+                        every: chrono::Duration::seconds(r.every_secs.max(1) as i64),
+                        lease: chrono::Duration::minutes(10),
+                    };
+                    let poll = std::time::Duration::from_secs(r.every_secs.clamp(1, 30));
+                    runner
+                        .run_every(schedule, poll, stop, |_| {
+                            let (store, client) = (store.clone(), client.clone());
+                            async move {
+                                let since = chrono::Utc::now() - chrono::Duration::seconds(r.lookback_secs as i64);
+                                jobs::reconciler::reconcile(&*store, &client, since, None).await
+                            }
+                        })
+                        .await;
+                }))
+            }
+            _ => None,
+        };
         let s = &self.state.settings;
         let limits = http::server::ConnLimits {
             header_read_timeout: std::time::Duration::from_secs(s.http.header_read_timeout_secs),
@@ -223,6 +253,9 @@ impl App {
         let _ = sweeper.await;
         if let Some(s) = sheets {
             let _ = s.await;
+        }
+        if let Some(r) = reconciler {
+            let _ = r.await;
         }
         served?;
         Ok(())

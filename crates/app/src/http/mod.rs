@@ -13,6 +13,7 @@ pub mod query;
 pub mod schemas;
 pub mod server;
 pub mod sheets;
+pub mod transcripts;
 
 use std::time::{Duration, Instant};
 
@@ -181,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(jobs::router())
         .merge(sheets::router())
+        .merge(transcripts::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes));
     let timeout = Duration::from_secs(state.settings.request_timeout_secs);

@@ -157,6 +157,12 @@ impl Modify for CommonResponses {
         super::sheets::remove,
         super::sheets::sync,
         super::sheets::preview,
+        super::transcripts::call_transcript,
+        super::transcripts::call_recordings,
+        super::transcripts::get_recording,
+        super::transcripts::recording_media,
+        super::transcripts::get_transcript,
+        super::transcripts::search,
         super::jobs::list_jobs,
         super::health::healthz,
         super::health::readyz,
@@ -165,11 +171,12 @@ impl Modify for CommonResponses {
         super::calls::CallOut, super::calls::CallPage, super::calls::CallSortParam, super::events::EventOut, super::events::EventPage,
         super::contacts::ContactSortParam, super::contacts::ImportFormatParam, super::contacts::OnDuplicateParam, super::contacts::ExportFormatParam,
         super::jobs::JobOut, super::jobs::JobList,
+        super::transcripts::RecordingOut, super::transcripts::RecordingList, super::transcripts::TurnOut, super::transcripts::CriterionOut, super::transcripts::DataPointOut, super::transcripts::TranscriptOut, super::transcripts::SearchHitOut, super::transcripts::SearchPage,
         super::sheets::SheetLinkOut, super::sheets::SheetLinkPage, super::sheets::SheetLinkBody, super::sheets::SyncStateOut, super::sheets::RowIssueOut, super::sheets::SheetPreview, super::sheets::PreviewRow,
         Problem, FieldError,
     )),
     modifiers(&Bearer, &CommonResponses),
-    tags((name = "calls", description = "Merged call records"), (name = "events", description = "Stored provider webhooks"), (name = "contacts", description = "Contacts, import and export"), (name = "campaigns", description = "Campaigns, enrollments, eligibility and preflight"), (name = "sheets", description = "Google Sheets links: bidirectional sync of contact lists and campaign status"), (name = "jobs", description = "Leased background jobs: last run, last error, next run"), (name = "health", description = "Liveness and readiness"))
+    tags((name = "calls", description = "Merged call records"), (name = "events", description = "Stored provider webhooks"), (name = "contacts", description = "Contacts, import and export"), (name = "campaigns", description = "Campaigns, enrollments, eligibility and preflight"), (name = "sheets", description = "Google Sheets links: bidirectional sync of contact lists and campaign status"), (name = "transcripts", description = "Recordings, transcripts, conversation analysis and transcript search"), (name = "jobs", description = "Leased background jobs: last run, last error, next run"), (name = "health", description = "Liveness and readiness"))
 )]
 pub struct ApiDoc;
 

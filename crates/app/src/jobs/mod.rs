@@ -12,5 +12,6 @@
 
 pub mod dialer;
 pub mod import_sweeper;
+pub mod reconciler;
 pub mod runner;
 pub mod sheets;

@@ -151,6 +151,18 @@ pub async fn post_call(State(state): State<AppState>, headers: HeaderMap, body: 
             tracing::warn!(r#type = %other, "unknown ElevenLabs webhook type stored as a raw event");
         }
     }
+    // The transcript and audio record first (idempotent), the event last (it marks a replay).
+    match kind.as_str() {
+        "post_call_transcription" => {
+            if let Some(data) = payload.get("data") {
+                crate::conversations::record(&*state.store, data).await?;
+            }
+        }
+        "post_call_audio" => {
+            crate::conversations::record_audio(&*state.store, &conversation_id, update.call_sid.as_deref()).await?;
+        }
+        _ => {}
+    }
     let key = format!("elevenlabs:{kind}:{conversation_id}");
     ingest(&state, update, format!("elevenlabs.{kind}"), key, None, payload).await?;
     Ok(StatusCode::OK)

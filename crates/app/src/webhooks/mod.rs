@@ -106,6 +106,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/webhooks/twilio/status", post(twilio::status_callback))
         .route("/webhooks/twilio/amd", post(twilio::amd_callback))
+        .route("/webhooks/twilio/recording", post(twilio::recording_callback))
         .route("/webhooks/elevenlabs", post(elevenlabs::post_call))
         .layer(DefaultBodyLimit::max(state.settings.webhook_body_limit_bytes))
 }

@@ -232,3 +232,102 @@ pub async fn amd_callback(
     ingest(&state, update, "twilio.amd".into(), key, None, form.to_json()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The recording a `RecordingStatusCallback` reports (external-apis.md A.6).
+fn recording_of(form: &Form) -> Result<switchboard_domain::Recording, ApiError> {
+    use switchboard_domain::recording::{RecordingProvider, RecordingStatus};
+    let mut f = Fields::default();
+    f.no_repeats(form);
+    let call_sid = f.call_sid(form);
+    let sid = f.required(form, "RecordingSid").map(str::to_owned);
+    if let Some(s) = &sid
+        && !is_sid(s, "RE")
+    {
+        f.bad("RecordingSid", "must be `RE` followed by 32 characters");
+    }
+    let status = match f.required(form, "RecordingStatus") {
+        Some(s) => match s {
+            "in-progress" => Some(RecordingStatus::InProgress),
+            "completed" => Some(RecordingStatus::Completed),
+            "absent" => Some(RecordingStatus::Absent),
+            "failed" => Some(RecordingStatus::Failed),
+            other => {
+                f.bad("RecordingStatus", format!("`{other}` is not in-progress, completed, absent or failed"));
+                None
+            }
+        },
+        None => None,
+    };
+    let duration = f.int(form, "RecordingDuration", 7 * 86_400);
+    let channels = f.int(form, "RecordingChannels", 2);
+    let started_at = f.time(form, "RecordingStartTime");
+    let media_url = form.get("RecordingUrl").map(str::to_owned);
+    if let Some(u) = &media_url
+        && !(u.starts_with("https://") || u.starts_with("http://"))
+    {
+        f.bad("RecordingUrl", "must be an http(s) URL");
+    }
+    f.finish()?;
+    let now = switchboard_domain::time::now_ms();
+    Ok(switchboard_domain::Recording {
+        id: switchboard_domain::RecordingId::new(),
+        provider: RecordingProvider::Twilio,
+        provider_id: sid.unwrap_or_default(),
+        call_id: None,
+        call_sid,
+        conversation_id: None,
+        status: status.unwrap_or(RecordingStatus::InProgress),
+        duration_secs: duration,
+        channels,
+        source: form.get("RecordingSource").map(str::to_owned),
+        track: form.get("RecordingTrack").map(str::to_owned),
+        started_at,
+        media_url,
+        format: Some("mp3".into()),
+        error_code: form.get("ErrorCode").filter(|c| *c != "0").map(str::to_owned),
+        deleted_at: None,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// `POST /webhooks/twilio/recording`: recording status callbacks. The
+/// recording is written first (idempotent merge), then the raw event through
+/// `ingest` (which marks replays), so a crash between them loses nothing.
+#[tracing::instrument(skip_all, fields(call_sid, recording_sid))]
+pub async fn recording_callback(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let form = verified_form(&state, &uri, &headers, &body)?;
+    let mut rec = recording_of(&form)?;
+    let sid = rec.call_sid.clone().unwrap_or_default();
+    tracing::Span::current().record("call_sid", sid.as_str());
+    tracing::Span::current().record("recording_sid", rec.provider_id.as_str());
+    let our_id = our_call_id(&uri)?;
+    rec.call_id = match our_id.clone() {
+        Some(id) => Some(id),
+        None => state.store.find_call_by_sid(&sid).await?.map(|c| c.id),
+    };
+    state.store.upsert_recording(&rec).await?;
+    let update = CallUpdate {
+        source: Some(Source::Twilio),
+        id: our_id,
+        call_sid: rec.call_sid.clone(),
+        account_sid: form.get("AccountSid").map(str::to_owned),
+        ..Default::default()
+    };
+    let status = rec.status.as_str();
+    let key = format!("twilio:recording:{}:{status}", rec.provider_id);
+    ingest(&state, update, format!("twilio.recording.{status}"), key, None, form.to_json()).await?;
+    if rec.call_id.is_none() {
+        // The callback came before any call record: link it now that ingest made one.
+        if let Some(call) = state.store.find_call_by_sid(&sid).await? {
+            rec.call_id = Some(call.id);
+            state.store.upsert_recording(&rec).await?;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

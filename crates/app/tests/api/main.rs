@@ -4,6 +4,7 @@
 mod calls;
 mod campaigns;
 mod contacts;
+mod conversations;
 mod google;
 mod hardening;
 mod helpers;

@@ -293,6 +293,35 @@ async fn real_responses_of_every_operation_match_their_documented_schemas() {
     c.send(M::GET, "/api/v1/events", "/api/v1/events?type=twilio.status.*", None).await;
     c.send(M::GET, "/api/v1/calls", "/api/v1/calls?limit=", None).await;
 
+    // Transcripts and recordings (from an ElevenLabs post-call webhook for the call above).
+    let data = json!({"type": "post_call_transcription", "event_timestamp": chrono::Utc::now().timestamp(),
+        "data": {"agent_id": "agent_1", "conversation_id": "conv_schemas", "status": "done",
+            "transcript": [{"role": "agent", "message": "Hello", "time_in_call_secs": 0},
+                {"role": "user", "message": "I need a refund, call 415 555 2671", "time_in_call_secs": 2}],
+            "metadata": {"start_time_unix_secs": chrono::Utc::now().timestamp() - 30, "call_duration_secs": 20,
+                "phone_call": {"type": "twilio", "call_sid": sid(1)}},
+            "analysis": {"call_successful": "success", "transcript_summary": "Refund asked.",
+                "evaluation_criteria_results": {"ok": {"criteria_id": "ok", "result": "success", "rationale": null}},
+                "data_collection_results": {"n": {"data_collection_id": "n", "value": 3, "rationale": null}}},
+            "has_audio": true}});
+    assert_eq!(app.elevenlabs(&data).await.status(), StatusCode::OK);
+    let (_, t) =
+        c.send(M::GET, "/api/v1/calls/{id}/transcript", &format!("/api/v1/calls/{call}/transcript"), None).await;
+    c.send(M::GET, "/api/v1/transcripts/{id}", &format!("/api/v1/transcripts/{}", t["id"].as_str().unwrap()), None)
+        .await;
+    c.send(M::GET, "/api/v1/transcripts/{id}", "/api/v1/transcripts/nope", None).await;
+    let (_, recs) =
+        c.send(M::GET, "/api/v1/calls/{id}/recordings", &format!("/api/v1/calls/{call}/recordings"), None).await;
+    c.send(
+        M::GET,
+        "/api/v1/recordings/{id}",
+        &format!("/api/v1/recordings/{}", recs["data"][0]["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    c.send(M::GET, "/api/v1/transcripts/search", "/api/v1/transcripts/search?q=refund&sort=newest", None).await;
+    c.send(M::GET, "/api/v1/transcripts/search", "/api/v1/transcripts/search?q=%22open", None).await;
+
     // Contacts.
     let full = json!({"phone": "(415) 555-2671", "name": "Dana Scully", "email": "Dana@FBI.gov", "tags": ["VIP", "west"],
         "custom": {"plan": "gold", "seats": 3, "trial": false}, "time_zone": "America/Los_Angeles",
