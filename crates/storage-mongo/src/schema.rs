@@ -384,20 +384,24 @@ fn transcript_validators() -> (Document, Document) {
             "created_at": date(),
             "updated_at": date(),
             "v": long(1),
+            "fts_turns": { "bsonType": "array", "items": string() },
+            "fts_summary": string(),
         }
     }};
     (recordings, transcripts)
 }
 
-/// The text index: turn messages and summaries, no language (no stemming,
-/// no stop words: `$text` only pre-selects, the exact predicate runs after).
+/// The text index: turn messages and summaries as the contract's words
+/// (`fts_turns`, `fts_summary`, written beside `turns` and `summary`), no
+/// language (no stemming, no stop words: `$text` only pre-selects, the exact
+/// predicate runs after); a summary hit weighs twice a turn hit.
 pub(crate) fn transcript_text_index() -> IndexModel {
     IndexModel::builder()
-        .keys(doc! { "turns.message": "text", "summary": "text" })
+        .keys(doc! { "fts_turns": "text", "fts_summary": "text" })
         .options(
             IndexOptions::builder()
                 .name(TRANSCRIPT_TEXT_INDEX.to_owned())
-                .weights(doc! { "summary": 2, "turns.message": 1 })
+                .weights(doc! { "fts_summary": 2, "fts_turns": 1 })
                 .default_language("none".to_owned())
                 .build(),
         )

@@ -5,21 +5,21 @@
 //! race re-reads. The unique indexes (provider, provider_id) and
 //! `conversation_id` make a duplicate impossible.
 //!
-//! Search. `$text` cannot say what a `TextQuery` says (its terms are ORed,
-//! quoted phrases ANDed, no prefixes, its own tokenizer), so it only
-//! pre-selects and scores: the `$search` string is the words of one group
+//! Search. Each document also carries its text as the contract's words
+//! (`fts_turns`, `fts_summary`: lower-cased runs of letters and digits,
+//! space-separated), and the text index reads those, not the raw
+//! `turns.message` / `summary`: MongoDB's own tokenizer keeps e.g. `re_fund`
+//! or `refund™` as one token, which would hide a match of `fund` / `refund`.
+//! `$text` cannot say what a `TextQuery` says (its terms are ORed, quoted
+//! phrases ANDed, no prefixes), so it only pre-selects and scores: the `$search` string is the words of one group
 //! without prefixes (every match contains one of them), and the exact
 //! predicate — the contract's reference: a term hits a transcript when it
 //! matches one of its turns or its summary; every group needs a hit, no `not`
 //! term may hit — runs in Rust on the candidates, as do the filters (also
-//! sent to the server). When every group has a prefix, case-insensitive
-//! regexes on one group pre-select instead. On a server whose `$text` is not
+//! sent to the server). When every group has a prefix, substring regexes of
+//! one group's terms on the word fields pre-select instead. On a server whose `$text` is not
 //! usable ([`crate::ServerGaps::no_text_search`], probed by test harnesses
 //! only) the filtered candidates are scanned in Rust.
-//!
-//! Known limit of the `$text` pre-selection: MongoDB's tokenizer does not
-//! split on every non-alphanumeric character (e.g. `_`), so a word glued to
-//! another by such a character in the stored text is not a candidate.
 //!
 //! Pagination: newest first is a `(started_at, _id)` keyset; relevance an
 //! offset over the ordered matches (`textScore` is corpus-dependent, so a
@@ -34,6 +34,7 @@ use serde_json::Value;
 use switchboard_domain::recording::{RecordingProvider, RecordingStatus};
 use switchboard_domain::transcript::{CriterionResult, DataPoint, Turn};
 use switchboard_domain::{CallId, CampaignId, ContactId, Recording, RecordingId, Transcript, TranscriptId};
+use switchboard_storage::transcripts::words;
 use switchboard_storage::{
     Cursor, Page, PageRequest, SearchHit, SearchOrder, StoreError, StoreResult, Term, TextQuery, TranscriptFilter,
     TranscriptStore,
@@ -179,6 +180,17 @@ struct TranscriptDoc {
     created_at: BsonDate,
     updated_at: BsonDate,
     v: i64,
+    /// Each turn's words as the contract splits them (what the text index reads).
+    #[serde(default)]
+    fts_turns: Vec<String>,
+    /// The summary's words (what the text index reads).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    fts_summary: Option<String>,
+}
+
+/// Text as the contract's words, space-separated (see the module doc).
+fn normalized(text: &str) -> String {
+    words(text).join(" ")
 }
 
 fn transcript_doc(t: &Transcript, v: i64) -> StoreResult<Document> {
@@ -207,6 +219,8 @@ fn transcript_doc(t: &Transcript, v: i64) -> StoreResult<Document> {
         created_at: bson_date(t.created_at),
         updated_at: bson_date(t.updated_at),
         v,
+        fts_turns: t.turns.iter().map(|x| normalized(&x.message)).collect(),
+        fts_summary: t.summary.as_deref().map(normalized),
     };
     bson::serialize_to_document(&d).map_err(bad)
 }
@@ -361,9 +375,9 @@ fn preselect(q: &TextQuery, text_search: bool) -> Preselect {
                 Term::Word(w) | Term::Prefix(w) => w.as_str(),
                 Term::Phrase(ws) => ws[0].as_str(),
             };
-            let re = doc! { "$regex": regex_escape(needle), "$options": "i" };
-            or.push(doc! { "turns.message": re.clone() });
-            or.push(doc! { "summary": re });
+            let re = doc! { "$regex": regex_escape(needle) };
+            or.push(doc! { "fts_turns": re.clone() });
+            or.push(doc! { "fts_summary": re });
         }
         return Preselect::Regex(doc! { "$or": or });
     }

@@ -2,7 +2,8 @@
 //! JSON `doc` plus real columns for its keys and filters, one
 //! `transcript_criteria` row per evaluation criterion, and an FTS5 index
 //! (`transcript_fts`, contentless) with one row per turn and one for the
-//! summary, rewritten in the same transaction as the transcript.
+//! summary (its words as the contract splits them), rewritten in the same
+//! transaction as the transcript.
 //!
 //! Search semantics (the storage contract's reference, see
 //! `switchboard_storage::conformance::reference_matches`): a term hits a
@@ -24,6 +25,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use switchboard_domain::recording::RecordingProvider;
 use switchboard_domain::{CallId, Recording, RecordingId, Transcript, TranscriptId};
+use switchboard_storage::transcripts::words;
 use switchboard_storage::{
     Cursor, Page, PageRequest, SearchHit, SearchOrder, StoreError, StoreResult, Term, TextQuery, TranscriptFilter,
     TranscriptStore,
@@ -151,8 +153,13 @@ fn upsert_transcript_in_tx(conn: &Connection, t: &Transcript) -> StoreResult<Tra
         .chain(new.turns.iter().map(|t| t.message.as_str()))
         .enumerate();
     for (slot, text) in texts {
-        if !text.trim().is_empty() {
-            ins.execute(params![fts_rowid(rid, slot as i64), text]).map_err(map_err)?;
+        // The row holds the contract's words (`words()`: lower-cased runs of
+        // letters and digits), not the raw text: the table is contentless, so
+        // nothing reads it back, and FTS5's tokens are then exactly the
+        // reference predicate's words (unicode61 never splits inside one).
+        let normalized = words(text).join(" ");
+        if !normalized.is_empty() {
+            ins.execute(params![fts_rowid(rid, slot as i64), normalized]).map_err(map_err)?;
         }
     }
     let mut crit = conn

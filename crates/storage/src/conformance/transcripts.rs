@@ -314,6 +314,7 @@ const TOPICS: &[&str] = &[
     "Billing: invoice #4471 is wrong (refunded twice).",
     "Meet me at the Café near the station.",
     "and or not near: just words here",
+    "Your re_fund™ request: ÜBER-fast, naïve co-op (x² = 4)!",
 ];
 
 /// A deterministic generator (no dependency, same corpus on every backend).
@@ -554,6 +555,12 @@ pub async fn transcript_search_matches_the_reference(h: &dyn Harness) {
         "zebra",
         "refund -refund",
         "\"thanks for nothing\"",
+        "fund",
+        "über",
+        "naïve OR naive",
+        "co-op",
+        "re* fast",
+        "x²",
     ];
     let mut matched_any = 0;
     for qs in queries {
