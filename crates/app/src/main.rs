@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchboard::{App, config, shutdown_signal, store, telemetry};
 
+mod cli_conversations;
 mod cli_sheets;
 
 #[derive(Parser)]
@@ -59,6 +60,21 @@ enum Command {
     Export {
         #[command(subcommand)]
         what: ExportWhat,
+    },
+    /// Fetch ElevenLabs conversations started since a date that we lack or hold as not final (backfill).
+    Reconcile {
+        /// `YYYY-MM-DD` or an RFC 3339 time.
+        #[arg(long)]
+        since: String,
+    },
+    /// Re-run the conversation analyser over stored transcripts started since a date.
+    Analyze {
+        /// `YYYY-MM-DD` or an RFC 3339 time.
+        #[arg(long)]
+        since: String,
+        /// Re-analyse every transcript, not only those missing analysis or from an older analyser.
+        #[arg(long)]
+        all: bool,
     },
     /// Google Sheets links: link, list, status, preview, sync, unlink.
     Sheets {
@@ -344,6 +360,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sheets { what } => {
             return cli_sheets::run(&settings, what).await;
+        }
+        Command::Reconcile { since } => {
+            return cli_conversations::reconcile(&settings, &since).await;
+        }
+        Command::Analyze { since, all } => {
+            return cli_conversations::analyze(&settings, &since, all).await;
         }
         Command::Export { what: ExportWhat::Contacts { format, out, search, tag, dnc } } => {
             use std::io::Write;

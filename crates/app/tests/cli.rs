@@ -480,3 +480,42 @@ fn serve_sandbox_links_the_simulator_sheet_to_a_campaign() {
     assert_eq!(again.split_whitespace().nth(3), Some(link.as_str()), "same link: {again}");
     assert_eq!(campaign_of(&again), campaign_of(&line), "same campaign: {again}");
 }
+
+#[test]
+fn analyze_fills_missing_analysis_and_reconcile_needs_an_elevenlabs_key() {
+    use switchboard_storage::{Storage, TranscriptStore};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let conv = "conv_cli_analyze";
+    rt.block_on(async {
+        let store = switchboard_storage_sqlite::SqliteStore::open(&db, Default::default()).unwrap();
+        store.migrate().await.unwrap();
+        let data = serde_json::json!({"conversation_id": conv, "status": "done", "agent_id": "agent_1",
+            "transcript": [{"role": "user", "message": "This is terrible, I want a refund now.", "time_in_call_secs": 1}],
+            "metadata": {"start_time_unix_secs": 1_790_000_000}});
+        // Stored as an older release would have: no analysis yet.
+        let t = switchboard::conversations::transcript_from(&data).unwrap();
+        assert!(t.analysis.is_none());
+        store.upsert_transcript(&t).await.unwrap();
+    });
+    let (code, out, err) = run(switchboard(dir.path()).args(["analyze", "--since", "2026-01-01"]));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("1 read, 1 analysed"), "{out}");
+    rt.block_on(async {
+        let store = switchboard_storage_sqlite::SqliteStore::open(&db, Default::default()).unwrap();
+        let t = store.find_transcript(conv).await.unwrap().unwrap();
+        assert_eq!(t.analyzer_version, Some(switchboard_analysis::ANALYZER_VERSION));
+        assert!(t.sentiment.unwrap() < -0.05, "{:?}", t.sentiment);
+    });
+    // Nothing stale the second time.
+    let (_, out, _) = run(switchboard(dir.path()).args(["analyze", "--since", "2026-01-01"]));
+    assert!(out.contains("1 read, 0 analysed"), "{out}");
+    let (code, _, err) = run(switchboard(dir.path()).args(["analyze", "--since", "last week"]));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--since last week"), "{err}");
+    let (code, _, err) =
+        run(switchboard(dir.path()).env_remove("ELEVENLABS_API_KEY").args(["reconcile", "--since", "2026-11-01"]));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("ELEVENLABS_API_KEY"), "{err}");
+}
