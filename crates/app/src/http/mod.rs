@@ -7,6 +7,7 @@ pub mod contacts;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod insights;
 pub mod jobs;
 pub mod openapi;
 pub mod query;
@@ -183,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::router())
         .merge(sheets::router())
         .merge(transcripts::router())
+        .merge(insights::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes));
     let timeout = Duration::from_secs(state.settings.request_timeout_secs);

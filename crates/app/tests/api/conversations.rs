@@ -176,6 +176,22 @@ async fn search_finds_words_phrases_and_prefixes_with_filters_and_refuses_bad_sy
         (Some("user"), Some(1), Some(4.0))
     );
     assert!(hit["snippet"].as_str().unwrap().contains("[refund]"), "{hit}");
+    let all = app.get_json("/api/v1/analytics/conversations", StatusCode::OK).await;
+    let g = &all["groups"][0];
+    assert_eq!((all["groups"].as_array().unwrap().len(), g["conversations"].as_u64()), (1, Some(4)), "{all}");
+    assert_eq!(
+        (g["criteria"]["booked"]["success"].as_u64(), g["criteria"]["booked"]["pass_rate"].as_f64()),
+        (Some(2), Some(0.5))
+    );
+    assert_eq!(g["data_collection"]["slot"]["fill_rate"], 1.0);
+    assert_eq!(g["avg_turns"], 3.0);
+    assert_eq!(g["call_successful"]["failure"], 2);
+    let sentiments: u64 = g["sentiment"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(sentiments, 4, "every transcript analysed: {g}");
+    let by_day = app.get_json("/api/v1/analytics/conversations?group_by=day", StatusCode::OK).await;
+    assert_eq!(by_day["groups"][0]["key"].as_str().map(str::len), Some(10));
+    let (s, body) = app.call(reqwest::Method::GET, "/api/v1/analytics/conversations?group_by=month", None).await;
+    assert_eq!((s, body["errors"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("group_by")));
     for (bad, needle) in [("\"credit card", "quote"), ("OR refund", "OR"), ("-refund", "excluded")] {
         let (s, body) = app.call(reqwest::Method::GET, &q(bad), None).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {body}");

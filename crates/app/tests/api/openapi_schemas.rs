@@ -321,6 +321,7 @@ async fn real_responses_of_every_operation_match_their_documented_schemas() {
     .await;
     c.send(M::GET, "/api/v1/transcripts/search", "/api/v1/transcripts/search?q=refund&sort=newest", None).await;
     c.send(M::GET, "/api/v1/transcripts/search", "/api/v1/transcripts/search?q=%22open", None).await;
+    c.send(M::GET, "/api/v1/analytics/conversations", "/api/v1/analytics/conversations?group_by=campaign", None).await;
 
     // Contacts.
     let full = json!({"phone": "(415) 555-2671", "name": "Dana Scully", "email": "Dana@FBI.gov", "tags": ["VIP", "west"],
