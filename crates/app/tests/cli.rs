@@ -519,3 +519,82 @@ fn analyze_fills_missing_analysis_and_reconcile_needs_an_elevenlabs_key() {
     assert_eq!(code, Some(2));
     assert!(err.contains("ELEVENLABS_API_KEY"), "{err}");
 }
+
+#[test]
+fn a_sheets_sync_killed_with_sigkill_releases_its_link_when_the_lease_lapses() {
+    use switchboard::sim::google::{NewSpreadsheet, NewTab, SANDBOX_KEY_JSON};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt
+        .block_on(switchboard::sim::Simulator::spawn(
+            switchboard::sim::SimSettings::default(),
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .unwrap();
+    const ROWS: u64 = 8_000;
+    let mut csv = String::from("phone,name\n");
+    for i in 0..ROWS {
+        csv.push_str(&format!("+1415{:07},Lead {i}\n", 4_000_000 + i));
+    }
+    let sheet = "1CliKillSheet0001";
+    sim.sim
+        .create_spreadsheet(NewSpreadsheet {
+            spreadsheet_id: Some(sheet.into()),
+            sheets: vec![NewTab { title: "Leads".into(), csv: Some(csv), values: None }],
+            ..Default::default()
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut key: serde_json::Value = serde_json::from_str(SANDBOX_KEY_JSON).unwrap();
+    key["token_uri"] = format!("{}/token", sim.base_url).into();
+    std::fs::write(dir.path().join("key.json"), key.to_string()).unwrap();
+    let google = |dir: &std::path::Path| {
+        let mut c = switchboard(dir);
+        c.env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .env("SWITCHBOARD_GOOGLE__CREDENTIALS_FILE", dir.join("key.json"))
+            .env("SWITCHBOARD_GOOGLE__SHEETS_API_BASE", &sim.base_url)
+            .env("SWITCHBOARD_GOOGLE__DRIVE_API_BASE", &sim.base_url)
+            .env("SWITCHBOARD_SHEETS__REQUESTS_PER_MINUTE", "10000")
+            .env("SWITCHBOARD_SHEETS__LEASE_SECS", "3");
+        c
+    };
+    let (code, out, err) = run(google(dir.path()).args(["sheets", "link", "--spreadsheet", sheet, "--tab", "Leads"]));
+    assert_eq!(code, Some(0), "{err}");
+    let id = out.trim().to_owned();
+    // Start the first import and kill it with SIGKILL while it holds the lease.
+    let mut child = google(dir.path())
+        .args(["sheets", "sync", &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let db = dir.path().join("cli.db");
+    let started = std::time::Instant::now();
+    loop {
+        // Killed once some contacts are written: the sync is mid-sheet, holding its lease.
+        let n = {
+            let out = switchboard(dir.path()).args(["export", "contacts", "--format", "ndjson"]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).lines().count()
+        };
+        if n > 2 {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() || started.elapsed() > std::time::Duration::from_secs(300) {
+            panic!("the sync ended before it could be killed mid-sheet; make the sheet bigger");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success(), "killed, not finished");
+    // The dead process still holds the lease: another sync is refused, not run beside it.
+    let (code, out, err) = run(google(dir.path()).args(["sheets", "sync", &id]));
+    assert_ne!(code, Some(0), "{out}{err}");
+    assert!(err.contains("is running"), "{err}");
+    // Once the lease lapses (3 s), a new sync takes the link over and finishes the sheet.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (code, out, err) = run(google(dir.path()).args(["sheets", "sync", &id]));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains(&format!("{ROWS} rows, {ROWS} valid")), "{out}");
+    assert_eq!(contact_phones(&db).len() as u64, ROWS, "every row once, none twice");
+    drop(sim);
+    drop(rt);
+}
