@@ -13,11 +13,15 @@
 //!   webhooks and by the dialer job).
 //! - [`import`]: contact import (journalled, undoable) and export, for the API and the CLI.
 //! - [`integrations`]: Twilio, ElevenLabs and Google clients.
+//! - [`conversations`]: an ElevenLabs conversation becomes a transcript (and
+//!   its audio a recording), for the webhook and the reconciler alike.
+//! - [`analysis`]: our analysis (crate `switchboard-analysis`) applied to a transcript, versioned.
 //! - [`error`]: `ApiError` and the problem+json code table.
 //! - [`metrics`] and [`telemetry`]: Prometheus series and tracing.
 //!
 //! Jobs
-//! - [`jobs`]: the dialer and the import sweeper (later: Sheets sync,
+//! - [`jobs`]: the leased-job runner, the dialer, the import sweeper, the
+//!   Google Sheets sync and the ElevenLabs conversation reconciler (later:
 //!   rollups, archiver).
 //!
 //! Developer tooling
