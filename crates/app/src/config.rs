@@ -358,6 +358,25 @@ impl Default for ReconcilerSettings {
     }
 }
 
+/// Recording retention (`[recordings]`): completed recordings older than
+/// `retention_days` are deleted at the provider and marked deleted here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingsSettings {
+    /// Days after which a recording is deleted (`SWITCHBOARD_RECORDINGS__RETENTION_DAYS`); unset: never (the default).
+    pub retention_days: Option<u32>,
+    /// Only report what would be deleted (the default); set false after reading the report.
+    pub dry_run: bool,
+    /// Seconds between runs.
+    pub every_secs: u64,
+}
+
+impl Default for RecordingsSettings {
+    fn default() -> Self {
+        RecordingsSettings { retention_days: None, dry_run: true, every_secs: 3600 }
+    }
+}
+
 /// Redis settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -426,6 +445,9 @@ pub struct Settings {
     /// ElevenLabs conversation reconciler.
     #[serde(default)]
     pub reconciler: ReconcilerSettings,
+    /// Recording retention (off unless `retention_days` is set; dry run first).
+    #[serde(default)]
+    pub recordings: RecordingsSettings,
 }
 
 /// A setting is missing or invalid.
@@ -555,6 +577,9 @@ impl Settings {
         }
         if self.storage.max_pool_size == Some(0) {
             return Err(err("storage.max_pool_size", "must be at least 1"));
+        }
+        if self.recordings.retention_days == Some(0) {
+            return Err(err("recordings.retention_days", "must be at least 1 (unset it to keep recordings forever)"));
         }
         if let Some(url) = &self.public_base_url {
             let ok = (url.starts_with("https://") || url.starts_with("http://"))

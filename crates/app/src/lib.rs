@@ -223,6 +223,34 @@ impl App {
             }
             _ => None,
         };
+        // Recording retention (off unless `[recordings] retention_days` is set; dry run by default).
+        let retention = self.state.settings.recordings.retention_days.map(|days| {
+            let store = self.state.store.clone();
+            let twilio = Self::provider_clients(&self.state.settings).0;
+            let r = self.state.settings.recordings.clone();
+            let runner = runner.clone();
+            let stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let schedule = jobs::runner::Schedule {
+                    name: jobs::retention::NAME.into(),
+                    every: chrono::Duration::seconds(r.every_secs.max(1) as i64),
+                    lease: chrono::Duration::minutes(10),
+                };
+                let poll = std::time::Duration::from_secs(r.every_secs.clamp(1, 30));
+                runner
+                    .run_every(schedule, poll, stop, |_| {
+                        let (store, twilio) = (store.clone(), twilio.clone());
+                        async move {
+                            let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+                            let report =
+                                jobs::retention::expire(&*store, twilio.as_ref(), cutoff, r.dry_run, None).await?;
+                            tracing::info!(?report, "recording retention run");
+                            Ok::<_, anyhow::Error>(report)
+                        }
+                    })
+                    .await;
+            })
+        });
         let s = &self.state.settings;
         let limits = http::server::ConnLimits {
             header_read_timeout: std::time::Duration::from_secs(s.http.header_read_timeout_secs),
@@ -259,6 +287,9 @@ impl App {
             let _ = s.await;
         }
         if let Some(r) = reconciler {
+            let _ = r.await;
+        }
+        if let Some(r) = retention {
             let _ = r.await;
         }
         served?;

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use switchboard::{App, config, shutdown_signal, store, telemetry};
 
 mod cli_conversations;
+mod cli_recordings;
 mod cli_sheets;
 
 #[derive(Parser)]
@@ -80,6 +81,11 @@ enum Command {
     Sheets {
         #[command(subcommand)]
         what: cli_sheets::SheetsCmd,
+    },
+    /// Recordings: `expire` (retention; a dry run unless --apply).
+    Recordings {
+        #[command(subcommand)]
+        what: cli_recordings::RecordingsCmd,
     },
     /// Create or update collections/tables, validators and indexes (idempotent).
     Migrate {
@@ -360,6 +366,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sheets { what } => {
             return cli_sheets::run(&settings, what).await;
+        }
+        Command::Recordings { what } => {
+            return cli_recordings::run(&settings, what).await;
         }
         Command::Reconcile { since } => {
             return cli_conversations::reconcile(&settings, &since).await;

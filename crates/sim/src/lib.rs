@@ -448,6 +448,20 @@ impl Simulator {
         Some(g.calls[i].clone())
     }
 
+    /// Deletes a recording (Twilio `DELETE …/Recordings/{sid}.json`, retention):
+    /// its call keeps no recording. False when no call has that recording.
+    pub(crate) fn delete_recording(&self, sid: &str) -> bool {
+        let mut g = self.inner.lock().expect("sim lock");
+        match g.calls.iter_mut().find(|c| c.recording_sid.as_deref() == Some(sid)) {
+            Some(c) => {
+                c.recording_sid = None;
+                c.pending_recording = None;
+                true
+            }
+            None => false,
+        }
+    }
+
     fn update_conversation(&self, id: Option<&String>, f: impl FnOnce(&mut Conversation)) {
         let mut g = self.inner.lock().expect("sim lock");
         if let Some(conv) = g.conversations.iter_mut().find(|v| Some(&v.conversation_id) == id) {
@@ -606,7 +620,7 @@ impl Simulator {
             .route(&format!("{t}/Calls/{{file}}"), get(twilio::fetch_call).post(twilio::update_call))
             .route(&format!("{t}/Calls/{{sid}}/Recordings.json"), get(twilio::list_recordings))
             .route(&format!("{t}/Recordings.json"), get(twilio::list_all_recordings))
-            .route(&format!("{t}/Recordings/{{file}}"), get(twilio::fetch_recording))
+            .route(&format!("{t}/Recordings/{{file}}"), get(twilio::fetch_recording).delete(twilio::delete_recording))
             .route("/v1/convai/twilio/outbound-call", post(elevenlabs::outbound_call))
             .route("/v1/convai/twilio/register-call", post(elevenlabs::register_call))
             .route("/v1/convai/conversations", get(elevenlabs::list_conversations))

@@ -543,6 +543,27 @@ pub(super) async fn list_all_recordings(
     page_envelope("recordings", &path, &call_sid, recs, &q)
 }
 
+/// `DELETE …/Recordings/{sid}.json`: 204, or Twilio's 404 when there is no such recording.
+pub(super) async fn delete_recording(
+    State(sim): State<Simulator>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !sim.twilio_authorised(&account, &headers) {
+        return twilio_error(401, 20003, "Authenticate");
+    }
+    let sid = file.strip_suffix(".json").unwrap_or(&file);
+    if sim.delete_recording(sid) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        twilio_error(
+            404,
+            20404,
+            &format!("The requested resource /2010-04-01/Accounts/{account}/Recordings/{file} was not found"),
+        )
+    }
+}
+
 pub(super) async fn fetch_recording(
     State(sim): State<Simulator>,
     Path((account, file)): Path<(String, String)>,

@@ -559,6 +559,8 @@ pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
                 .build(),
         ),
         (RECORDINGS, index("call_created", doc! { "call_id": 1, "created_at": 1, "_id": 1 })),
+        // Retention (`recordings_to_expire`): completed recordings, oldest first.
+        (RECORDINGS, index("status_created", doc! { "status": 1, "created_at": 1, "_id": 1 })),
         (
             TRANSCRIPTS,
             IndexModel::builder()

@@ -525,6 +525,28 @@ impl TranscriptStore for MongoStore {
         docs.into_iter().map(|d| recording_from(d).map(|(r, _)| r)).collect()
     }
 
+    async fn recordings_to_expire(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Recording>> {
+        // Served by the `status_created` index.
+        let opts = FindOptions::builder()
+            .sort(doc! { "status": 1, "created_at": 1, "_id": 1 })
+            .limit(i64::from(limit))
+            .build();
+        let docs: Vec<Document> = self
+            .recordings()
+            .find(doc! { "status": RecordingStatus::Completed.as_str(), "created_at": { "$lt": bson_date(before) } })
+            .with_options(opts)
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        docs.into_iter().map(|d| recording_from(d).map(|(r, _)| r)).collect()
+    }
+
     async fn upsert_transcript(&self, t: &Transcript) -> StoreResult<Transcript> {
         let key = doc! { "conversation_id": t.conversation_id.as_str() };
         for _ in 0..ATTEMPTS {

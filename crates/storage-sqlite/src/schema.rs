@@ -319,4 +319,11 @@ CREATE VIRTUAL TABLE transcript_fts USING fts5 (
 );
 "#,
     ),
+    (
+        "0008_recordings_expire",
+        r#"
+-- Retention (TranscriptStore::recordings_to_expire): completed recordings, oldest first.
+CREATE INDEX recordings_completed_created ON recordings (created_at, id) WHERE status = 'completed';
+"#,
+    ),
 ];

@@ -21,6 +21,7 @@
 //! `(started_at, id)` keyset.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use switchboard_domain::recording::RecordingProvider;
@@ -305,6 +306,23 @@ impl TranscriptStore for SqliteStore {
                 .map_err(map_err)?;
             let docs: Vec<String> =
                 st.query_map([call.as_str()], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(map_err)?;
+            docs.iter().map(|d| serde_json::from_str(d).map_err(json_err)).collect()
+        })
+        .await
+    }
+
+    async fn recordings_to_expire(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Recording>> {
+        // Served by `recordings_completed_created` (migration 0008, partial on status = 'completed').
+        let before = before.timestamp_millis();
+        self.read(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT doc FROM recordings WHERE status = 'completed' AND created_at < ?1 \
+                     ORDER BY created_at, id LIMIT ?2",
+                )
+                .map_err(map_err)?;
+            let docs: Vec<String> =
+                st.query_map(params![before, limit], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(map_err)?;
             docs.iter().map(|d| serde_json::from_str(d).map_err(json_err)).collect()
         })
         .await

@@ -464,6 +464,13 @@ macro_rules! __forward_transcript_stores {
             ) -> $crate::StoreResult<Vec<::switchboard_domain::Recording>> {
                 self.$wrap("recordings_of_call", self.$field.recordings_of_call(c)).await
             }
+            async fn recordings_to_expire(
+                &self,
+                before: ::chrono::DateTime<::chrono::Utc>,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<::switchboard_domain::Recording>> {
+                self.$wrap("recordings_to_expire", self.$field.recordings_to_expire(before, limit)).await
+            }
             async fn upsert_transcript(
                 &self,
                 t: &::switchboard_domain::Transcript,

@@ -96,6 +96,11 @@ pub trait TranscriptStore: Send + Sync {
     async fn find_recording(&self, provider: RecordingProvider, provider_id: &str) -> StoreResult<Option<Recording>>;
     /// The recordings of a call, oldest first.
     async fn recordings_of_call(&self, call: &CallId) -> StoreResult<Vec<Recording>>;
+    /// Up to `limit` recordings with status `completed` created before
+    /// `before`, oldest first (by `created_at`, then id): what retention
+    /// deletes next. Marking one deleted (`upsert_recording` with status
+    /// `deleted`) takes it out of this list.
+    async fn recordings_to_expire(&self, before: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Recording>>;
     /// Inserts or replaces a transcript (by conversation id, rules above); returns the stored one.
     async fn upsert_transcript(&self, t: &Transcript) -> StoreResult<Transcript>;
     /// A transcript by id.

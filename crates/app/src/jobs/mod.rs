@@ -13,5 +13,6 @@
 pub mod dialer;
 pub mod import_sweeper;
 pub mod reconciler;
+pub mod retention;
 pub mod runner;
 pub mod sheets;

@@ -10,6 +10,7 @@ mod hardening;
 mod helpers;
 mod imports;
 mod openapi_schemas;
+mod retention;
 mod service;
 mod sheets_sync;
 mod sim;

@@ -150,6 +150,7 @@ macro_rules! conformance_tests {
             sheet_links_replace_by_version_and_keep_the_sync_state,
             sheet_rows_upsert_list_and_delete_with_their_link,
             recordings_merge_by_provider_key_and_list_by_call,
+            recordings_to_expire_are_completed_older_than_the_cutoff_oldest_first,
             transcripts_upsert_keeps_final_and_analysis,
             transcript_lists_match_every_filter,
             transcript_search_matches_the_reference

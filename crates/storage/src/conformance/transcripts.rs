@@ -166,6 +166,67 @@ pub async fn recordings_merge_by_provider_key_and_list_by_call(h: &dyn Harness) 
     assert_eq!(s.recordings_of_call(&CallId::new()).await.unwrap(), vec![]);
 }
 
+/// `recordings_to_expire` lists exactly the completed recordings created
+/// before the cutoff, oldest first (then by id), at most `limit`, checked
+/// against a reference computed from everything stored; a recording marked
+/// deleted leaves the list.
+pub async fn recordings_to_expire_are_completed_older_than_the_cutoff_oldest_first(h: &dyn Harness) {
+    let s = h.open().await;
+    if !super::runs(&*s, "recordings_to_expire_are_completed_older_than_the_cutoff_oldest_first") {
+        return;
+    }
+    s.migrate().await.unwrap();
+    let t0 = now_ms() - Duration::days(100);
+    let statuses = [
+        RecordingStatus::Completed,
+        RecordingStatus::InProgress,
+        RecordingStatus::Completed,
+        RecordingStatus::Absent,
+        RecordingStatus::Failed,
+        RecordingStatus::Completed,
+        RecordingStatus::Deleted,
+    ];
+    let mut all = Vec::new();
+    for i in 0..28i64 {
+        let provider = if i % 3 == 0 { RecordingProvider::Elevenlabs } else { RecordingProvider::Twilio };
+        // Shuffled creation times, with ties (ordered by id).
+        let at = t0 + Duration::days((i * 7) % 20);
+        let r = recording(provider, &format!("RE{i:04}"), statuses[i as usize % statuses.len()], at);
+        all.push(s.upsert_recording(&r).await.unwrap());
+    }
+    let reference = |all: &[Recording], before: DateTime<Utc>, limit: usize| {
+        let mut want: Vec<Recording> =
+            all.iter().filter(|r| r.status == RecordingStatus::Completed && r.created_at < before).cloned().collect();
+        want.sort_by(|a, b| (a.created_at, a.id.as_str()).cmp(&(b.created_at, b.id.as_str())));
+        want.truncate(limit);
+        want
+    };
+    for (days, limit) in [(0, 100), (5, 100), (10, 3), (14, 100), (25, 100), (25, 4), (25, 1)] {
+        let before = t0 + Duration::days(days);
+        let got = s.recordings_to_expire(before, limit).await.unwrap();
+        assert_eq!(got, reference(&all, before, limit as usize), "before t0+{days}d, limit {limit}");
+    }
+    let before = t0 + Duration::days(25);
+    assert!(!reference(&all, before, 100).is_empty());
+
+    // Marking the oldest deleted (what retention does) takes it off the list.
+    let oldest = s.recordings_to_expire(before, 1).await.unwrap().remove(0);
+    let mut gone = oldest.clone();
+    gone.status = RecordingStatus::Deleted;
+    gone.deleted_at = Some(now_ms());
+    gone.updated_at = now_ms();
+    let stored = s.upsert_recording(&gone).await.unwrap();
+    assert_eq!((stored.status, stored.deleted_at), (RecordingStatus::Deleted, gone.deleted_at));
+    for r in all.iter_mut() {
+        if r.id == oldest.id {
+            *r = stored.clone();
+        }
+    }
+    let got = s.recordings_to_expire(before, 100).await.unwrap();
+    assert!(got.iter().all(|r| r.id != oldest.id));
+    assert_eq!(got, reference(&all, before, 100));
+}
+
 /// A transcript is unique per conversation; a non-final one never
 /// overwrites a final one; the stored analysis is kept when the new one has
 /// none; lookups by id, conversation and call.
