@@ -196,9 +196,11 @@ impl App {
             _ => None,
         };
         // ElevenLabs conversations whose webhook was lost: fetched and applied (leased job).
-        let reconciler = match (Self::provider_clients(&self.state.settings).1, self.state.settings.reconciler.enabled)
-        {
-            (Some(client), true) => {
+        // Also Twilio recordings whose RecordingStatusCallback never came (when Twilio is configured).
+        let (twilio_client, elevenlabs_client) = Self::provider_clients(&self.state.settings);
+        let reconciler = match (elevenlabs_client, self.state.settings.reconciler.enabled) {
+            (el, true) if el.is_some() || twilio_client.is_some() => {
+                let twilio = twilio_client.clone();
                 let store = self.state.store.clone();
                 let r = self.state.settings.reconciler.clone();
                 let runner = runner.clone();
@@ -212,10 +214,16 @@ impl App {
                     let poll = std::time::Duration::from_secs(r.every_secs.clamp(1, 30));
                     runner
                         .run_every(schedule, poll, stop, |_| {
-                            let (store, client) = (store.clone(), client.clone());
+                            let (store, el, twilio) = (store.clone(), el.clone(), twilio.clone());
                             async move {
                                 let since = chrono::Utc::now() - chrono::Duration::seconds(r.lookback_secs as i64);
-                                jobs::reconciler::reconcile(&*store, &client, since, None).await
+                                if let Some(client) = &el {
+                                    jobs::reconciler::reconcile(&*store, client, since, None).await?;
+                                }
+                                if let Some(t) = &twilio {
+                                    jobs::reconciler::reconcile_recordings(&*store, t, since).await?;
+                                }
+                                anyhow::Ok(())
                             }
                         })
                         .await;

@@ -531,11 +531,22 @@ pub(super) async fn list_all_recordings(
     }
     let q: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes()).into_owned().collect();
     let call_sid: Vec<(String, String)> = q.iter().filter(|(k, _)| k == "CallSid").cloned().collect();
+    // `DateCreated>=YYYY-MM-DD` (Twilio's inequality filters arrive as keys `DateCreated>` / `DateCreated<`).
+    let day = |k: &str| {
+        q.iter()
+            .find(|(key, _)| key == k)
+            .and_then(|(_, v)| chrono::NaiveDate::parse_from_str(v.trim_start_matches('='), "%Y-%m-%d").ok())
+    };
+    let (after, before) = (day("DateCreated>"), day("DateCreated<"));
     let recs: Vec<(String, Value)> = sim
         .calls()
         .iter()
         .rev()
         .filter(|c| call_sid.iter().all(|(_, v)| *v == c.sid))
+        .filter(|c| {
+            let made = c.ended_at.or(c.started_at).unwrap_or(c.created_at).date_naive();
+            after.is_none_or(|d| made >= d) && before.is_none_or(|d| made <= d)
+        })
         .filter_map(|c| sim.recording_json(c))
         .map(|r| (r["sid"].as_str().unwrap_or_default().to_owned(), r))
         .collect();

@@ -312,6 +312,27 @@ impl TwilioClient {
         }
     }
 
+    /// The account's recordings created on or after `since` (UTC day; follows
+    /// `next_page_uri`): what the reconciler compares with the stored ones.
+    pub async fn list_account_recordings(
+        &self,
+        since: chrono::NaiveDate,
+    ) -> Result<Vec<TwilioRecording>, UpstreamError> {
+        let mut url =
+            format!("{}?DateCreated%3E={}&PageSize=1000", self.url("Recordings.json"), since.format("%Y-%m-%d"));
+        let mut out = Vec::new();
+        loop {
+            let resp =
+                send(P, &self.retry, Idempotency::Idempotent, || self.authed(self.http.get(&url)), classify).await?;
+            let page: RecordingList = json(resp).await?;
+            out.extend(page.recordings);
+            match page.next_page_uri {
+                Some(next) if !next.is_empty() => url = format!("{}{next}", self.base),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// One recording's metadata.
     pub async fn fetch_recording(&self, recording_sid: &str) -> Result<TwilioRecording, UpstreamError> {
         let url = self.url(&format!("Recordings/{recording_sid}.json"));

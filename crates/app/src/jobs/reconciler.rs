@@ -153,3 +153,74 @@ pub async fn apply(store: &dyn Storage, doc: serde_json::Value) -> anyhow::Resul
         Err(e) => Err(e.into()),
     }
 }
+
+/// What a recordings pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RecordingsReport {
+    /// Recordings Twilio listed.
+    pub listed: u64,
+    /// Stored or moved forward here (their callback never came, or came before they finished).
+    pub recovered: u64,
+    /// Already stored as Twilio has them.
+    pub up_to_date: u64,
+}
+
+/// Twilio recordings created since `since` whose `RecordingStatusCallback`
+/// never arrived (or arrived before they completed): listed from the
+/// account's Recordings API (one request per 1,000) and merged in, linked to
+/// their call by CallSid.
+pub async fn reconcile_recordings(
+    store: &dyn Storage,
+    twilio: &crate::integrations::twilio::TwilioClient,
+    since: DateTime<Utc>,
+) -> anyhow::Result<RecordingsReport> {
+    use switchboard_domain::recording::{RecordingProvider, RecordingStatus};
+    let mut report = RecordingsReport::default();
+    for r in twilio.list_account_recordings(since.date_naive()).await? {
+        report.listed += 1;
+        let status = match r.status.as_str() {
+            "completed" => RecordingStatus::Completed,
+            "absent" => RecordingStatus::Absent,
+            "failed" => RecordingStatus::Failed,
+            _ => RecordingStatus::InProgress,
+        };
+        let stored = store.find_recording(RecordingProvider::Twilio, &r.sid).await?;
+        if stored.as_ref().is_some_and(|s| s.status.rank() >= status.rank()) {
+            report.up_to_date += 1;
+            continue;
+        }
+        let now = switchboard_domain::time::now_ms();
+        let call_id = store.find_call_by_sid(&r.call_sid).await?.map(|c| c.id);
+        let rec = switchboard_domain::Recording {
+            id: switchboard_domain::RecordingId::new(),
+            provider: RecordingProvider::Twilio,
+            provider_id: r.sid.clone(),
+            call_id,
+            call_sid: Some(r.call_sid.clone()),
+            conversation_id: None,
+            status,
+            duration_secs: r.duration.as_deref().and_then(|d| d.parse().ok()),
+            channels: r.channels.map(i64::from),
+            source: r.source.clone(),
+            track: None,
+            started_at: r
+                .date_created
+                .as_deref()
+                .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            media_url: None,
+            format: Some("mp3".into()),
+            error_code: r.error_code.filter(|c| *c != 0).map(|c| c.to_string()),
+            deleted_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        store.upsert_recording(&rec).await?;
+        report.recovered += 1;
+        metrics::counter!(RECORDINGS_RECOVERED).increment(1);
+    }
+    Ok(report)
+}
+
+/// Metric: Twilio recordings the reconciler stored because their callback never came.
+pub const RECORDINGS_RECOVERED: &str = "switchboard_recordings_reconciled_total";

@@ -266,3 +266,71 @@ async fn the_reconciler_recovers_every_conversation_whose_webhook_was_dropped() 
     let again = switchboard::jobs::reconciler::reconcile(&*app.state.store, &el, since, None).await.unwrap();
     assert_eq!((again.recovered, again.up_to_date as usize), (0, n), "{again:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twilio_recordings_whose_callback_never_came_are_reconciled_from_the_recordings_api() {
+    use switchboard::integrations::twilio::{CreateCall, TwilioAuth, TwilioClient};
+    use switchboard::sim::OutcomeMix;
+    use switchboard_domain::recording::{RecordingProvider, RecordingStatus};
+    let app = TestApp::spawn().await;
+    let settings = SimSettings {
+        scenario: Scenario {
+            time_scale: 5000.0,
+            cps: 50.0,
+            outcomes: OutcomeMix { human: 1.0, voicemail: 0.0, busy: 0.0, no_answer: 0.0, failed: 0.0 },
+            ..Scenario::default()
+        },
+        ..SimSettings::default()
+    };
+    let (account, token) = (settings.account_sid.clone(), settings.auth_token.clone());
+    let sim = Simulator::spawn(settings, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut opts = ClientOptions::default();
+    opts.retry.base = StdDuration::from_millis(5);
+    opts.retry.max_backoff = StdDuration::from_millis(50);
+    let twilio = TwilioClient::new(&sim.base_url, &account, TwilioAuth::AuthToken(Secret::new(token)), &opts);
+    // Three recorded calls whose recording callbacks go nowhere (we were down).
+    let mut sids = Vec::new();
+    for i in 0..3 {
+        let call = twilio
+            .create_call(&CreateCall {
+                to: format!("+1500555{:04}", 2000 + i),
+                from: "+15005550001".into(),
+                url: Some("http://sb.invalid/twiml".into()),
+                record: true,
+                recording_status_callback: Some("http://127.0.0.1:9/webhooks/twilio/recording".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // Our record of the call exists (its status callbacks did arrive).
+        let p = status_params(&call.sid, 0, "initiated");
+        app.twilio("/webhooks/twilio/status", &refs(&p)).await;
+        sids.push(call.sid);
+    }
+    for s in &sids {
+        let mut ok = false;
+        for _ in 0..400 {
+            if sim.sim.calls().iter().any(|c| &c.sid == s && c.recording_sid.is_some()) {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(25)).await;
+        }
+        assert!(ok, "the simulator recorded {s}");
+    }
+    let since = chrono::Utc::now() - chrono::Duration::days(1);
+    let r = switchboard::jobs::reconciler::reconcile_recordings(&*app.state.store, &twilio, since).await.unwrap();
+    assert_eq!((r.listed, r.recovered), (3, 3), "{r:?}");
+    for s in &sids {
+        let call = app.state.store.find_call_by_sid(s).await.unwrap().unwrap();
+        let recs = app.state.store.recordings_of_call(&call.id).await.unwrap();
+        assert_eq!(recs.len(), 1, "{s}");
+        assert_eq!((recs[0].provider, recs[0].status), (RecordingProvider::Twilio, RecordingStatus::Completed));
+    }
+    let again = switchboard::jobs::reconciler::reconcile_recordings(&*app.state.store, &twilio, since).await.unwrap();
+    assert_eq!((again.recovered, again.up_to_date), (0, 3), "{again:?}");
+    // Only recordings created since the day asked for are listed.
+    let later = chrono::Utc::now() + chrono::Duration::days(2);
+    let none = switchboard::jobs::reconciler::reconcile_recordings(&*app.state.store, &twilio, later).await.unwrap();
+    assert_eq!(none.listed, 0, "{none:?}");
+}
