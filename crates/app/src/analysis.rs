@@ -7,8 +7,14 @@
 use switchboard_analysis::{ANALYZER_VERSION, Gazetteers, Role, Transcript as Input, Turn, analyze};
 use switchboard_domain::Transcript;
 
-/// Analyses `t` in place (no-op when it is already analysed by this version).
+/// Analyses `t` in place with no gazetteers (no-op when it is already analysed by this version).
 pub fn apply(t: &mut Transcript) {
+    apply_with(t, &Gazetteers::default());
+}
+
+/// Analyses `t` in place, marking the names of `gazetteers` (no-op when it is
+/// already analysed by this version).
+pub fn apply_with(t: &mut Transcript, gazetteers: &Gazetteers) {
     if t.analyzer_version == Some(ANALYZER_VERSION) && t.analysis.is_some() {
         return;
     }
@@ -24,7 +30,7 @@ pub fn apply(t: &mut Transcript) {
             .collect(),
         phone_region: Some("US".into()),
     };
-    let a = analyze(&input, &Gazetteers::default());
+    let a = analyze(&input, gazetteers);
     t.sentiment = Some(a.sentiment.overall.compound);
     t.analyzer_version = Some(a.analyzer_version);
     t.analysis = serde_json::to_value(&a).ok();

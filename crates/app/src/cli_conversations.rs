@@ -39,7 +39,8 @@ pub(crate) async fn reconcile(settings: &Settings, since: &str) -> anyhow::Resul
         ));
         bar.tick();
     };
-    let report = switchboard::jobs::reconciler::reconcile(&*store, &client, since, Some(&show)).await?;
+    let report =
+        switchboard::jobs::reconciler::reconcile(&*store, &client, since, &settings.analysis, Some(&show)).await?;
     bar.finish_and_clear();
     println!(
         "conversations since {since}: {} listed, {} recovered, {} already up to date, {} not fetched",
@@ -71,7 +72,8 @@ pub(crate) async fn analyze(settings: &Settings, since: &str, all: bool) -> anyh
             if all || switchboard::analysis::stale(&t) {
                 t.analysis = None;
                 t.analyzer_version = None;
-                switchboard::analysis::apply(&mut t);
+                let gazetteers = settings.analysis.gazetteers_for(t.agent_id.as_deref());
+                switchboard::analysis::apply_with(&mut t, &gazetteers);
                 t.updated_at = switchboard_domain::time::now_ms();
                 store.upsert_transcript(&t).await?;
                 analysed += 1;

@@ -377,6 +377,39 @@ impl Default for RecordingsSettings {
     }
 }
 
+/// Conversation analysis: product and competitor names to spot, per ElevenLabs
+/// agent (`[analysis.gazetteers.agent_…]`) and for every agent (`"*"`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisSettings {
+    /// Agent id (or `*`) → names.
+    pub gazetteers: std::collections::BTreeMap<String, GazetteerSettings>,
+}
+
+/// Names the analyser marks as entities (whole words, case-insensitive).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GazetteerSettings {
+    /// Our products, plans and offers.
+    pub products: Vec<String>,
+    /// Competitors and their products.
+    pub competitors: Vec<String>,
+}
+
+impl AnalysisSettings {
+    /// The gazetteers of `agent`: its own names plus the `*` ones.
+    pub fn gazetteers_for(&self, agent: Option<&str>) -> switchboard_analysis::Gazetteers {
+        let mut g = switchboard_analysis::Gazetteers::default();
+        for key in ["*"].into_iter().chain(agent) {
+            if let Some(s) = self.gazetteers.get(key) {
+                g.products.extend(s.products.iter().cloned());
+                g.competitors.extend(s.competitors.iter().cloned());
+            }
+        }
+        g
+    }
+}
+
 /// Redis settings.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -445,6 +478,9 @@ pub struct Settings {
     /// ElevenLabs conversation reconciler.
     #[serde(default)]
     pub reconciler: ReconcilerSettings,
+    /// Conversation analysis (gazetteers per agent).
+    #[serde(default)]
+    pub analysis: AnalysisSettings,
     /// Recording retention (off unless `retention_days` is set; dry run first).
     #[serde(default)]
     pub recordings: RecordingsSettings,

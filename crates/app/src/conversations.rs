@@ -144,11 +144,16 @@ pub fn call_sid_of(data: &Value) -> Option<String> {
 
 /// Writes a conversation's transcript (linked and analysed) and, when
 /// ElevenLabs holds audio for it, its recording; idempotent.
-pub async fn record(store: &dyn Storage, data: &Value) -> StoreResult<Option<Transcript>> {
+pub async fn record(
+    store: &dyn Storage,
+    data: &Value,
+    analysis: &crate::config::AnalysisSettings,
+) -> StoreResult<Option<Transcript>> {
     let Some(mut t) = transcript_from(data) else { return Ok(None) };
     let call_sid = call_sid_of(data);
     link(store, &mut t, call_sid.as_deref()).await?;
-    crate::analysis::apply(&mut t);
+    let gazetteers = analysis.gazetteers_for(t.agent_id.as_deref());
+    crate::analysis::apply_with(&mut t, &gazetteers);
     let stored = store.upsert_transcript(&t).await?;
     if stored.has_audio {
         record_audio(store, &stored.conversation_id, call_sid.as_deref()).await?;

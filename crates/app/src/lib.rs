@@ -203,6 +203,7 @@ impl App {
                 let twilio = twilio_client.clone();
                 let store = self.state.store.clone();
                 let r = self.state.settings.reconciler.clone();
+                let analysis = self.state.settings.analysis.clone();
                 let runner = runner.clone();
                 let stop = stop_rx.clone();
                 Some(tokio::spawn(async move {
@@ -214,11 +215,12 @@ impl App {
                     let poll = std::time::Duration::from_secs(r.every_secs.clamp(1, 30));
                     runner
                         .run_every(schedule, poll, stop, |_| {
-                            let (store, el, twilio) = (store.clone(), el.clone(), twilio.clone());
+                            let (store, el, twilio, analysis) =
+                                (store.clone(), el.clone(), twilio.clone(), analysis.clone());
                             async move {
                                 let since = chrono::Utc::now() - chrono::Duration::seconds(r.lookback_secs as i64);
                                 if let Some(client) = &el {
-                                    jobs::reconciler::reconcile(&*store, client, since, None).await?;
+                                    jobs::reconciler::reconcile(&*store, client, since, &analysis, None).await?;
                                 }
                                 if let Some(t) = &twilio {
                                     jobs::reconciler::reconcile_recordings(&*store, t, since).await?;

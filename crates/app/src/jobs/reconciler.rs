@@ -58,6 +58,7 @@ pub async fn reconcile(
     store: &dyn Storage,
     client: &ElevenLabsClient,
     since: DateTime<Utc>,
+    analysis: &crate::config::AnalysisSettings,
     progress: Option<&(dyn Fn(&ReconcileReport) + Send + Sync)>,
 ) -> anyhow::Result<ReconcileReport> {
     let mut report = ReconcileReport::default();
@@ -84,7 +85,7 @@ pub async fn reconcile(
                 }
                 match client.get_conversation(&summary.conversation_id).await {
                     Ok(doc) => {
-                        apply(store, doc).await?;
+                        apply(store, doc, analysis).await?;
                         report.recovered += 1;
                         metrics::counter!(RECOVERED).increment(1);
                     }
@@ -107,11 +108,15 @@ pub async fn reconcile(
 }
 
 /// Applies one fetched conversation exactly as the post-call webhook would.
-pub async fn apply(store: &dyn Storage, doc: serde_json::Value) -> anyhow::Result<()> {
+pub async fn apply(
+    store: &dyn Storage,
+    doc: serde_json::Value,
+    analysis: &crate::config::AnalysisSettings,
+) -> anyhow::Result<()> {
     let Some(conversation_id) = doc.get("conversation_id").and_then(|v| v.as_str()).map(str::to_owned) else {
         anyhow::bail!("ElevenLabs returned a conversation without conversation_id");
     };
-    crate::conversations::record(store, &doc).await?;
+    crate::conversations::record(store, &doc, analysis).await?;
     let now = switchboard_domain::time::now_ms();
     let mut update = CallUpdate {
         source: Some(Source::ElevenLabs),

@@ -155,7 +155,7 @@ pub async fn post_call(State(state): State<AppState>, headers: HeaderMap, body: 
     match kind.as_str() {
         "post_call_transcription" => {
             if let Some(data) = payload.get("data") {
-                crate::conversations::record(&*state.store, data).await?;
+                crate::conversations::record(&*state.store, data, &state.settings.analysis).await?;
             }
         }
         "post_call_audio" => {

@@ -256,14 +256,20 @@ async fn the_reconciler_recovers_every_conversation_whose_webhook_was_dropped() 
     }
     assert!(before < n, "some webhooks were dropped ({before} of {n} arrived)");
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
-    let report = switchboard::jobs::reconciler::reconcile(&*app.state.store, &el, since, None).await.unwrap();
+    let report =
+        switchboard::jobs::reconciler::reconcile(&*app.state.store, &el, since, &app.state.settings.analysis, None)
+            .await
+            .unwrap();
     assert_eq!(report.recovered as usize, n - before, "{report:?}");
     for c in &convs {
         let t = app.state.store.find_transcript(c).await.unwrap().unwrap_or_else(|| panic!("{c} recovered"));
         assert!(t.is_final());
     }
     // A second run finds everything up to date; a late webhook would be a replay.
-    let again = switchboard::jobs::reconciler::reconcile(&*app.state.store, &el, since, None).await.unwrap();
+    let again =
+        switchboard::jobs::reconciler::reconcile(&*app.state.store, &el, since, &app.state.settings.analysis, None)
+            .await
+            .unwrap();
     assert_eq!((again.recovered, again.up_to_date as usize), (0, n), "{again:?}");
 }
 
@@ -333,4 +339,29 @@ async fn twilio_recordings_whose_callback_never_came_are_reconciled_from_the_rec
     let later = chrono::Utc::now() + chrono::Duration::days(2);
     let none = switchboard::jobs::reconciler::reconcile_recordings(&*app.state.store, &twilio, later).await.unwrap();
     assert_eq!(none.listed, 0, "{none:?}");
+}
+
+#[tokio::test]
+async fn gazetteers_configured_per_agent_mark_products_and_competitors() {
+    let app = TestApp::spawn_with(|s| {
+        s.analysis.gazetteers.insert(
+            "agent_7801kabc0000000000000000test".into(),
+            switchboard::config::GazetteerSettings { products: vec!["Acme Pro".into()], competitors: vec![] },
+        );
+        s.analysis.gazetteers.insert(
+            "*".into(),
+            switchboard::config::GazetteerSettings { products: vec![], competitors: vec!["Globex".into()] },
+        );
+    })
+    .await;
+    let body = transcription("conv_501", &sid(0x501), "We use Globex today but acme pro looks better.", "success");
+    assert_eq!(app.elevenlabs(&body).await.status(), StatusCode::OK);
+    let t = app.state.store.find_transcript("conv_501").await.unwrap().unwrap();
+    let entities = t.analysis.unwrap()["entities"].as_array().unwrap().clone();
+    let kinds: Vec<(String, String)> = entities
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_owned(), e["text"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(kinds.contains(&("competitor".into(), "Globex".into())), "{kinds:?}");
+    assert!(kinds.contains(&("product".into(), "acme pro".into())), "{kinds:?}");
 }
