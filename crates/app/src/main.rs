@@ -122,7 +122,7 @@ enum Command {
         /// List requests per size.
         #[arg(long, default_value_t = 500)]
         list_samples: usize,
-        /// `calls` (webhooks and lists), `campaigns` (import, claims, dialer) or `sheets` (Sheets sync).
+        /// `calls` (webhooks and lists), `campaigns` (import, claims, dialer), `sheets` (Sheets sync) or `analysis` (transcripts, search, analysis).
         #[arg(long, default_value = "calls")]
         suite: String,
         /// Campaigns suite: CSV rows to import.
@@ -137,6 +137,9 @@ enum Command {
         /// Sheets suite: data rows in the linked sheet (and status changes written back).
         #[arg(long, default_value_t = 10_000)]
         sheet_rows: u64,
+        /// Analysis suite: transcripts seeded (searched, analysed).
+        #[arg(long, default_value_t = 100_000)]
+        transcripts: u64,
     },
 }
 
@@ -447,8 +450,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = switchboard::bench::sheets::run(opts).await?;
             println!("{report}");
         }
+        Command::Bench { suite, transcripts, .. } if suite == "analysis" => {
+            let opts = switchboard::bench::analysis::AnalysisBenchOptions { transcripts, ..Default::default() };
+            let report = switchboard::bench::analysis::run(opts).await?;
+            println!("{report}");
+        }
         Command::Bench { suite, .. } if suite != "calls" => {
-            anyhow::bail!("--suite {suite}: expected calls, campaigns or sheets")
+            anyhow::bail!("--suite {suite}: expected calls, campaigns, sheets or analysis")
         }
         Command::Bench { duration, concurrency, rate, list_sizes, list_samples, .. } => {
             let opts = switchboard::bench::BenchOptions {

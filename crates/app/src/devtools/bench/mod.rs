@@ -6,6 +6,7 @@
 //! - [`campaigns`] (`--suite campaigns`): contact import, contact-filter
 //!   pages, claims, the dialer against the simulator.
 
+pub mod analysis;
 pub mod calls;
 pub mod campaigns;
 pub mod sheets;
