@@ -259,6 +259,162 @@ fn where_sql(conds: &[String]) -> String {
     if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) }
 }
 
+/// The matching rids (every group hits, no `not` term hits) as a compound
+/// SELECT over the FTS index: each group one MATCH (its terms ORed), the
+/// sets INTERSECTed, the `not` set EXCEPTed. Only doclists are walked
+/// (no ranking).
+fn matched_sql(q: &TextQuery, p: &mut Params) -> String {
+    let mut matched = q
+        .all
+        .iter()
+        .map(|g| {
+            format!("SELECT rowid >> {SLOT_BITS} FROM transcript_fts WHERE transcript_fts MATCH {}", p.bind(fts_any(g)))
+        })
+        .collect::<Vec<_>>()
+        .join(" INTERSECT ");
+    if !q.not.is_empty() {
+        matched = format!(
+            "{matched} EXCEPT SELECT rowid >> {SLOT_BITS} FROM transcript_fts WHERE transcript_fts MATCH {}",
+            p.bind(fts_any(&q.not))
+        );
+    }
+    matched
+}
+
+/// The best-matching row of one transcript for the positive terms: (slot, bm25).
+/// A rowid range on the FTS table: only that transcript's rows are ranked.
+fn best_row(conn: &Connection, positive: &str, rid: i64) -> StoreResult<(i64, f64)> {
+    conn.prepare_cached(
+        "SELECT rowid & ?4, bm25(transcript_fts) AS r FROM transcript_fts \
+         WHERE transcript_fts MATCH ?1 AND rowid BETWEEN ?2 AND ?3 ORDER BY r, rowid LIMIT 1",
+    )
+    .and_then(|mut st| {
+        st.query_row(params![positive, fts_rowid(rid, 0), fts_rowid(rid, SLOT_MASK), SLOT_MASK], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+    })
+    .map_err(map_err)
+}
+
+fn doc_of(conn: &Connection, rid: i64) -> StoreResult<String> {
+    conn.prepare_cached("SELECT doc FROM transcripts WHERE rid = ?1")
+        .and_then(|mut st| st.query_row([rid], |r| r.get(0)))
+        .map_err(map_err)
+}
+
+fn filter_is_empty(f: &TranscriptFilter) -> bool {
+    f == &TranscriptFilter::default()
+}
+
+/// One page of search hits (`limit + 1` at most, for the overfetch).
+///
+/// Newest: the filtered transcripts are walked newest first (the filter's
+/// `(…, started_at, id)` index), each tested against the matching set
+/// (materialised once from the doclists), stopping after `limit + 1`; only
+/// those are ranked (their own FTS rows).
+///
+/// Relevance: FTS5 ranks the positive terms' rows (bm25) and returns them
+/// best first; a transcript's first row in that order is its best (its
+/// minimum rank), so the hits are the distinct rids in that order that are
+/// in the allowed set (matching and passing the filter), skipping `offset`,
+/// stopping after `limit + 1`. The allowed set is only built when it differs
+/// from "has a positive row" (several groups, `not` terms, or filters).
+fn search_in(
+    conn: &Connection,
+    q: &TextQuery,
+    filter: &TranscriptFilter,
+    order: SearchOrder,
+    cursor: &Option<Cursor>,
+    offset: i64,
+    limit: u32,
+) -> StoreResult<Vec<SearchHit>> {
+    let positive = fts_any(q.all.iter().flatten());
+    let want = limit as usize + 1;
+    let mut picked: Vec<(i64, i64, f64)> = Vec::with_capacity(want);
+    match order {
+        SearchOrder::Newest => {
+            let mut p = Params::default();
+            let matched = matched_sql(q, &mut p);
+            let mut conds = filter_sql(filter, &mut p);
+            conds.extend(newest_keyset(cursor, &mut p));
+            conds.push("t.rid IN (SELECT rid FROM m)".to_owned());
+            let sql = format!(
+                "WITH m(rid) AS MATERIALIZED ({matched}) \
+                 SELECT t.rid FROM transcripts t {} ORDER BY t.started_at DESC, t.id DESC LIMIT {want}",
+                where_sql(&conds),
+            );
+            let mut st = conn.prepare(&sql).map_err(map_err)?;
+            let rids: Vec<i64> = st
+                .query_map(rusqlite::params_from_iter(p.0), |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(map_err)?;
+            for rid in rids {
+                let (slot, rank) = best_row(conn, &positive, rid)?;
+                picked.push((rid, slot, rank));
+            }
+        }
+        SearchOrder::Relevance => {
+            let allowed: Option<std::collections::HashSet<i64>> =
+                if q.all.len() > 1 || !q.not.is_empty() || !filter_is_empty(filter) {
+                    let mut p = Params::default();
+                    let matched = matched_sql(q, &mut p);
+                    let mut conds = filter_sql(filter, &mut p);
+                    let sql = if conds.is_empty() {
+                        matched
+                    } else {
+                        conds.push("t.rid IN (SELECT rid FROM m)".to_owned());
+                        format!(
+                            "WITH m(rid) AS MATERIALIZED ({matched}) SELECT t.rid FROM transcripts t {}",
+                            where_sql(&conds)
+                        )
+                    };
+                    let mut st = conn.prepare(&sql).map_err(map_err)?;
+                    let set = st
+                        .query_map(rusqlite::params_from_iter(p.0), |r| r.get::<_, i64>(0))
+                        .and_then(|rows| rows.collect::<Result<std::collections::HashSet<_>, _>>())
+                        .map_err(map_err)?;
+                    if set.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    Some(set)
+                } else {
+                    None
+                };
+            let mut st = conn
+                .prepare_cached("SELECT rowid, rank FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY rank")
+                .map_err(map_err)?;
+            let mut rows = st.query([&positive]).map_err(map_err)?;
+            let mut seen = std::collections::HashSet::new();
+            let mut skip = offset;
+            while let Some(r) = rows.next().map_err(map_err)? {
+                let rowid: i64 = r.get(0).map_err(map_err)?;
+                let rid = rowid >> SLOT_BITS;
+                if allowed.as_ref().is_some_and(|a| !a.contains(&rid)) || !seen.insert(rid) {
+                    continue;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                picked.push((rid, rowid & SLOT_MASK, r.get(1).map_err(map_err)?));
+                if picked.len() == want {
+                    break;
+                }
+            }
+        }
+    }
+    picked
+        .into_iter()
+        .map(|(rid, slot, rank)| {
+            Ok(SearchHit {
+                transcript: decode_transcript(&doc_of(conn, rid)?)?,
+                score: -rank,
+                turn: (slot > 0).then(|| slot as usize - 1),
+            })
+        })
+        .collect()
+}
+
 const LIST_SORT: &str = "transcripts_started_desc";
 const SEARCH_NEWEST: &str = "transcript_search_newest";
 const SEARCH_RELEVANCE: &str = "transcript_search_relevance";
@@ -410,66 +566,7 @@ impl TranscriptStore for SqliteStore {
         };
         let limit = page.clamped_limit();
         let (q, filter) = (q.clone(), filter.clone());
-        let rows = self
-            .read(move |conn| {
-                let mut p = Params::default();
-                let mut sets: Vec<String> = q
-                    .all
-                    .iter()
-                    .map(|g| {
-                        format!(
-                            "SELECT rowid >> {SLOT_BITS} FROM transcript_fts WHERE transcript_fts MATCH {}",
-                            p.bind(fts_any(g))
-                        )
-                    })
-                    .collect();
-                let mut matched = sets.remove(0);
-                for s in sets {
-                    matched = format!("{matched} INTERSECT {s}");
-                }
-                if !q.not.is_empty() {
-                    matched = format!(
-                        "{matched} EXCEPT SELECT rowid >> {SLOT_BITS} FROM transcript_fts WHERE transcript_fts MATCH {}",
-                        p.bind(fts_any(&q.not))
-                    );
-                }
-                let positive = p.bind(fts_any(q.all.iter().flatten()));
-                let mut conds = filter_sql(&filter, &mut p);
-                if order == SearchOrder::Newest {
-                    conds.extend(newest_keyset(&cursor, &mut p));
-                }
-                let order_by = match order {
-                    SearchOrder::Relevance => "b.rank ASC, t.id DESC",
-                    SearchOrder::Newest => "t.started_at DESC, t.id DESC",
-                };
-                // `min(rank)` with a bare `slot`: SQLite takes `slot` from the row holding the minimum.
-                // `hits` is MATERIALIZED: `bm25()` cannot run inside the aggregate it would be flattened into.
-                let sql = format!(
-                    "WITH m(rid) AS ({matched}), \
-                     hits AS MATERIALIZED (SELECT rowid >> {SLOT_BITS} AS rid, rowid & {SLOT_MASK} AS slot, bm25(transcript_fts) AS rank \
-                              FROM transcript_fts WHERE transcript_fts MATCH {positive}), \
-                     b AS (SELECT rid, slot, min(rank) AS rank FROM hits WHERE rid IN (SELECT rid FROM m) GROUP BY rid) \
-                     SELECT t.doc, b.slot, b.rank FROM b JOIN transcripts t ON t.rid = b.rid {} \
-                     ORDER BY {order_by} LIMIT {} OFFSET {offset}",
-                    where_sql(&conds),
-                    limit + 1,
-                );
-                let mut st = conn.prepare(&sql).map_err(map_err)?;
-                let raw: Vec<(String, i64, f64)> = st
-                    .query_map(rusqlite::params_from_iter(p.0), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .and_then(|rows| rows.collect())
-                    .map_err(map_err)?;
-                raw.into_iter()
-                    .map(|(doc, slot, rank)| {
-                        Ok(SearchHit {
-                            transcript: decode_transcript(&doc)?,
-                            score: -rank,
-                            turn: (slot > 0).then(|| slot as usize - 1),
-                        })
-                    })
-                    .collect::<StoreResult<Vec<_>>>()
-            })
-            .await?;
+        let rows = self.read(move |conn| search_in(conn, &q, &filter, order, &cursor, offset, limit)).await?;
         Ok(Page::from_overfetch(rows, limit, |h| match order {
             SearchOrder::Relevance => Cursor { sort: sort.into(), key: offset + i64::from(limit), id: String::new() },
             SearchOrder::Newest => Cursor {
