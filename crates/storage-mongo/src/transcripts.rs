@@ -259,17 +259,13 @@ fn transcript_from(d: Document) -> StoreResult<(Transcript, i64)> {
 
 // ---- the search predicate, in Rust ----
 
-fn hits_text(term: &Term, text: &str) -> bool {
-    TextQuery { all: vec![vec![term.clone()]], not: vec![] }.matches_text(text)
-}
-
 fn texts(t: &Transcript) -> impl Iterator<Item = &str> {
     t.turns.iter().map(|x| x.message.as_str()).chain(t.summary.as_deref())
 }
 
 /// The contract's match predicate (see the module doc).
 fn text_matches(q: &TextQuery, t: &Transcript) -> bool {
-    let hits = |term: &Term| texts(t).any(|x| hits_text(term, x));
+    let hits = |term: &Term| texts(t).any(|x| TextQuery::term_hits(term, x));
     q.all.iter().all(|g| g.iter().any(hits)) && !q.not.iter().any(hits)
 }
 
@@ -283,24 +279,6 @@ fn filter_matches(f: &TranscriptFilter, t: &Transcript) -> bool {
         && f.sentiment_min.is_none_or(|m| t.sentiment.is_some_and(|x| x >= m))
         && f.sentiment_max.is_none_or(|m| t.sentiment.is_some_and(|x| x <= m))
         && f.criterion.as_ref().is_none_or(|(id, r)| t.criteria.iter().any(|c| &c.id == id && &c.result == r))
-}
-
-/// The best-matching text: the turn hit by the most positive terms (the
-/// first on ties), else the summary (`None`); and that number of terms.
-fn best_turn(q: &TextQuery, t: &Transcript) -> (Option<usize>, usize) {
-    let count = |text: &str| q.all.iter().flatten().filter(|term| hits_text(term, text)).count();
-    let mut best: (Option<usize>, usize) = (None, t.summary.as_deref().map(count).unwrap_or(0));
-    let mut best_turn: Option<(usize, usize)> = None;
-    for (i, turn) in t.turns.iter().enumerate() {
-        let n = count(&turn.message);
-        if n > 0 && best_turn.is_none_or(|(_, m)| n > m) {
-            best_turn = Some((i, n));
-        }
-    }
-    if let Some((i, n)) = best_turn {
-        best = (Some(i), n.max(best.1));
-    }
-    best
 }
 
 /// The filters as a query (also checked in Rust, see [`filter_matches`]).
@@ -668,7 +646,7 @@ impl TranscriptStore for MongoStore {
         };
         let keep = |t: &Transcript, _: &Document| filter_matches(filter, t) && text_matches(q, t);
         let hit = |t: Transcript, extra: &Document| {
-            let (turn, n) = best_turn(q, &t);
+            let (turn, n) = q.best_turn(&t);
             let score = if text_sort { extra.get_f64("score").unwrap_or(0.0) } else { n as f64 };
             SearchHit { transcript: t, score, turn }
         };

@@ -306,6 +306,9 @@ fn migrate_conn(conn: &Connection) -> StoreResult<Vec<String>> {
             continue;
         }
         conn.execute_batch(sql).map_err(map_err)?;
+        if *name == schema::TRANSCRIPT_FTS_PER_TRANSCRIPT {
+            transcripts::fill_fts(conn)?;
+        }
         conn.pragma_update(None, "user_version", version).map_err(map_err)?;
         applied.push(format!("sqlite migration {name}"));
     }

@@ -326,4 +326,31 @@ CREATE VIRTUAL TABLE transcript_fts USING fts5 (
 CREATE INDEX recordings_completed_created ON recordings (created_at, id) WHERE status = 'completed';
 "#,
     ),
+    (
+        TRANSCRIPT_FTS_PER_TRANSCRIPT,
+        r#"
+-- Full text, one row per transcript (rowid = transcripts.rid), replacing
+-- 0007's row per turn (whose doclists were ~20 times longer: every search
+-- walked them). `turns`: every turn's words with a `_` token between turns
+-- (a phrase never spans two turns; `_` is a token only as that separator,
+-- query terms are letters and digits). `summary`: the summary's words.
+-- Written in the transcript upsert's transaction (src/transcripts.rs); this
+-- migration's data step refills it from the stored transcripts.
+DROP TABLE transcript_fts;
+CREATE VIRTUAL TABLE transcript_fts USING fts5 (
+    turns,
+    summary,
+    content = '',
+    contentless_delete = 1,
+    tokenize = 'unicode61 remove_diacritics 0 tokenchars ''_''',
+    prefix = '2 3'
+);
+-- Every word ever indexed: a prefix term is expanded to the words it covers
+-- (an index range), not merged from every doclist on each lookup.
+CREATE TABLE transcript_terms (term TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;
+"#,
+    ),
 ];
+
+/// Migration 0009's name: its data step (`transcripts::fill_fts`) runs after its SQL.
+pub(crate) const TRANSCRIPT_FTS_PER_TRANSCRIPT: &str = "0009_transcript_fts_per_transcript";

@@ -1,24 +1,32 @@
-//! Recordings and transcripts on SQLite (migration 0007): each record as a
-//! JSON `doc` plus real columns for its keys and filters, one
+//! Recordings and transcripts on SQLite (migrations 0007, 0009): each record
+//! as a JSON `doc` plus real columns for its keys and filters, one
 //! `transcript_criteria` row per evaluation criterion, and an FTS5 index
-//! (`transcript_fts`, contentless) with one row per turn and one for the
-//! summary (its words as the contract splits them), rewritten in the same
-//! transaction as the transcript.
+//! (`transcript_fts`, contentless) with one row per transcript (rowid =
+//! `transcripts.rid`), rewritten in the same transaction as the transcript.
+//! Its `turns` column holds every turn's words (as the contract splits them)
+//! with a `_` token between turns, so a phrase never spans two turns (`_` is
+//! never a query term: terms are letters and digits); `summary` holds the
+//! summary's words. `transcript_terms` lists every word ever indexed, so a
+//! prefix term is expanded to the words it covers (FTS5 would otherwise merge
+//! every matching doclist on each lookup of a prefix longer than its prefix
+//! indexes).
 //!
 //! Search semantics (the storage contract's reference, see
 //! `switchboard_storage::conformance::reference_matches`): a term hits a
 //! transcript when it matches one of its texts (a turn or the summary); every
-//! group needs a hit, no `not` term may hit. In SQL: one FTS5 `MATCH` per
-//! group (its terms ORed), the transcript sets INTERSECTed, the `not` terms'
-//! set EXCEPTed. Every term is a quoted FTS5 string (`"refund"`, `"cancel"*`,
-//! `"credit card"`, quotes doubled), so user text is never FTS5 syntax.
+//! group needs a hit, no `not` term may hit. As one FTS5 expression:
+//! `(g1) AND (g2) … NOT (n)`, each group its terms ORed. Every term is a
+//! quoted FTS5 string (`"refund"`, `"cancel"*`, `"credit card"`, quotes
+//! doubled), so user text is never FTS5 syntax.
 //!
-//! Ranking: `bm25()` of the best-matching row (any positive term) per
-//! transcript; that row also names `SearchHit::turn` (`None`: the summary).
-//! Relevance pages use an offset cursor: BM25 depends on the whole corpus, so
-//! a score keyset would not be stable under writes either, and an offset is
-//! exact when nothing changes between pages. Newest pages use the usual
-//! `(started_at, id)` keyset.
+//! Ranking: FTS5's `bm25()` over the transcript's two columns. The hit's
+//! turn (`SearchHit::turn`) is chosen in Rust (`TextQuery::best_turn`, as on
+//! MongoDB). Relevance pages use an offset cursor: BM25 depends on the whole
+//! corpus, so a score keyset would not be stable under writes either, and an
+//! offset is exact when nothing changes between pages. Newest pages use the
+//! usual `(started_at, id)` keyset; their `score` is the number of positive
+//! terms the best text holds (no BM25: its corpus statistics would be
+//! recounted per transcript).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -34,14 +42,6 @@ use switchboard_storage::{
 
 use crate::SqliteStore;
 use crate::rows::{decode_cursor, json_err, map_err, to_doc};
-
-/// Full-text rows per transcript: `rid << SLOT_BITS | slot`.
-const SLOT_BITS: u32 = 20;
-const SLOT_MASK: i64 = (1 << SLOT_BITS) - 1;
-
-fn fts_rowid(rid: i64, slot: i64) -> i64 {
-    (rid << SLOT_BITS) | slot
-}
 
 fn recording_by_key(conn: &Connection, provider: &str, key: &str) -> StoreResult<Option<Recording>> {
     let doc: Option<String> = conn
@@ -127,7 +127,7 @@ fn upsert_transcript_in_tx(conn: &Connection, t: &Transcript) -> StoreResult<Tra
             .map_err(map_err)?;
             conn.last_insert_rowid()
         }
-        Some((rid, old)) => {
+        Some((rid, _)) => {
             conn.prepare_cached(
                 "UPDATE transcripts SET id = ?1, conversation_id = ?2, call_id = ?3, campaign_id = ?4, \
                  contact_id = ?5, agent_id = ?6, status = ?7, call_successful = ?8, sentiment = ?9, \
@@ -139,30 +139,16 @@ fn upsert_transcript_in_tx(conn: &Connection, t: &Transcript) -> StoreResult<Tra
                 st.execute(all.as_slice())
             })
             .map_err(map_err)?;
-            let mut del = conn.prepare_cached("DELETE FROM transcript_fts WHERE rowid = ?1").map_err(map_err)?;
-            for slot in 0..=old.turns.len() as i64 {
-                del.execute([fts_rowid(*rid, slot)]).map_err(map_err)?;
-            }
+            conn.prepare_cached("DELETE FROM transcript_fts WHERE rowid = ?1")
+                .and_then(|mut st| st.execute([*rid]))
+                .map_err(map_err)?;
             conn.prepare_cached("DELETE FROM transcript_criteria WHERE transcript_id = ?1")
                 .and_then(|mut st| st.execute([new.id.as_str()]))
                 .map_err(map_err)?;
             *rid
         }
     };
-    let mut ins = conn.prepare_cached("INSERT INTO transcript_fts (rowid, body) VALUES (?1, ?2)").map_err(map_err)?;
-    let texts = std::iter::once(new.summary.as_deref().unwrap_or(""))
-        .chain(new.turns.iter().map(|t| t.message.as_str()))
-        .enumerate();
-    for (slot, text) in texts {
-        // The row holds the contract's words (`words()`: lower-cased runs of
-        // letters and digits), not the raw text: the table is contentless, so
-        // nothing reads it back, and FTS5's tokens are then exactly the
-        // reference predicate's words (unicode61 never splits inside one).
-        let normalized = words(text).join(" ");
-        if !normalized.is_empty() {
-            ins.execute(params![fts_rowid(rid, slot as i64), normalized]).map_err(map_err)?;
-        }
-    }
+    index_text(conn, rid, &new)?;
     let mut crit = conn
         .prepare_cached(
             "INSERT INTO transcript_criteria (transcript_id, campaign_id, criterion_id, result, started_at) \
@@ -180,6 +166,51 @@ fn upsert_transcript_in_tx(conn: &Connection, t: &Transcript) -> StoreResult<Tra
         .map_err(map_err)?;
     }
     Ok(new)
+}
+
+/// The transcript's full-text row (`turns`, `summary`) and its new words in
+/// `transcript_terms`. The row holds the contract's words (`words()`:
+/// lower-cased runs of letters and digits), not the raw text: the table is
+/// contentless, so nothing reads it back, and FTS5's tokens are then exactly
+/// the reference predicate's words (unicode61 never splits inside one).
+fn index_text(conn: &Connection, rid: i64, t: &Transcript) -> StoreResult<()> {
+    let mut vocab = std::collections::BTreeSet::new();
+    let turns = t
+        .turns
+        .iter()
+        .map(|x| words(&x.message))
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let line = w.join(" ");
+            vocab.extend(w);
+            line
+        })
+        .collect::<Vec<_>>()
+        .join(" _ ");
+    let summary = words(t.summary.as_deref().unwrap_or(""));
+    let summary_line = summary.join(" ");
+    vocab.extend(summary);
+    conn.prepare_cached("INSERT INTO transcript_fts (rowid, turns, summary) VALUES (?1, ?2, ?3)")
+        .and_then(|mut st| st.execute(params![rid, turns, summary_line]))
+        .map_err(map_err)?;
+    let mut term = conn.prepare_cached("INSERT OR IGNORE INTO transcript_terms (term) VALUES (?1)").map_err(map_err)?;
+    for w in vocab {
+        term.execute([w]).map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Migration 0009's data step: the per-transcript index from every stored
+/// transcript (0007's per-turn rows were dropped by its SQL).
+pub(crate) fn fill_fts(conn: &Connection) -> StoreResult<()> {
+    let mut st = conn.prepare("SELECT rid, doc FROM transcripts").map_err(map_err)?;
+    let mut rows = st.query([]).map_err(map_err)?;
+    while let Some(r) = rows.next().map_err(map_err)? {
+        let rid: i64 = r.get(0).map_err(map_err)?;
+        let doc: String = r.get(1).map_err(map_err)?;
+        index_text(conn, rid, &decode_transcript(&doc)?)?;
+    }
+    Ok(())
 }
 
 /// Numbered parameters of one statement.
@@ -241,10 +272,34 @@ pub(crate) fn fts_term(t: &Term) -> String {
     }
 }
 
-/// Terms ORed, in parentheses.
-pub(crate) fn fts_any<'a>(terms: impl IntoIterator<Item = &'a Term>) -> String {
-    let parts: Vec<String> = terms.into_iter().map(fts_term).collect();
-    format!("({})", parts.join(" OR "))
+/// Most words a prefix is expanded to; a wider prefix stays an FTS5 prefix.
+const MAX_EXPANSION: usize = 64;
+
+/// A term as FTS5 text, a prefix expanded to the indexed words it covers.
+fn fts_term_expanded(conn: &Connection, t: &Term) -> StoreResult<String> {
+    let Term::Prefix(p) = t else { return Ok(fts_term(t)) };
+    let hi = format!("{p}{}", char::MAX);
+    let words: Vec<String> = conn
+        .prepare_cached("SELECT term FROM transcript_terms WHERE term >= ?1 AND term <= ?2 ORDER BY term LIMIT ?3")
+        .and_then(|mut st| {
+            st.query_map(params![p, hi, MAX_EXPANSION as i64 + 1], |r| r.get(0)).and_then(|rows| rows.collect())
+        })
+        .map_err(map_err)?;
+    if words.is_empty() || words.len() > MAX_EXPANSION {
+        return Ok(fts_term(t));
+    }
+    Ok(words.iter().map(|w| fts_string(w)).collect::<Vec<_>>().join(" OR "))
+}
+
+fn fts_group(conn: &Connection, g: &[Term]) -> StoreResult<String> {
+    let parts = g.iter().map(|t| fts_term_expanded(conn, t)).collect::<StoreResult<Vec<_>>>()?;
+    Ok(format!("({})", parts.join(" OR ")))
+}
+
+/// The whole query as one FTS5 expression: `(g1) AND (g2) … NOT (n)`.
+fn fts_expression(conn: &Connection, q: &TextQuery) -> StoreResult<String> {
+    let all = q.all.iter().map(|g| fts_group(conn, g)).collect::<StoreResult<Vec<_>>>()?.join(" AND ");
+    if q.not.is_empty() { Ok(all) } else { Ok(format!("({all}) NOT {}", fts_group(conn, &q.not)?)) }
 }
 
 fn decode_transcript(doc: &str) -> StoreResult<Transcript> {
@@ -259,47 +314,187 @@ fn where_sql(conds: &[String]) -> String {
     if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) }
 }
 
-/// The matching rids (every group hits, no `not` term hits) as a compound
-/// SELECT over the FTS index: each group one MATCH (its terms ORed), the
-/// sets INTERSECTed, the `not` set EXCEPTed. Only doclists are walked
-/// (no ranking).
-fn matched_sql(q: &TextQuery, p: &mut Params) -> String {
-    let mut matched = q
-        .all
-        .iter()
-        .map(|g| {
-            format!("SELECT rowid >> {SLOT_BITS} FROM transcript_fts WHERE transcript_fts MATCH {}", p.bind(fts_any(g)))
-        })
-        .collect::<Vec<_>>()
-        .join(" INTERSECT ");
-    if !q.not.is_empty() {
-        matched = format!(
-            "{matched} EXCEPT SELECT rowid >> {SLOT_BITS} FROM transcript_fts WHERE transcript_fts MATCH {}",
-            p.bind(fts_any(&q.not))
-        );
-    }
-    matched
-}
-
-/// The best-matching row of one transcript for the positive terms: (slot, bm25).
-/// A rowid range on the FTS table: only that transcript's rows are ranked.
-fn best_row(conn: &Connection, positive: &str, rid: i64) -> StoreResult<(i64, f64)> {
-    conn.prepare_cached(
-        "SELECT rowid & ?4, bm25(transcript_fts) AS r FROM transcript_fts \
-         WHERE transcript_fts MATCH ?1 AND rowid BETWEEN ?2 AND ?3 ORDER BY r, rowid LIMIT 1",
-    )
-    .and_then(|mut st| {
-        st.query_row(params![positive, fts_rowid(rid, 0), fts_rowid(rid, SLOT_MASK), SLOT_MASK], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-    })
-    .map_err(map_err)
-}
-
 fn doc_of(conn: &Connection, rid: i64) -> StoreResult<String> {
     conn.prepare_cached("SELECT doc FROM transcripts WHERE rid = ?1")
         .and_then(|mut st| st.query_row([rid], |r| r.get(0)))
         .map_err(map_err)
+}
+
+/// The matching transcripts' rids (one pass over the doclists, no ranking).
+fn matched_set(conn: &Connection, expr: &str) -> StoreResult<std::collections::HashSet<i64>> {
+    conn.prepare_cached("SELECT rowid FROM transcript_fts WHERE transcript_fts MATCH ?1")
+        .and_then(|mut st| st.query_map([expr], |r| r.get(0)).and_then(|rows| rows.collect()))
+        .map_err(map_err)
+}
+
+/// Transcripts looked at one by one (newest first) before a newest search
+/// gives up probing and reads the whole match set instead: a probe is one
+/// FTS5 lookup by rowid (~10 µs), so this bounds the probing at a few ms
+/// when matches are sparse among the newest transcripts.
+const PROBE_BUDGET: usize = 300;
+
+/// A match set this small is sorted directly rather than walked against.
+const SMALL_SET: usize = 4_000;
+
+/// Newest first: the filtered transcripts' rids in `(started_at, id)`
+/// descending order that match, at most `want`.
+///
+/// Common terms: walk the filtered transcripts by index and probe each one
+/// (`MATCH … AND rowid = ?`), stopping at `want` hits. If `PROBE_BUDGET`
+/// probes find too few (sparse matches), read the match set once: a small
+/// one is joined and sorted directly; a large one is walked against from the
+/// index (a hash lookup per transcript instead of a probe).
+fn newest_rids(
+    conn: &Connection,
+    expr: &str,
+    filter: &TranscriptFilter,
+    cursor: &Option<Cursor>,
+    want: usize,
+) -> StoreResult<Vec<i64>> {
+    let mut p = Params::default();
+    let mut conds = filter_sql(filter, &mut p);
+    conds.extend(newest_keyset(cursor, &mut p));
+    let walk = format!("SELECT t.rid FROM transcripts t {} ORDER BY t.started_at DESC, t.id DESC", where_sql(&conds));
+    let mut probe = conn
+        .prepare_cached("SELECT 1 FROM transcript_fts WHERE transcript_fts MATCH ?1 AND rowid = ?2")
+        .map_err(map_err)?;
+    let mut out = Vec::with_capacity(want);
+    {
+        let mut st = conn.prepare_cached(&walk).map_err(map_err)?;
+        let mut rows = st.query(rusqlite::params_from_iter(p.0.iter())).map_err(map_err)?;
+        let mut probes = 0;
+        while let Some(r) = rows.next().map_err(map_err)? {
+            let rid: i64 = r.get(0).map_err(map_err)?;
+            if probe.exists(params![expr, rid]).map_err(map_err)? {
+                out.push(rid);
+                if out.len() == want {
+                    return Ok(out);
+                }
+            }
+            probes += 1;
+            if probes == PROBE_BUDGET {
+                break;
+            }
+        }
+        if probes < PROBE_BUDGET {
+            return Ok(out); // every filtered transcript was probed
+        }
+    }
+    let set = matched_set(conn, expr)?;
+    out.clear();
+    if set.len() <= SMALL_SET {
+        let mut keyed: Vec<(i64, String, i64)> = Vec::with_capacity(set.len());
+        let mut p2 = Params::default();
+        let rid = p2.bind(0);
+        let mut conds = filter_sql(filter, &mut p2);
+        conds.extend(newest_keyset(cursor, &mut p2));
+        conds.push(format!("t.rid = {rid}"));
+        let mut st = conn
+            .prepare_cached(&format!("SELECT t.started_at, t.id FROM transcripts t {}", where_sql(&conds)))
+            .map_err(map_err)?;
+        for r in set {
+            p2.0[0] = Value::Integer(r);
+            if let Some((at, id)) = st
+                .query_row(rusqlite::params_from_iter(p2.0.iter()), |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+                .map_err(map_err)?
+            {
+                keyed.push((at, id, r));
+            }
+        }
+        keyed.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        out.extend(keyed.into_iter().take(want).map(|(_, _, r)| r));
+        return Ok(out);
+    }
+    let mut st = conn.prepare_cached(&walk).map_err(map_err)?;
+    let mut rows = st.query(rusqlite::params_from_iter(p.0.iter())).map_err(map_err)?;
+    while let Some(r) = rows.next().map_err(map_err)? {
+        let rid: i64 = r.get(0).map_err(map_err)?;
+        if set.contains(&rid) {
+            out.push(rid);
+            if out.len() == want {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Filtered transcripts up to which relevance collects the filter's rids
+/// into a set (a hash lookup per ranked row); above it the filter is loose
+/// enough that checking each ranked row by primary key finds a page soon.
+const ALLOWED_SET_MAX: i64 = 20_000;
+
+/// Best first: (rid, bm25) of the matching transcripts that pass the
+/// filter, skipping `offset`, at most `want`.
+///
+/// FTS5 ranks every match (`ORDER BY rank`; BM25's corpus statistics make
+/// anything narrower inexact) and the filter is applied in that order.
+fn relevance_rids(
+    conn: &Connection,
+    expr: &str,
+    filter: &TranscriptFilter,
+    offset: i64,
+    want: usize,
+) -> StoreResult<Vec<(i64, f64)>> {
+    if filter_is_empty(filter) {
+        return conn
+            .prepare_cached(
+                "SELECT rowid, rank FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY rank, rowid \
+                 LIMIT ?2 OFFSET ?3",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![expr, want as i64, offset], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            })
+            .map_err(map_err);
+    }
+    let mut p = Params::default();
+    let conds = filter_sql(filter, &mut p);
+    let capped = format!("SELECT t.rid FROM transcripts t {} LIMIT {}", where_sql(&conds), ALLOWED_SET_MAX + 1);
+    let allowed: std::collections::HashSet<i64> = conn
+        .prepare_cached(&capped)
+        .and_then(|mut st| {
+            st.query_map(rusqlite::params_from_iter(p.0.iter()), |r| r.get(0)).and_then(|rows| rows.collect())
+        })
+        .map_err(map_err)?;
+    let mut out = Vec::with_capacity(want);
+    if allowed.is_empty() {
+        return Ok(out);
+    }
+    let small = allowed.len() as i64 <= ALLOWED_SET_MAX;
+    let mut p2 = Params::default();
+    let rid_param = p2.bind(0);
+    let mut conds = filter_sql(filter, &mut p2);
+    conds.push(format!("t.rid = {rid_param}"));
+    let mut passes =
+        conn.prepare_cached(&format!("SELECT 1 FROM transcripts t {}", where_sql(&conds))).map_err(map_err)?;
+    let mut st = conn
+        .prepare_cached("SELECT rowid, rank FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY rank, rowid")
+        .map_err(map_err)?;
+    let mut rows = st.query([expr]).map_err(map_err)?;
+    let mut skip = offset;
+    while let Some(r) = rows.next().map_err(map_err)? {
+        let rid: i64 = r.get(0).map_err(map_err)?;
+        let pass = if small {
+            allowed.contains(&rid)
+        } else {
+            p2.0[0] = Value::Integer(rid);
+            passes.exists(rusqlite::params_from_iter(p2.0.iter())).map_err(map_err)?
+        };
+        if !pass {
+            continue;
+        }
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        out.push((rid, r.get(1).map_err(map_err)?));
+        if out.len() == want {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 fn filter_is_empty(f: &TranscriptFilter) -> bool {
@@ -307,18 +502,6 @@ fn filter_is_empty(f: &TranscriptFilter) -> bool {
 }
 
 /// One page of search hits (`limit + 1` at most, for the overfetch).
-///
-/// Newest: the filtered transcripts are walked newest first (the filter's
-/// `(…, started_at, id)` index), each tested against the matching set
-/// (materialised once from the doclists), stopping after `limit + 1`; only
-/// those are ranked (their own FTS rows).
-///
-/// Relevance: FTS5 ranks the positive terms' rows (bm25) and returns them
-/// best first; a transcript's first row in that order is its best (its
-/// minimum rank), so the hits are the distinct rids in that order that are
-/// in the allowed set (matching and passing the filter), skipping `offset`,
-/// stopping after `limit + 1`. The allowed set is only built when it differs
-/// from "has a positive row" (several groups, `not` terms, or filters).
 fn search_in(
     conn: &Connection,
     q: &TextQuery,
@@ -328,89 +511,20 @@ fn search_in(
     offset: i64,
     limit: u32,
 ) -> StoreResult<Vec<SearchHit>> {
-    let positive = fts_any(q.all.iter().flatten());
+    let expr = fts_expression(conn, q)?;
     let want = limit as usize + 1;
-    let mut picked: Vec<(i64, i64, f64)> = Vec::with_capacity(want);
-    match order {
-        SearchOrder::Newest => {
-            let mut p = Params::default();
-            let matched = matched_sql(q, &mut p);
-            let mut conds = filter_sql(filter, &mut p);
-            conds.extend(newest_keyset(cursor, &mut p));
-            conds.push("t.rid IN (SELECT rid FROM m)".to_owned());
-            let sql = format!(
-                "WITH m(rid) AS MATERIALIZED ({matched}) \
-                 SELECT t.rid FROM transcripts t {} ORDER BY t.started_at DESC, t.id DESC LIMIT {want}",
-                where_sql(&conds),
-            );
-            let mut st = conn.prepare(&sql).map_err(map_err)?;
-            let rids: Vec<i64> = st
-                .query_map(rusqlite::params_from_iter(p.0), |r| r.get(0))
-                .and_then(|rows| rows.collect())
-                .map_err(map_err)?;
-            for rid in rids {
-                let (slot, rank) = best_row(conn, &positive, rid)?;
-                picked.push((rid, slot, rank));
-            }
-        }
+    let picked: Vec<(i64, Option<f64>)> = match order {
+        SearchOrder::Newest => newest_rids(conn, &expr, filter, cursor, want)?.into_iter().map(|r| (r, None)).collect(),
         SearchOrder::Relevance => {
-            let allowed: Option<std::collections::HashSet<i64>> =
-                if q.all.len() > 1 || !q.not.is_empty() || !filter_is_empty(filter) {
-                    let mut p = Params::default();
-                    let matched = matched_sql(q, &mut p);
-                    let mut conds = filter_sql(filter, &mut p);
-                    let sql = if conds.is_empty() {
-                        matched
-                    } else {
-                        conds.push("t.rid IN (SELECT rid FROM m)".to_owned());
-                        format!(
-                            "WITH m(rid) AS MATERIALIZED ({matched}) SELECT t.rid FROM transcripts t {}",
-                            where_sql(&conds)
-                        )
-                    };
-                    let mut st = conn.prepare(&sql).map_err(map_err)?;
-                    let set = st
-                        .query_map(rusqlite::params_from_iter(p.0), |r| r.get::<_, i64>(0))
-                        .and_then(|rows| rows.collect::<Result<std::collections::HashSet<_>, _>>())
-                        .map_err(map_err)?;
-                    if set.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    Some(set)
-                } else {
-                    None
-                };
-            let mut st = conn
-                .prepare_cached("SELECT rowid, rank FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY rank")
-                .map_err(map_err)?;
-            let mut rows = st.query([&positive]).map_err(map_err)?;
-            let mut seen = std::collections::HashSet::new();
-            let mut skip = offset;
-            while let Some(r) = rows.next().map_err(map_err)? {
-                let rowid: i64 = r.get(0).map_err(map_err)?;
-                let rid = rowid >> SLOT_BITS;
-                if allowed.as_ref().is_some_and(|a| !a.contains(&rid)) || !seen.insert(rid) {
-                    continue;
-                }
-                if skip > 0 {
-                    skip -= 1;
-                    continue;
-                }
-                picked.push((rid, rowid & SLOT_MASK, r.get(1).map_err(map_err)?));
-                if picked.len() == want {
-                    break;
-                }
-            }
+            relevance_rids(conn, &expr, filter, offset, want)?.into_iter().map(|(r, s)| (r, Some(s))).collect()
         }
-    }
+    };
     picked
         .into_iter()
-        .map(|(rid, slot, rank)| {
-            Ok(SearchHit {
-                transcript: decode_transcript(&doc_of(conn, rid)?)?,
-                score: -rank,
-                turn: (slot > 0).then(|| slot as usize - 1),
-            })
+        .map(|(rid, rank)| {
+            let transcript = decode_transcript(&doc_of(conn, rid)?)?;
+            let (turn, terms) = q.best_turn(&transcript);
+            Ok(SearchHit { score: rank.map_or(terms as f64, |r| -r), turn, transcript })
         })
         .collect()
 }
@@ -583,11 +697,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn user_text_is_never_fts5_syntax() {
-        let q = TextQuery::parse(r#"refund OR cancel* "credit card" -angry NEAR(a b) col:x"#).unwrap();
-        assert_eq!(fts_any(&q.all[0]), r#"("refund" OR "cancel"*)"#);
-        assert_eq!(fts_any(&q.all[1]), r#"("credit card")"#);
+    fn user_text_is_never_fts5_syntax_and_prefixes_expand_to_indexed_words() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::migrate_conn(&conn).unwrap();
+        let q = TextQuery::parse(r#"refund OR cancel* "credit card" -angry"#).unwrap();
+        assert_eq!(
+            fts_expression(&conn, &q).unwrap(),
+            r#"(("refund" OR "cancel"*) AND ("credit card")) NOT ("angry")"#
+        );
+        for w in ["cancel", "cancelled", "cancer", "can"] {
+            conn.execute("INSERT INTO transcript_terms (term) VALUES (?1)", [w]).unwrap();
+        }
+        let q = TextQuery::parse("cance* OR x").unwrap();
+        assert_eq!(fts_expression(&conn, &q).unwrap(), r#"("cancel" OR "cancelled" OR "cancer" OR "x")"#);
         assert_eq!(fts_term(&Term::Word("a\"b".into())), r#""a""b""#);
-        assert_eq!(fts_any(&q.not), r#"("angry")"#);
+    }
+
+    /// A database that 0008 left (per-turn FTS rows) upgrades to the
+    /// per-transcript index with its transcripts searchable.
+    #[test]
+    fn migration_0009_reindexes_the_transcripts_stored_before_it() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (i, (_, sql)) in crate::schema::MIGRATIONS.iter().enumerate().take(8) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", i as i64 + 1).unwrap();
+        }
+        let t: Transcript = serde_json::from_value(serde_json::json!({
+            "id": "trn_01a22ec63d9773008e4a21b85070d3f4", "conversation_id": "conv_old", "call_id": null,
+            "campaign_id": null, "contact_id": null, "agent_id": "agent_1", "status": "done",
+            "turns": [{"role": "agent", "message": "Can I help with your invoice?", "time_in_call_secs": 1.0},
+                      {"role": "user", "message": "I'd like a refund, please.", "time_in_call_secs": 4.0}],
+            "language": null, "duration_secs": 9, "cost": null, "termination_reason": null,
+            "call_successful": null, "summary": "Refund requested.", "criteria": [], "data_collection": [],
+            "has_audio": false, "started_at": "2026-11-01T10:00:00Z", "analysis": null,
+            "analyzer_version": null, "sentiment": null,
+            "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-01T10:00:00Z"
+        }))
+        .unwrap();
+        conn.execute(
+            "INSERT INTO transcripts (id, conversation_id, agent_id, status, started_at, created_at, updated_at, doc) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5, ?6)",
+            params![
+                t.id.as_str(),
+                t.conversation_id,
+                t.agent_id,
+                t.status,
+                t.started_at.timestamp_millis(),
+                to_doc(&t)
+            ],
+        )
+        .unwrap();
+        crate::migrate_conn(&conn).unwrap();
+        let search = |qs: &str| {
+            let q = TextQuery::parse(qs).unwrap();
+            search_in(&conn, &q, &TranscriptFilter::default(), SearchOrder::Newest, &None, 0, 10).unwrap()
+        };
+        let hits = search("refund");
+        assert_eq!(hits.len(), 1);
+        assert_eq!((hits[0].transcript.id.clone(), hits[0].turn), (t.id.clone(), Some(1)));
+        assert_eq!(search("invo*").len(), 1, "prefixes expand to the refilled words");
+        assert!(search("\"invoice i\"").is_empty(), "a phrase never spans two turns");
     }
 }

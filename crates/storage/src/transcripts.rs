@@ -277,6 +277,30 @@ impl TextQuery {
         };
         self.all.iter().all(|group| group.iter().any(hit)) && !self.not.iter().any(hit)
     }
+
+    /// Whether one term hits `text` (a turn message or the summary).
+    pub fn term_hits(term: &Term, text: &str) -> bool {
+        TextQuery { all: vec![vec![term.clone()]], not: vec![] }.matches_text(text)
+    }
+
+    /// The best-matching text of a hit: the turn hit by the most positive
+    /// terms (the first on ties), else the summary (`None`); and that number
+    /// of terms. Every backend names `SearchHit::turn` this way.
+    pub fn best_turn(&self, t: &Transcript) -> (Option<usize>, usize) {
+        let count = |text: &str| self.all.iter().flatten().filter(|term| Self::term_hits(term, text)).count();
+        let summary = t.summary.as_deref().map(count).unwrap_or(0);
+        let mut best_turn: Option<(usize, usize)> = None;
+        for (i, turn) in t.turns.iter().enumerate() {
+            let n = count(&turn.message);
+            if n > 0 && best_turn.is_none_or(|(_, m)| n > m) {
+                best_turn = Some((i, n));
+            }
+        }
+        match best_turn {
+            Some((i, n)) => (Some(i), n.max(summary)),
+            None => (None, summary),
+        }
+    }
 }
 
 /// Lower-cased words: runs of letters and digits.

@@ -456,6 +456,13 @@ fn corpus() -> Corpus {
             .collect();
         transcripts.push(t);
     }
+    // A phrase split across two turns (and across a turn and the summary) is
+    // not a phrase match: each text is matched on its own.
+    let mut split = transcript("conv_gen_split", "done", t0 - Duration::minutes(5));
+    split.turns =
+        vec![turn("agent", "Your refund goes back to the credit", 1.0), turn("user", "card on file? Thanks for", 3.0)];
+    split.summary = Some("nothing else was needed; late".into());
+    transcripts.push(split);
     Corpus { transcripts, campaigns, contacts, t0 }
 }
 
