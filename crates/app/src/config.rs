@@ -358,6 +358,77 @@ impl Default for ReconcilerSettings {
     }
 }
 
+/// The read cache (`[cache]`): Redis when `REDIS_URL` is set, in-process otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// Cache reads at all (`SWITCHBOARD_CACHE__ENABLED`).
+    pub enabled: bool,
+    /// Dashboard summary TTL (ms).
+    pub summary_ttl_ms: u64,
+    /// Rollup reads (time series, campaign performance) TTL (ms); a rollup rebuild invalidates them sooner.
+    pub rollups_ttl_ms: u64,
+    /// Call lookups TTL (ms); a webhook for the call evicts it sooner.
+    pub call_ttl_ms: u64,
+    /// Entries the in-process cache holds.
+    pub max_entries: u64,
+    /// Longest wait for Redis per operation (ms) before serving from the store.
+    pub timeout_ms: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            enabled: true,
+            summary_ttl_ms: 2_000,
+            rollups_ttl_ms: 60_000,
+            call_ttl_ms: 30_000,
+            max_entries: 10_000,
+            timeout_ms: 250,
+        }
+    }
+}
+
+/// Analytics rollups (`[analytics]`): the job that keeps `analytics` in step
+/// with the calls, and the time zone of day buckets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsSettings {
+    /// Run the rollup jobs in `serve` (`SWITCHBOARD_ANALYTICS__ENABLED`).
+    pub enabled: bool,
+    /// IANA zone of day buckets (`SWITCHBOARD_ANALYTICS__REPORTING_TZ`), e.g. `America/New_York`.
+    pub reporting_tz: String,
+    /// Milliseconds between incremental runs (changed calls since the watermark).
+    pub tick_ms: u64,
+    /// Seconds re-read behind the watermark on every run (writes stamped just
+    /// before a run but committed after it, clock skew between instances).
+    pub overlap_secs: u64,
+    /// Seconds between repair runs, which rebuild recent buckets whole.
+    pub repair_every_secs: u64,
+    /// Hours back a repair run rebuilds.
+    pub repair_hours: u32,
+}
+
+impl Default for AnalyticsSettings {
+    fn default() -> Self {
+        AnalyticsSettings {
+            enabled: true,
+            reporting_tz: "UTC".into(),
+            tick_ms: 1000,
+            overlap_secs: 5,
+            repair_every_secs: 600,
+            repair_hours: 48,
+        }
+    }
+}
+
+impl AnalyticsSettings {
+    /// The reporting zone (checked by `Settings::validate`).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.reporting_tz.parse().unwrap_or(chrono_tz::UTC)
+    }
+}
+
 /// Recording retention (`[recordings]`): completed recordings older than
 /// `retention_days` are deleted at the provider and marked deleted here.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -484,6 +555,12 @@ pub struct Settings {
     /// Recording retention (off unless `retention_days` is set; dry run first).
     #[serde(default)]
     pub recordings: RecordingsSettings,
+    /// Analytics rollups and their reporting time zone.
+    #[serde(default)]
+    pub analytics: AnalyticsSettings,
+    /// The read cache.
+    #[serde(default)]
+    pub cache: CacheSettings,
 }
 
 /// A setting is missing or invalid.
@@ -613,6 +690,15 @@ impl Settings {
         }
         if self.storage.max_pool_size == Some(0) {
             return Err(err("storage.max_pool_size", "must be at least 1"));
+        }
+        if self.analytics.reporting_tz.parse::<chrono_tz::Tz>().is_err() {
+            return Err(err(
+                "analytics.reporting_tz",
+                format!("`{}` is not an IANA time zone (e.g. UTC, America/New_York)", self.analytics.reporting_tz),
+            ));
+        }
+        if self.analytics.tick_ms == 0 || self.analytics.repair_every_secs == 0 || self.analytics.repair_hours == 0 {
+            return Err(err("analytics", "tick_ms, repair_every_secs and repair_hours must be at least 1"));
         }
         if self.recordings.retention_days == Some(0) {
             return Err(err("recordings.retention_days", "must be at least 1 (unset it to keep recordings forever)"));

@@ -6,6 +6,7 @@
 //! - [`secret`]: strings that never print.
 //! - [`state`]: [`AppState`], shared by handlers and jobs.
 //! - [`store`]: opening the configured store (SQLite or MongoDB) and timing it.
+//! - [`cache`]: the read cache (Redis or in-process) and the store decorator that invalidates it.
 //! - [`http`]: the REST API, its extractors, the connection layer (timeouts,
 //!   caps), health, metrics, OpenAPI and Swagger UI.
 //! - [`webhooks`]: Twilio and ElevenLabs receivers (verify → dedupe → merge).
@@ -21,8 +22,8 @@
 //!
 //! Jobs
 //! - [`jobs`]: the leased-job runner, the dialer, the import sweeper, the
-//!   Google Sheets sync and the ElevenLabs conversation reconciler (later:
-//!   rollups, archiver).
+//!   Google Sheets sync, the ElevenLabs conversation reconciler, recording
+//!   retention and the analytics rollups (later: archiver).
 //!
 //! Developer tooling
 //! - [`sim`]: the simulator (crate `switchboard-sim`) and sandbox wiring.
@@ -35,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod cache;
 pub mod config;
 pub mod conversations;
 pub mod devtools;
@@ -88,6 +90,9 @@ impl App {
                 tracing::info!(step = %step, "migrated");
             }
         }
+        // Every writer goes through the evicting decorator, so a write invalidates what it changed.
+        let cache = cache::Cache::from_settings(&settings)?;
+        let store: Arc<dyn Storage> = Arc::new(cache::Evicting::new(store, cache.clone()));
         let mut tokens = settings.api_tokens.clone();
         if tokens.is_empty() && settings.env == "dev" {
             let token = format!("sb_dev_{}", uuid::Uuid::new_v4().simple());
@@ -121,6 +126,7 @@ impl App {
             api_tokens: Arc::new(tokens),
             imports: Arc::default(),
             sheets,
+            cache,
         };
         Ok(App { state })
     }
@@ -261,6 +267,41 @@ impl App {
                     .await;
             })
         });
+        // Analytics rollups: incremental (changed calls since the watermark) and repair (recent buckets whole).
+        let rollups = self.state.settings.analytics.enabled.then(|| {
+            let store = self.state.store.clone();
+            let a = self.state.settings.analytics.clone();
+            let runner = runner.clone();
+            let stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let tz = a.tz();
+                let tick = jobs::runner::Schedule {
+                    name: jobs::rollups::NAME.into(),
+                    every: chrono::Duration::milliseconds(a.tick_ms as i64),
+                    lease: chrono::Duration::minutes(5),
+                };
+                let repair = jobs::runner::Schedule {
+                    name: jobs::rollups::REPAIR.into(),
+                    every: chrono::Duration::seconds(a.repair_every_secs as i64),
+                    lease: chrono::Duration::minutes(10),
+                };
+                let overlap = chrono::Duration::seconds(a.overlap_secs as i64);
+                let poll = std::time::Duration::from_millis(a.tick_ms.clamp(50, 30_000));
+                let incremental = runner.run_every(tick, poll, stop.clone(), |_| {
+                    let store = store.clone();
+                    async move { jobs::rollups::catch_up(&*store, tz, overlap).await }
+                });
+                let repairing = runner.run_every(repair, std::time::Duration::from_secs(5), stop, |_| {
+                    let store = store.clone();
+                    async move {
+                        let to = chrono::Utc::now() + chrono::Duration::hours(1);
+                        let from = to - chrono::Duration::hours(i64::from(a.repair_hours) + 1);
+                        jobs::rollups::rebuild_range(&*store, tz, from, to, None).await
+                    }
+                });
+                tokio::join!(incremental, repairing);
+            })
+        });
         let s = &self.state.settings;
         let limits = http::server::ConnLimits {
             header_read_timeout: std::time::Duration::from_secs(s.http.header_read_timeout_secs),
@@ -300,6 +341,9 @@ impl App {
             let _ = r.await;
         }
         if let Some(r) = retention {
+            let _ = r.await;
+        }
+        if let Some(r) = rollups {
             let _ = r.await;
         }
         served?;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchboard::{App, config, shutdown_signal, store, telemetry};
 
+mod cli_analytics;
 mod cli_conversations;
 mod cli_recordings;
 mod cli_sheets;
@@ -81,6 +82,11 @@ enum Command {
     Sheets {
         #[command(subcommand)]
         what: cli_sheets::SheetsCmd,
+    },
+    /// Analytics rollups: `rebuild --since …` from raw calls.
+    Analytics {
+        #[command(subcommand)]
+        what: cli_analytics::AnalyticsCmd,
     },
     /// Recordings: `expire` (retention; a dry run unless --apply).
     Recordings {
@@ -369,6 +375,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sheets { what } => {
             return cli_sheets::run(&settings, what).await;
+        }
+        Command::Analytics { what } => {
+            return cli_analytics::run(&settings, what).await;
         }
         Command::Recordings { what } => {
             return cli_recordings::run(&settings, what).await;

@@ -19,4 +19,6 @@ pub struct AppState {
     pub imports: Arc<crate::import::ImportRegistry>,
     /// The Sheets sync, when a Google service account is configured.
     pub sheets: Option<crate::jobs::sheets::SheetsSync>,
+    /// The read cache (Redis or in-process).
+    pub cache: crate::cache::Cache,
 }

@@ -24,12 +24,14 @@
 //! - `calls.rs`: [`CallStore`](switchboard_storage::CallStore) (lookups by key, merges, lists);
 //! - `events.rs`: [`EventStore`](switchboard_storage::EventStore) (replay-protected inserts, lists);
 //! - `contacts.rs`, `campaigns.rs`, `enrollments.rs`: the campaign side;
+//! - `analytics.rs`: [`AnalyticsStore`](switchboard_storage::AnalyticsStore) (rollups by `$group` + `$merge`);
 //! - `docs.rs`: call and event documents, and the helpers every area's queries
 //!   share (BSON dates, keyset filters); `records.rs`: the campaign side's documents;
 //! - [`schema`]: validators and indexes.
 
 #![forbid(unsafe_code)]
 
+mod analytics;
 mod calls;
 mod campaigns;
 mod contacts;
@@ -180,6 +182,10 @@ pub struct ServerGaps {
     /// `$text` is missing or does not OR its terms: transcript search scans
     /// the filtered candidates in Rust instead (same match set, no text index).
     pub no_text_search: bool,
+    /// Cannot run the rollup aggregation (`$lookup` with a sub-pipeline,
+    /// `$group`, `$merge` on the bucket key) or computes other figures than
+    /// `Metrics::add_call`: analytics buckets cannot be rebuilt.
+    pub no_rollup_aggregation: bool,
 }
 
 /// Server error codes that mean "not now, try again": NotWritablePrimary
@@ -478,7 +484,12 @@ impl MongoStore {
             };
         let _ = self.db.collection::<Document>(&format!("{name}_e")).drop().await;
         gaps.no_text_search = !self.text_search_works(&format!("{name}_t")).await;
+        let rollups = self.rollup_aggregation_works(&format!("{name}_r")).await;
+        gaps.no_rollup_aggregation = rollups.is_err();
         let mut reasons = Vec::new();
+        if let Err(why) = rollups {
+            reasons.push(format!("server cannot run the rollup aggregation ($lookup with a sub-pipeline, $group, $merge) as MongoDB does ({why}): analytics buckets are not rebuilt and the rollup case is not run"));
+        }
         if gaps.no_text_search {
             reasons.push("server's $text does not OR its terms (or is missing): transcript search leaves out the text index and scans the filtered candidates in Rust (same match set, unranked by textScore)".to_owned());
         }
@@ -698,6 +709,7 @@ impl Storage for MongoStore {
             schema_validation: !self.gaps.no_validation,
             schema_introspection: !self.gaps.no_schema_introspection,
             dates_in_updates: !self.gaps.no_dates_in_updates,
+            rollup_aggregation: !self.gaps.no_rollup_aggregation,
             notes: vec![],
         }
     }

@@ -40,6 +40,14 @@ pub(crate) const RECORDINGS: &str = "recordings";
 pub(crate) const TRANSCRIPTS: &str = "transcripts";
 /// Name of the text index over `turns.message` and `summary`.
 pub const TRANSCRIPT_TEXT_INDEX: &str = "text_search";
+/// Collection names: rollup rows, one per bucket and scope.
+pub(crate) const ANALYTICS: &str = "analytics";
+/// Collection names: the rollup job's watermark (`_id: "rollups"`).
+pub(crate) const ANALYTICS_STATE: &str = "analytics_state";
+/// Name of the unique index of `analytics` (the `$merge` key).
+pub const ANALYTICS_KEY_INDEX: &str = "scope_bucket_uq";
+/// The fields of [`ANALYTICS_KEY_INDEX`], in order: what `$merge` matches on.
+pub(crate) const ANALYTICS_KEY: [&str; 5] = ["scope_kind", "scope_id", "interval", "tz", "bucket_start"];
 
 fn strings<T: Copy>(all: &[T], f: impl Fn(T) -> &'static str) -> Vec<&'static str> {
     all.iter().map(|x| f(*x)).collect()
@@ -307,6 +315,7 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
         }
     }};
     let (recordings, transcripts) = transcript_validators();
+    let (analytics, analytics_state) = analytics_validators();
     vec![
         (CALLS, calls),
         (CALL_EVENTS, events),
@@ -320,7 +329,41 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
         (SHEET_ROWS, sheet_rows),
         (RECORDINGS, recordings),
         (TRANSCRIPTS, transcripts),
+        (ANALYTICS, analytics),
+        (ANALYTICS_STATE, analytics_state),
     ]
+}
+
+/// Validators of `analytics` (one row per bucket and scope; `metrics` is the
+/// serde form of `Metrics`, `built_at` the rebuild that wrote the row) and
+/// `analytics_state` (the rollup watermark).
+fn analytics_validators() -> (Document, Document) {
+    use switchboard_storage::Interval;
+    let analytics = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "scope_kind", "scope_id", "interval", "tz", "bucket_start", "calls", "metrics",
+            "updated_at", "built_at"],
+        "properties": {
+            "scope_kind": { "bsonType": "string", "pattern": "^[a-z_]+$" },
+            "scope_id": string(),
+            "interval": { "enum": strings(&[Interval::Hour, Interval::Day], Interval::as_str) },
+            "tz": { "bsonType": "string", "minLength": 1 },
+            "bucket_start": date(),
+            "calls": long(1),
+            "metrics": { "bsonType": "object", "required": ["calls"] },
+            "updated_at": date(),
+            "built_at": { "bsonType": "objectId" },
+        }
+    }};
+    let analytics_state = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "watermark"],
+        "properties": {
+            "_id": { "bsonType": "string", "minLength": 1, "maxLength": 64 },
+            "watermark": date(),
+        }
+    }};
+    (analytics, analytics_state)
 }
 
 /// Validators of `recordings` and `transcripts` (bounds are the domain's own).
@@ -582,6 +625,19 @@ pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
             ),
         ),
         (TRANSCRIPTS, transcript_text_index()),
+        // Changed-call reads of the rollup job (`changed_call_hours`): oldest update first.
+        (CALLS, index("updated", doc! { "updated_at": 1 })),
+        (TRANSCRIPTS, index("updated", doc! { "updated_at": 1 })),
+        // The `$merge` key (one row per bucket and scope), which also serves a scope's range read.
+        (
+            ANALYTICS,
+            IndexModel::builder()
+                .keys(ANALYTICS_KEY.iter().map(|k| (k.to_string(), bson::Bson::Int32(1))).collect::<Document>())
+                .options(IndexOptions::builder().name(ANALYTICS_KEY_INDEX.to_owned()).unique(true).build())
+                .build(),
+        ),
+        // A bucket's rows across scopes (removing rows a rebuild did not write).
+        (ANALYTICS, index("bucket", doc! { "interval": 1, "tz": 1, "bucket_start": 1 })),
     ]
 }
 

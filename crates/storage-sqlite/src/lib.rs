@@ -29,6 +29,7 @@
 
 #![forbid(unsafe_code)]
 
+mod analytics;
 mod calls;
 mod campaigns;
 mod contact_query;
@@ -327,6 +328,7 @@ impl Storage for SqliteStore {
             schema_validation: true,
             schema_introspection: true,
             dates_in_updates: true,
+            rollup_aggregation: true,
             notes: vec![],
         }
     }

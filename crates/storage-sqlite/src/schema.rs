@@ -334,6 +334,11 @@ CREATE INDEX recordings_completed_created ON recordings (created_at, id) WHERE s
 -- walked them). `turns`: every turn's words with a `_` token between turns
 -- (a phrase never spans two turns; `_` is a token only as that separator,
 -- query terms are letters and digits). `summary`: the summary's words.
+-- `columnsize = 0`: no per-row length table, whose lookup for every ranked
+-- row tripled the cost of `ORDER BY rank` (bm25 then weighs term frequency
+-- and rarity without length normalisation). Without it FTS5 refuses
+-- `contentless_delete`, so a row is removed with FTS5's 'delete' command and
+-- the text it was indexed with, rebuilt from the stored transcript.
 -- Written in the transcript upsert's transaction (src/transcripts.rs); this
 -- migration's data step refills it from the stored transcripts.
 DROP TABLE transcript_fts;
@@ -341,13 +346,44 @@ CREATE VIRTUAL TABLE transcript_fts USING fts5 (
     turns,
     summary,
     content = '',
-    contentless_delete = 1,
+    columnsize = 0,
     tokenize = 'unicode61 remove_diacritics 0 tokenchars ''_''',
     prefix = '2 3'
 );
 -- Every word ever indexed: a prefix term is expanded to the words it covers
 -- (an index range), not merged from every doclist on each lookup.
 CREATE TABLE transcript_terms (term TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;
+"#,
+    ),
+    (
+        "0010_analytics",
+        r#"
+-- Rollups (switchboard_storage::analytics): one row per bucket and scope,
+-- rebuilt whole from raw calls (src/analytics.rs). `metrics` is the
+-- `Metrics` document (JSON): new figures need no new column; `calls` is
+-- copied out for CHECKs and quick reads. Primary key = how the dashboard
+-- reads: one scope's buckets in a time range.
+CREATE TABLE analytics (
+    scope_kind    TEXT    NOT NULL CHECK (length(scope_kind) BETWEEN 1 AND 32 AND scope_kind NOT GLOB '*[^a-z_]*'),
+    scope_id      TEXT    NOT NULL CHECK (length(scope_id) <= 128),
+    interval      TEXT    NOT NULL CHECK (interval IN ('hour','day')),
+    tz            TEXT    NOT NULL CHECK (length(tz) BETWEEN 1 AND 64),
+    bucket_start  INTEGER NOT NULL CHECK (typeof(bucket_start) = 'integer'),
+    calls         INTEGER NOT NULL CHECK (calls >= 1),
+    metrics       TEXT    NOT NULL CHECK (json_valid(metrics) AND json_type(metrics) = 'object'),
+    updated_at    INTEGER NOT NULL CHECK (typeof(updated_at) = 'integer'),
+    PRIMARY KEY (scope_kind, scope_id, interval, tz, bucket_start)
+) STRICT, WITHOUT ROWID;
+-- A bucket's rows (rebuild replaces them).
+CREATE INDEX analytics_bucket ON analytics (interval, tz, bucket_start);
+-- The rollup job's watermark (one row).
+CREATE TABLE analytics_state (
+    name       TEXT    PRIMARY KEY,
+    watermark  INTEGER NOT NULL CHECK (typeof(watermark) = 'integer')
+) STRICT;
+-- Changed since the watermark: calls and transcripts by updated_at.
+CREATE INDEX calls_updated ON calls (updated_at);
+CREATE INDEX transcripts_updated ON transcripts (updated_at);
 "#,
     ),
 ];

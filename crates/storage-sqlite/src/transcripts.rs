@@ -127,7 +127,7 @@ fn upsert_transcript_in_tx(conn: &Connection, t: &Transcript) -> StoreResult<Tra
             .map_err(map_err)?;
             conn.last_insert_rowid()
         }
-        Some((rid, _)) => {
+        Some((rid, old)) => {
             conn.prepare_cached(
                 "UPDATE transcripts SET id = ?1, conversation_id = ?2, call_id = ?3, campaign_id = ?4, \
                  contact_id = ?5, agent_id = ?6, status = ?7, call_successful = ?8, sentiment = ?9, \
@@ -139,9 +139,12 @@ fn upsert_transcript_in_tx(conn: &Connection, t: &Transcript) -> StoreResult<Tra
                 st.execute(all.as_slice())
             })
             .map_err(map_err)?;
-            conn.prepare_cached("DELETE FROM transcript_fts WHERE rowid = ?1")
-                .and_then(|mut st| st.execute([*rid]))
-                .map_err(map_err)?;
+            let (turns, summary, _) = fts_text(old);
+            conn.prepare_cached(
+                "INSERT INTO transcript_fts (transcript_fts, rowid, turns, summary) VALUES ('delete', ?1, ?2, ?3)",
+            )
+            .and_then(|mut st| st.execute(params![*rid, turns, summary]))
+            .map_err(map_err)?;
             conn.prepare_cached("DELETE FROM transcript_criteria WHERE transcript_id = ?1")
                 .and_then(|mut st| st.execute([new.id.as_str()]))
                 .map_err(map_err)?;
@@ -168,12 +171,14 @@ fn upsert_transcript_in_tx(conn: &Connection, t: &Transcript) -> StoreResult<Tra
     Ok(new)
 }
 
-/// The transcript's full-text row (`turns`, `summary`) and its new words in
-/// `transcript_terms`. The row holds the contract's words (`words()`:
-/// lower-cased runs of letters and digits), not the raw text: the table is
-/// contentless, so nothing reads it back, and FTS5's tokens are then exactly
-/// the reference predicate's words (unicode61 never splits inside one).
-fn index_text(conn: &Connection, rid: i64, t: &Transcript) -> StoreResult<()> {
+/// The text a transcript is indexed with (`turns`, `summary`) and its
+/// words. The row holds the contract's words (`words()`: lower-cased runs of
+/// letters and digits), not the raw text: the table is contentless, so
+/// nothing reads it back, and FTS5's tokens are then exactly the reference
+/// predicate's words (unicode61 never splits inside one). Deleting a row
+/// needs this same text again, so a change to `words()` needs a migration
+/// that rebuilds the index (as 0009's data step does).
+fn fts_text(t: &Transcript) -> (String, String, std::collections::BTreeSet<String>) {
     let mut vocab = std::collections::BTreeSet::new();
     let turns = t
         .turns
@@ -190,8 +195,14 @@ fn index_text(conn: &Connection, rid: i64, t: &Transcript) -> StoreResult<()> {
     let summary = words(t.summary.as_deref().unwrap_or(""));
     let summary_line = summary.join(" ");
     vocab.extend(summary);
+    (turns, summary_line, vocab)
+}
+
+/// The transcript's full-text row and its new words in `transcript_terms`.
+fn index_text(conn: &Connection, rid: i64, t: &Transcript) -> StoreResult<()> {
+    let (turns, summary, vocab) = fts_text(t);
     conn.prepare_cached("INSERT INTO transcript_fts (rowid, turns, summary) VALUES (?1, ?2, ?3)")
-        .and_then(|mut st| st.execute(params![rid, turns, summary_line]))
+        .and_then(|mut st| st.execute(params![rid, turns, summary]))
         .map_err(map_err)?;
     let mut term = conn.prepare_cached("INSERT OR IGNORE INTO transcript_terms (term) VALUES (?1)").map_err(map_err)?;
     for w in vocab {
@@ -420,10 +431,11 @@ fn newest_rids(
     Ok(out)
 }
 
-/// Filtered transcripts up to which relevance collects the filter's rids
-/// into a set (a hash lookup per ranked row); above it the filter is loose
-/// enough that checking each ranked row by primary key finds a page soon.
-const ALLOWED_SET_MAX: i64 = 20_000;
+/// Ranked rows checked against the filter one by one (a primary-key lookup
+/// each) before relevance collects the filter's whole set instead (a hash
+/// lookup per row): a loose filter fills a page long before this, a tight
+/// one has a small set.
+const CHECK_BUDGET: usize = 2_000;
 
 /// Best first: (rid, bm25) of the matching transcripts that pass the
 /// filter, skipping `offset`, at most `want`.
@@ -436,6 +448,17 @@ fn relevance_rids(
     filter: &TranscriptFilter,
     offset: i64,
     want: usize,
+) -> StoreResult<Vec<(i64, f64)>> {
+    relevance_rids_within(conn, expr, filter, offset, want, CHECK_BUDGET)
+}
+
+fn relevance_rids_within(
+    conn: &Connection,
+    expr: &str,
+    filter: &TranscriptFilter,
+    offset: i64,
+    want: usize,
+    check_budget: usize,
 ) -> StoreResult<Vec<(i64, f64)>> {
     if filter_is_empty(filter) {
         return conn
@@ -450,37 +473,41 @@ fn relevance_rids(
             .map_err(map_err);
     }
     let mut p = Params::default();
-    let conds = filter_sql(filter, &mut p);
-    let capped = format!("SELECT t.rid FROM transcripts t {} LIMIT {}", where_sql(&conds), ALLOWED_SET_MAX + 1);
-    let allowed: std::collections::HashSet<i64> = conn
-        .prepare_cached(&capped)
-        .and_then(|mut st| {
-            st.query_map(rusqlite::params_from_iter(p.0.iter()), |r| r.get(0)).and_then(|rows| rows.collect())
-        })
-        .map_err(map_err)?;
-    let mut out = Vec::with_capacity(want);
-    if allowed.is_empty() {
-        return Ok(out);
-    }
-    let small = allowed.len() as i64 <= ALLOWED_SET_MAX;
-    let mut p2 = Params::default();
-    let rid_param = p2.bind(0);
-    let mut conds = filter_sql(filter, &mut p2);
+    let rid_param = p.bind(0);
+    let mut conds = filter_sql(filter, &mut p);
     conds.push(format!("t.rid = {rid_param}"));
     let mut passes =
         conn.prepare_cached(&format!("SELECT 1 FROM transcripts t {}", where_sql(&conds))).map_err(map_err)?;
+    let mut allowed: Option<std::collections::HashSet<i64>> = None;
+    let mut checks = 0;
     let mut st = conn
         .prepare_cached("SELECT rowid, rank FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY rank, rowid")
         .map_err(map_err)?;
     let mut rows = st.query([expr]).map_err(map_err)?;
+    let mut out = Vec::with_capacity(want);
     let mut skip = offset;
     while let Some(r) = rows.next().map_err(map_err)? {
         let rid: i64 = r.get(0).map_err(map_err)?;
-        let pass = if small {
-            allowed.contains(&rid)
-        } else {
-            p2.0[0] = Value::Integer(rid);
-            passes.exists(rusqlite::params_from_iter(p2.0.iter())).map_err(map_err)?
+        if allowed.is_none() && checks == check_budget {
+            let mut p2 = Params::default();
+            let conds = filter_sql(filter, &mut p2);
+            let sql = format!("SELECT t.rid FROM transcripts t {}", where_sql(&conds));
+            allowed = Some(
+                conn.prepare_cached(&sql)
+                    .and_then(|mut st| {
+                        st.query_map(rusqlite::params_from_iter(p2.0.iter()), |r| r.get(0))
+                            .and_then(|rows| rows.collect())
+                    })
+                    .map_err(map_err)?,
+            );
+        }
+        let pass = match &allowed {
+            Some(a) => a.contains(&rid),
+            None => {
+                checks += 1;
+                p.0[0] = Value::Integer(rid);
+                passes.exists(rusqlite::params_from_iter(p.0.iter())).map_err(map_err)?
+            }
         };
         if !pass {
             continue;
@@ -757,5 +784,43 @@ mod tests {
         assert_eq!((hits[0].transcript.id.clone(), hits[0].turn), (t.id.clone(), Some(1)));
         assert_eq!(search("invo*").len(), 1, "prefixes expand to the refilled words");
         assert!(search("\"invoice i\"").is_empty(), "a phrase never spans two turns");
+    }
+
+    /// The filter's set (after the check budget) and per-row checks agree,
+    /// page by page.
+    #[test]
+    fn relevance_filters_the_same_by_checks_and_by_set() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::migrate_conn(&conn).unwrap();
+        let base: Transcript = serde_json::from_value(serde_json::json!({
+            "id": "trn_01a22ec63d9773008e4a21b85070d3f4", "conversation_id": "c", "call_id": null,
+            "campaign_id": null, "contact_id": null, "agent_id": null, "status": "done", "turns": [],
+            "language": null, "duration_secs": null, "cost": null, "termination_reason": null,
+            "call_successful": null, "summary": null, "criteria": [], "data_collection": [],
+            "has_audio": false, "started_at": "2026-11-01T10:00:00Z", "analysis": null,
+            "analyzer_version": null, "sentiment": null,
+            "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-01T10:00:00Z"
+        }))
+        .unwrap();
+        for k in 0..40 {
+            let mut t = base.clone();
+            t.id = switchboard_domain::TranscriptId::new();
+            t.conversation_id = format!("conv_{k}");
+            t.agent_id = Some(format!("agent_{}", k % 3));
+            t.summary = Some("refund ".repeat(1 + k % 5) + if k % 2 == 0 { "invoice" } else { "order" });
+            upsert_transcript_in_tx(&conn, &t).unwrap();
+        }
+        let q = TextQuery::parse("refund").unwrap();
+        let expr = fts_expression(&conn, &q).unwrap();
+        let f = TranscriptFilter { agent_id: Some("agent_1".into()), ..Default::default() };
+        for offset in [0, 3, 10] {
+            let by_checks = relevance_rids_within(&conn, &expr, &f, offset, 4, usize::MAX).unwrap();
+            let by_set = relevance_rids_within(&conn, &expr, &f, offset, 4, 0).unwrap();
+            let mixed = relevance_rids_within(&conn, &expr, &f, offset, 4, 2).unwrap();
+            assert_eq!(by_checks, by_set, "offset {offset}");
+            assert_eq!(by_checks, mixed, "offset {offset}");
+            assert!(offset >= 13 || !by_checks.is_empty());
+        }
+        assert_eq!(relevance_rids_within(&conn, &expr, &f, 0, 100, 0).unwrap().len(), 13);
     }
 }

@@ -2,7 +2,8 @@
 //! store trait ([`CallStore`](crate::CallStore), [`EventStore`](crate::EventStore),
 //! [`ContactStore`](crate::ContactStore), [`CampaignStore`](crate::CampaignStore),
 //! [`EnrollmentStore`](crate::EnrollmentStore), [`JobStore`](crate::JobStore), [`SheetStore`](crate::SheetStore),
-//! [`TranscriptStore`](crate::TranscriptStore) and [`Storage`](crate::Storage))
+//! [`TranscriptStore`](crate::TranscriptStore), [`AnalyticsStore`](crate::AnalyticsStore) and
+//! [`Storage`](crate::Storage))
 //! for a type that wraps another store, sending every call through one
 //! method of the decorator:
 //!
@@ -101,6 +102,7 @@ macro_rules! decorate_storage {
         $crate::__forward_job_stores!($ty, $field, $wrap);
         $crate::__forward_sheet_stores!($ty, $field, $wrap);
         $crate::__forward_transcript_stores!($ty, $field, $wrap);
+        $crate::__forward_analytics_stores!($ty, $field, $wrap);
 
         #[async_trait::async_trait]
         impl $crate::Storage for $ty {
@@ -507,6 +509,38 @@ macro_rules! __forward_transcript_stores {
                 p: &$crate::PageRequest,
             ) -> $crate::StoreResult<$crate::Page<$crate::SearchHit>> {
                 self.$wrap("search_transcripts", self.$field.search_transcripts(q, f, o, p)).await
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward_analytics_stores {
+    ($ty:ty, $field:tt, $wrap:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::AnalyticsStore for $ty {
+            async fn rebuild_buckets(&self, b: &[$crate::analytics::Bucket]) -> $crate::StoreResult<u64> {
+                self.$wrap("rebuild_buckets", self.$field.rebuild_buckets(b)).await
+            }
+            async fn rollups(
+                &self,
+                q: &$crate::analytics::RollupQuery,
+            ) -> $crate::StoreResult<Vec<$crate::analytics::Rollup>> {
+                self.$wrap("rollups", self.$field.rollups(q)).await
+            }
+            async fn changed_call_hours(
+                &self,
+                since: ::chrono::DateTime<::chrono::Utc>,
+                limit: u32,
+            ) -> $crate::StoreResult<$crate::analytics::Changes> {
+                self.$wrap("changed_call_hours", self.$field.changed_call_hours(since, limit)).await
+            }
+            async fn rollup_watermark(&self) -> $crate::StoreResult<Option<::chrono::DateTime<::chrono::Utc>>> {
+                self.$wrap("rollup_watermark", self.$field.rollup_watermark()).await
+            }
+            async fn advance_rollup_watermark(&self, to: ::chrono::DateTime<::chrono::Utc>) -> $crate::StoreResult<()> {
+                self.$wrap("advance_rollup_watermark", self.$field.advance_rollup_watermark(to)).await
             }
         }
     };

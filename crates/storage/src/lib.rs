@@ -13,11 +13,13 @@
 //! - [`jobs`]: `JobStore`, fenced leases and visible state of background jobs.
 //! - [`sheets`]: `SheetStore`, Google Sheets links and per-row sync state.
 //! - [`transcripts`]: `TranscriptStore`, recordings, transcripts and their search.
+//! - [`analytics`]: `AnalyticsStore`, time-bucketed rollups rebuilt from raw calls.
 //! - `conformance` (feature `conformance`): the suite, expanded per backend
 //!   by [`conformance_tests!`](crate::conformance_tests).
 
 #![forbid(unsafe_code)]
 
+pub mod analytics;
 pub mod calls;
 pub mod campaigns;
 pub mod contacts;
@@ -35,6 +37,7 @@ pub mod conformance;
 
 use async_trait::async_trait;
 
+pub use analytics::{AnalyticsStore, Bucket, Interval, Metrics, Rollup, RollupQuery, Scope};
 pub use calls::{CallFilter, CallSort, CallStore, UpsertOutcome, WebhookOutcome};
 pub use campaigns::{CampaignStore, SlotGrant};
 pub use contacts::{BulkContacts, ContactFilter, ContactSort, ContactStore, ImportRecord, ImportState, OnDuplicate};
@@ -58,6 +61,10 @@ pub struct Capabilities {
     pub schema_introspection: bool,
     /// A date written by an update operator (`$set`) is stored as a date (MongoDB always; a stand-in may not).
     pub dates_in_updates: bool,
+    /// The store's own aggregation can rebuild analytics buckets
+    /// ([`AnalyticsStore::rebuild_buckets`]; MongoDB: `$lookup` with a
+    /// sub-pipeline, `$group`, `$merge`; a stand-in may lack them).
+    pub rollup_aggregation: bool,
     /// Free-form notes on other differences.
     pub notes: Vec<String>,
 }
@@ -89,6 +96,7 @@ pub trait Storage:
     + JobStore
     + SheetStore
     + TranscriptStore
+    + AnalyticsStore
     + Send
     + Sync
     + 'static

@@ -290,6 +290,12 @@ pub(crate) async fn resolve(state: &AppState, id: &str) -> Result<Call, ApiError
     security(("bearer" = []))
 )]
 pub async fn get_call(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<CallOut>, ApiError> {
+    // Lookups by our id are cached (a write to the call evicts it: `cache::Evicting`).
+    if id.starts_with("call_") {
+        let key = crate::cache::call_key(&id);
+        let call = state.cache.get_or_compute(crate::cache::Kind::Call, &key, || resolve(&state, &id)).await?;
+        return Ok(Json(call.into()));
+    }
     Ok(Json(resolve(&state, &id).await?.into()))
 }
 

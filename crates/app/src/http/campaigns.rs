@@ -29,7 +29,7 @@ fn campaign_id(id: &str) -> Result<CampaignId, ApiError> {
     CampaignId::parse(id).map_err(|e| ApiError::field("id", e.to_string()))
 }
 
-async fn load(state: &AppState, id: &str) -> Result<Campaign, ApiError> {
+pub(crate) async fn load(state: &AppState, id: &str) -> Result<Campaign, ApiError> {
     state.store.get_campaign(&campaign_id(id)?).await?.ok_or(ApiError::NotFound("campaign"))
 }
 

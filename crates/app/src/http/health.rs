@@ -28,8 +28,13 @@ pub async fn healthz() -> Json<Value> {
     ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let backend = state.store.backend_name();
+    // The cache never makes the service unready: a Redis outage is reported, reads go to the store.
+    let cache = json!({
+        "backend": state.cache.backend_name(),
+        "status": if state.cache.degraded() { "degraded: Redis unreachable, serving from the store" } else { "ok" },
+    });
     match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready", "store": backend }))),
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready", "store": backend, "cache": cache }))),
         Ok(Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "unavailable", "store": backend, "reason": e.to_string() })),

@@ -4,6 +4,7 @@
 pub mod calls;
 pub mod campaigns;
 pub mod contacts;
+pub mod dashboard;
 pub mod events;
 pub mod extract;
 pub mod health;
@@ -185,6 +186,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sheets::router())
         .merge(transcripts::router())
         .merge(insights::router())
+        .merge(dashboard::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes));
     let timeout = Duration::from_secs(state.settings.request_timeout_secs);

@@ -164,6 +164,9 @@ impl Modify for CommonResponses {
         super::transcripts::get_transcript,
         super::transcripts::search,
         super::insights::conversations,
+        super::dashboard::summary,
+        super::dashboard::timeseries,
+        super::dashboard::performance,
         super::jobs::list_jobs,
         super::health::healthz,
         super::health::readyz,
@@ -173,12 +176,13 @@ impl Modify for CommonResponses {
         super::contacts::ContactSortParam, super::contacts::ImportFormatParam, super::contacts::OnDuplicateParam, super::contacts::ExportFormatParam,
         super::jobs::JobOut, super::jobs::JobList,
         super::transcripts::RecordingOut, super::transcripts::RecordingList, super::transcripts::TurnOut, super::transcripts::CriterionOut, super::transcripts::DataPointOut, super::transcripts::TranscriptOut, super::transcripts::SearchHitOut, super::transcripts::SearchPage,
+        super::dashboard::Summary, super::dashboard::PeriodFigures, super::dashboard::Change, super::dashboard::TimeSeries, super::dashboard::Point, super::dashboard::Performance, super::dashboard::FunnelStep, super::dashboard::Quality, super::dashboard::QualityPoint,
         super::insights::ConversationInsights, super::insights::InsightGroup, super::insights::Counted, super::insights::CriterionStats, super::insights::FillStats,
         super::sheets::SheetLinkOut, super::sheets::SheetLinkPage, super::sheets::SheetLinkBody, super::sheets::SyncStateOut, super::sheets::RowIssueOut, super::sheets::SheetPreview, super::sheets::PreviewRow,
         Problem, FieldError,
     )),
     modifiers(&Bearer, &CommonResponses),
-    tags((name = "calls", description = "Merged call records"), (name = "events", description = "Stored provider webhooks"), (name = "contacts", description = "Contacts, import and export"), (name = "campaigns", description = "Campaigns, enrollments, eligibility and preflight"), (name = "sheets", description = "Google Sheets links: bidirectional sync of contact lists and campaign status"), (name = "transcripts", description = "Recordings, transcripts, conversation analysis and transcript search"), (name = "jobs", description = "Leased background jobs: last run, last error, next run"), (name = "health", description = "Liveness and readiness"))
+    tags((name = "calls", description = "Merged call records"), (name = "events", description = "Stored provider webhooks"), (name = "contacts", description = "Contacts, import and export"), (name = "campaigns", description = "Campaigns, enrollments, eligibility and preflight"), (name = "sheets", description = "Google Sheets links: bidirectional sync of contact lists and campaign status"), (name = "transcripts", description = "Recordings, transcripts, conversation analysis and transcript search"), (name = "dashboard", description = "Dashboard figures from the analytics rollups: summary, time series, campaign performance"), (name = "jobs", description = "Leased background jobs: last run, last error, next run"), (name = "health", description = "Liveness and readiness"))
 )]
 pub struct ApiDoc;
 

@@ -779,6 +779,18 @@ pub struct Readiness {
     pub store: String,
     /// Why it is unavailable.
     pub reason: Option<String>,
+    /// The read cache: `backend` (`redis`, `memory`, `off`) and `status`
+    /// (`ok`, or `degraded: …` while Redis is unreachable; never unready for it).
+    pub cache: Option<CacheStatus>,
+}
+
+/// The read cache in `/readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct CacheStatus {
+    /// `redis`, `memory` or `off`.
+    pub backend: String,
+    /// `ok` or `degraded: …`.
+    pub status: String,
 }
 
 /// Whether an enrollment can be dialled now, every reason why not, and when next.

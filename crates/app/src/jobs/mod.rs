@@ -5,6 +5,7 @@
 //! - [`dialer`]: claims due enrollments, places calls, reconciles calls in
 //!   flight (asking the providers about quiet ones) and completes campaigns.
 //! - [`import_sweeper`]: undoes contact imports whose writer died.
+//! - [`rollups`]: keeps the `analytics` rollups equal to the calls (incremental and repair).
 //!
 //! Where new jobs go: the Sheets sync, analytics rollups, the archiver. A job
 //! takes `now` as an argument for its step (tests drive the clock) and never
@@ -14,5 +15,6 @@ pub mod dialer;
 pub mod import_sweeper;
 pub mod reconciler;
 pub mod retention;
+pub mod rollups;
 pub mod runner;
 pub mod sheets;

@@ -5,6 +5,7 @@ mod calls;
 mod campaigns;
 mod contacts;
 mod conversations;
+mod dashboard;
 mod google;
 mod hardening;
 mod helpers;

@@ -6,12 +6,14 @@
 //! cannot skip a new case by forgetting to list it. Capability differences
 //! are printed as skip lines with the reason.
 
+pub mod analytics;
 pub mod calls;
 pub mod campaigns;
 pub mod jobs;
 pub mod sheets;
 pub mod transcripts;
 
+pub use analytics::*;
 pub use calls::*;
 pub use campaigns::*;
 pub use jobs::*;
@@ -58,12 +60,14 @@ const GATES: &[(&str, Gate)] = &[
     ("job_leases_are_exclusive_fenced_and_recorded", Gate::DatesInUpdates),
     ("concurrent_lease_acquires_grant_one", Gate::DatesInUpdates),
     ("sheet_links_replace_by_version_and_keep_the_sync_state", Gate::DatesInUpdates),
+    ("analytics_rollups_equal_a_recomputation", Gate::RollupAggregation),
 ];
 
 #[derive(Debug, Clone, Copy)]
 enum Gate {
     SchemaIntrospection,
     DatesInUpdates,
+    RollupAggregation,
 }
 
 impl Gate {
@@ -74,6 +78,9 @@ impl Gate {
             }
             Gate::DatesInUpdates if !caps.dates_in_updates => {
                 Some("the server stores dates written by $set as strings")
+            }
+            Gate::RollupAggregation if !caps.rollup_aggregation => {
+                Some("the server cannot run the rollup aggregation ($lookup pipeline, $group, $merge)")
             }
             _ => None,
         }
@@ -153,7 +160,8 @@ macro_rules! conformance_tests {
             recordings_to_expire_are_completed_older_than_the_cutoff_oldest_first,
             transcripts_upsert_keeps_final_and_analysis,
             transcript_lists_match_every_filter,
-            transcript_search_matches_the_reference
+            transcript_search_matches_the_reference,
+            analytics_rollups_equal_a_recomputation
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {

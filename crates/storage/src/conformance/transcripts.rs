@@ -53,7 +53,7 @@ fn turn(role: &str, message: &str, at: f64) -> Turn {
     }
 }
 
-fn transcript(conversation: &str, status: &str, at: DateTime<Utc>) -> Transcript {
+pub(super) fn transcript(conversation: &str, status: &str, at: DateTime<Utc>) -> Transcript {
     Transcript {
         id: TranscriptId::new(),
         conversation_id: conversation.into(),

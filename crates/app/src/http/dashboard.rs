@@ -1,0 +1,705 @@
+//! The dashboard API: `GET /api/v1/dashboard/summary`,
+//! `GET /api/v1/dashboard/timeseries` and `GET /api/v1/campaigns/{id}/performance`.
+//!
+//! Everything here reads the `analytics` rollups (hour buckets in UTC, day
+//! buckets in the reporting zone), never raw calls, so a request costs a
+//! handful of index reads whatever the call volume. Figures lag the calls by
+//! at most one rollup tick (`analytics.tick_ms`, 1 s by default).
+//!
+//! Responses are cached (`crate::cache`): the summary for
+//! `cache.summary_ttl_ms`, series and performance for `cache.rollups_ttl_ms`,
+//! each keyed by the rollup generation, which every rebuild bumps. Default
+//! ranges end at a bucket boundary (the end of the current hour or local
+//! day), so repeated default requests share a key.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use axum::routing::get;
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, TimeDelta, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use switchboard_domain::time::now_ms;
+use switchboard_domain::{CampaignId, CampaignStatus};
+use switchboard_storage::{Interval, Metrics, RollupQuery, Scope};
+use utoipa::ToSchema;
+
+use super::query::Query;
+use crate::AppState;
+use crate::cache::Kind;
+use crate::error::ApiError;
+use crate::jobs::rollups::local_midnight;
+
+/// Most points one timeseries returns (a longer range is a 400 naming `from`).
+pub const MAX_POINTS: i64 = 2_000;
+/// How far back `calls_in_flight` looks: calls still in flight after this
+/// long are ended by the reconciler's deadlines, not counted as live.
+const IN_FLIGHT_HOURS: i64 = 48;
+
+/// Headline figures of a period.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PeriodFigures {
+    /// Calls created in the period.
+    pub calls: i64,
+    /// Answered (by a person or a machine).
+    pub answered: i64,
+    /// Answered by a person.
+    pub answered_by_person: i64,
+    /// Voicemail / machine.
+    pub voicemail: i64,
+    /// answered / ended calls; null before any call ended.
+    #[schema(required = true)]
+    pub answer_rate: Option<f64>,
+    /// Talk time (seconds).
+    pub talk_secs: i64,
+    /// Twilio cost in the price unit.
+    pub cost: f64,
+    /// ElevenLabs judged successful.
+    pub successful: i64,
+}
+
+impl PeriodFigures {
+    fn of(m: &Metrics) -> PeriodFigures {
+        PeriodFigures {
+            calls: m.calls,
+            answered: m.answered,
+            answered_by_person: m.human,
+            voicemail: m.machine,
+            answer_rate: m.answer_rate(),
+            talk_secs: m.talk_secs,
+            cost: m.cost_micros as f64 / 1e6,
+            successful: m.successful,
+        }
+    }
+}
+
+/// Change of today against the same hours of the previous day.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Change {
+    /// Relative change of calls ((today − previous) / previous); null when previous is 0.
+    #[schema(required = true)]
+    pub calls: Option<f64>,
+    /// Answer rate today minus previous (absolute); null when either is null.
+    #[schema(required = true)]
+    pub answer_rate: Option<f64>,
+    /// Relative change of talk time; null when previous is 0.
+    #[schema(required = true)]
+    pub talk_secs: Option<f64>,
+}
+
+/// The dashboard headline.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Summary {
+    /// When computed.
+    pub as_of: DateTime<Utc>,
+    /// The zone "today" is in.
+    pub tz: String,
+    /// Calls not ended yet (created in the last 48 hours).
+    pub calls_in_flight: i64,
+    /// Campaigns running.
+    pub active_campaigns: u64,
+    /// Today so far (local midnight to now).
+    pub today: PeriodFigures,
+    /// The same hours of the previous day.
+    pub previous: PeriodFigures,
+    /// Today against the previous period.
+    pub change: Change,
+}
+
+fn rel(now: i64, before: i64) -> Option<f64> {
+    (before != 0).then(|| (now - before) as f64 / before as f64)
+}
+
+fn parse_tz(q: &mut Query, state: &AppState) -> Tz {
+    match q.one("tz") {
+        None => state.settings.analytics.tz(),
+        Some(z) => z.parse::<Tz>().unwrap_or_else(|_| {
+            q.bad("tz", format!("`{z}` is not an IANA time zone (e.g. UTC, America/New_York)"));
+            chrono_tz::UTC
+        }),
+    }
+}
+
+fn scope_of(q: &mut Query) -> Scope {
+    let campaign = q.one("campaign_id");
+    let agent = q.one("agent_id");
+    match (campaign, agent) {
+        (Some(_), Some(_)) => {
+            q.bad("agent_id", "give campaign_id or agent_id, not both");
+            Scope::global()
+        }
+        (Some(c), None) => match CampaignId::parse(&c) {
+            Ok(c) => Scope::campaign(c.as_str()),
+            Err(e) => {
+                q.bad("campaign_id", e.to_string());
+                Scope::global()
+            }
+        },
+        (None, Some(a)) => {
+            if a.is_empty() || a.len() > 128 {
+                q.bad("agent_id", "must be 1 to 128 characters");
+            }
+            Scope::agent(&a)
+        }
+        (None, None) => Scope::global(),
+    }
+}
+
+fn hour_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::hours(1)).unwrap_or(t)
+}
+
+/// The hour rollups of `scope` with `from <= start < to`, summed.
+async fn sum_hours(
+    state: &AppState,
+    scope: &Scope,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Metrics, ApiError> {
+    let rows = state
+        .store
+        .rollups(&RollupQuery { interval: Interval::Hour, tz: "UTC".into(), scope: scope.clone(), from, to })
+        .await?;
+    let mut m = Metrics::new();
+    for r in rows {
+        m.merge(&r.metrics);
+    }
+    Ok(m)
+}
+
+/// Now, today and the same hours of yesterday (from hour buckets: a zone
+/// with a half-hour offset starts "today" at the hour holding its midnight).
+#[utoipa::path(get, path = "/api/v1/dashboard/summary", tag = "dashboard", operation_id = "dashboard_summary",
+    params(("tz" = Option<String>, Query, description = "IANA zone of \"today\"; default `analytics.reporting_tz`")),
+    responses(
+        (status = 200, description = "The headline figures", body = Summary),
+        (status = 400, description = "A bad parameter (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn summary(State(state): State<AppState>, uri: Uri) -> Result<Json<Summary>, ApiError> {
+    let mut q = Query::parse(uri.query(), &["tz"]);
+    let tz = parse_tz(&mut q, &state);
+    q.finish()?;
+    let key = format!("sb:dash:summary:{}:{}", state.cache.generation().await, tz.name());
+    let out = state.cache.get_or_compute(Kind::Summary, &key, || compute_summary(&state, tz)).await?;
+    Ok(Json(out))
+}
+
+async fn compute_summary(state: &AppState, tz: Tz) -> Result<Summary, ApiError> {
+    let state = state.clone();
+    let now = now_ms();
+    let today_start = hour_start(local_midnight(tz, now.with_timezone(&tz).date_naive()));
+    let end = hour_start(now) + Duration::hours(1);
+    let global = Scope::global();
+    let today = sum_hours(&state, &global, today_start, end).await?;
+    let previous = sum_hours(&state, &global, today_start - Duration::days(1), end - Duration::days(1)).await?;
+    let recent = sum_hours(&state, &global, end - Duration::hours(IN_FLIGHT_HOURS), end).await?;
+    let active =
+        state.store.list_campaigns(&[CampaignStatus::Running], &switchboard_storage::PageRequest::first(200)).await?;
+    let (t, p) = (PeriodFigures::of(&today), PeriodFigures::of(&previous));
+    Ok(Summary {
+        as_of: now,
+        tz: tz.name().to_owned(),
+        calls_in_flight: recent.in_flight,
+        active_campaigns: active.items.len() as u64 + if active.next_cursor.is_some() { 1 } else { 0 },
+        change: Change {
+            calls: rel(t.calls, p.calls),
+            answer_rate: t.answer_rate.zip(p.answer_rate).map(|(a, b)| a - b),
+            talk_secs: rel(t.talk_secs, p.talk_secs),
+        },
+        today: t,
+        previous: p,
+    })
+}
+
+/// The metrics a timeseries can plot.
+pub const METRICS: &[&str] = &[
+    "calls",
+    "answered",
+    "answered_by_person",
+    "voicemail",
+    "busy",
+    "no_answer",
+    "failed",
+    "in_flight",
+    "answer_rate",
+    "talk_time",
+    "avg_talk_time",
+    "avg_connect_time",
+    "cost",
+    "credits",
+    "successful",
+    "success_rate",
+    "sentiment",
+];
+
+/// One metric of one bucket (`None`: a rate or mean with nothing to divide).
+pub fn metric_value(m: &Metrics, metric: &str) -> Option<f64> {
+    let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
+    Some(match metric {
+        "calls" => m.calls as f64,
+        "answered" => m.answered as f64,
+        "answered_by_person" => m.human as f64,
+        "voicemail" => m.machine as f64,
+        "busy" => m.busy as f64,
+        "no_answer" => m.no_answer as f64,
+        "failed" => m.failed as f64,
+        "in_flight" => m.in_flight as f64,
+        "answer_rate" => return m.answer_rate(),
+        "talk_time" => m.talk_secs as f64,
+        "avg_talk_time" => return ratio(m.talk_secs, m.talk_count),
+        "avg_connect_time" => return ratio(m.connect_secs, m.connect_count),
+        "cost" => m.cost_micros as f64 / 1e6,
+        "credits" => m.credits as f64,
+        "successful" => m.successful as f64,
+        "success_rate" => return ratio(m.successful, m.successful + m.unsuccessful),
+        "sentiment" => return m.sentiment_mean(),
+        _ => return None,
+    })
+}
+
+/// One point.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Point {
+    /// Bucket start (UTC instant; local midnight for days).
+    pub t: DateTime<Utc>,
+    /// The value; 0 for a bucket without calls, null for a rate with nothing to divide.
+    #[schema(required = true)]
+    pub value: Option<f64>,
+}
+
+/// A time series.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TimeSeries {
+    /// The metric.
+    pub metric: String,
+    /// `hour` or `day`.
+    pub interval: String,
+    /// Zone of day buckets.
+    pub tz: String,
+    /// `global`, `campaign` or `agent`.
+    pub scope: String,
+    /// Campaign or agent id; empty for global.
+    pub scope_id: String,
+    /// Every bucket of the range, oldest first (gaps filled).
+    pub points: Vec<Point>,
+}
+
+/// A zone whose local midnights over `[from, to)` all fall on whole UTC
+/// hours (so its days are sums of hour buckets).
+fn whole_hour_days(tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    local_days(tz, from, to).iter().all(|(s, e)| *s == hour_start(*s) && *e == hour_start(*e))
+}
+
+/// A metric per hour or per day, gaps filled with zeros, for everything or one campaign or agent.
+#[utoipa::path(get, path = "/api/v1/dashboard/timeseries", tag = "dashboard", operation_id = "dashboard_timeseries",
+    params(
+        ("metric" = String, Query, description = "calls, answered, answered_by_person, voicemail, busy, no_answer, failed, in_flight, answer_rate, talk_time, avg_talk_time, avg_connect_time, cost, credits, successful, success_rate or sentiment"),
+        ("interval" = Option<String>, Query, description = "`hour` (default) or `day`"),
+        ("from" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "First bucket holding this instant (RFC 3339); default 24 hours (hour) or 30 days (day) ago"),
+        ("to" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "End (exclusive, RFC 3339); default now"),
+        ("tz" = Option<String>, Query, description = "IANA zone of day buckets; default `analytics.reporting_tz` (another zone must have whole-hour offsets)"),
+        ("campaign_id" = Option<String>, Query, description = "One campaign (`cmp_…`)"),
+        ("agent_id" = Option<String>, Query, description = "One ElevenLabs agent"),
+    ),
+    responses(
+        (status = 200, description = "The series", body = TimeSeries),
+        (status = 400, description = "A bad parameter (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn timeseries(State(state): State<AppState>, uri: Uri) -> Result<Json<TimeSeries>, ApiError> {
+    let mut q = Query::parse(uri.query(), &["metric", "interval", "from", "to", "tz", "campaign_id", "agent_id"]);
+    let metric = q.one("metric").unwrap_or_default();
+    if !METRICS.contains(&metric.as_str()) {
+        q.bad("metric", format!("must be one of {}", METRICS.join(", ")));
+    }
+    let interval = match q.one("interval").as_deref() {
+        None | Some("hour") => Interval::Hour,
+        Some("day") => Interval::Day,
+        Some(other) => {
+            q.bad("interval", format!("`{other}` is not hour or day"));
+            Interval::Hour
+        }
+    };
+    let tz = parse_tz(&mut q, &state);
+    let scope = scope_of(&mut q);
+    let now = now_ms();
+    // Defaults end at the current bucket's end (same points as "now", and a shared cache key).
+    let to = q.time("to").unwrap_or_else(|| match interval {
+        Interval::Hour => hour_start(now) + Duration::hours(1),
+        Interval::Day => day_end(tz, now),
+    });
+    let from = q.time("from").unwrap_or(match interval {
+        Interval::Hour => to - Duration::hours(24),
+        Interval::Day => to - Duration::days(30),
+    });
+    let reporting = state.settings.analytics.tz();
+    if from >= to {
+        q.bad("from", "must be before `to`");
+    } else {
+        let span = match interval {
+            Interval::Hour => (to - from).num_hours(),
+            Interval::Day => (to - from).num_days(),
+        };
+        if span > MAX_POINTS {
+            q.bad("from", format!("the range holds more than {MAX_POINTS} {}s", interval.as_str()));
+        }
+        if interval == Interval::Day && tz != reporting && !whole_hour_days(tz, from, to) {
+            q.bad(
+                "tz",
+                format!(
+                    "day buckets in {} need whole-hour offsets, or analytics.reporting_tz = {} (it is {})",
+                    tz.name(),
+                    tz.name(),
+                    reporting.name()
+                ),
+            );
+        }
+    }
+    q.finish()?;
+    let key = format!(
+        "sb:dash:ts:{}:{metric}:{}:{}:{}:{}:{}:{}",
+        state.cache.generation().await,
+        interval.as_str(),
+        tz.name(),
+        scope.kind,
+        scope.id,
+        from.timestamp_millis(),
+        to.timestamp_millis()
+    );
+    let out = state
+        .cache
+        .get_or_compute(Kind::Rollups, &key, || series(&state, metric, interval, tz, scope, from, to))
+        .await?;
+    Ok(Json(out))
+}
+
+async fn series(
+    state: &AppState,
+    metric: String,
+    interval: Interval,
+    tz: Tz,
+    scope: Scope,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<TimeSeries, ApiError> {
+    let reporting = state.settings.analytics.tz();
+    let mut points = Vec::new();
+    match interval {
+        Interval::Hour => {
+            let first = hour_start(from);
+            let rows = state
+                .store
+                .rollups(&RollupQuery { interval, tz: "UTC".into(), scope: scope.clone(), from: first, to })
+                .await?;
+            let by: BTreeMap<DateTime<Utc>, Metrics> = rows.into_iter().map(|r| (r.bucket_start, r.metrics)).collect();
+            let mut t = first;
+            let empty = Metrics::new();
+            while t < to {
+                points.push(Point { t, value: metric_value(by.get(&t).unwrap_or(&empty), &metric) });
+                t += Duration::hours(1);
+            }
+        }
+        Interval::Day => {
+            let days = local_days(tz, from, to);
+            let mut by: BTreeMap<DateTime<Utc>, Metrics> = BTreeMap::new();
+            let (Some(first), Some(last)) = (days.first(), days.last()) else { unreachable!("from < to") };
+            if tz == reporting {
+                let rows = state
+                    .store
+                    .rollups(&RollupQuery {
+                        interval,
+                        tz: tz.name().to_owned(),
+                        scope: scope.clone(),
+                        from: first.0,
+                        to: last.0 + Duration::milliseconds(1),
+                    })
+                    .await?;
+                by.extend(rows.into_iter().map(|r| (r.bucket_start, r.metrics)));
+            } else {
+                let rows = state
+                    .store
+                    .rollups(&RollupQuery {
+                        interval: Interval::Hour,
+                        tz: "UTC".into(),
+                        scope: scope.clone(),
+                        from: first.0,
+                        to: last.1,
+                    })
+                    .await?;
+                let mut k = 0;
+                for r in rows {
+                    while k + 1 < days.len() && r.bucket_start >= days[k].1 {
+                        k += 1;
+                    }
+                    by.entry(days[k].0).or_default().merge(&r.metrics);
+                }
+            }
+            let empty = Metrics::new();
+            for (start, _) in days {
+                points.push(Point { t: start, value: metric_value(by.get(&start).unwrap_or(&empty), &metric) });
+            }
+        }
+    }
+    Ok(TimeSeries {
+        metric,
+        interval: interval.as_str().to_owned(),
+        tz: tz.name().to_owned(),
+        scope: scope.kind,
+        scope_id: scope.id,
+        points,
+    })
+}
+
+/// The end of the local day holding `at`.
+fn day_end(tz: Tz, at: DateTime<Utc>) -> DateTime<Utc> {
+    let d = at.with_timezone(&tz).date_naive();
+    local_midnight(tz, d.succ_opt().unwrap_or(d))
+}
+
+/// The local days of `tz` touching `[from, to)`: (start, end) in UTC.
+fn local_days(tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut out = Vec::new();
+    let mut d: NaiveDate = from.with_timezone(&tz).date_naive();
+    while let Some(next) = d.succ_opt() {
+        let (s, e) = (local_midnight(tz, d), local_midnight(tz, next));
+        if s >= to {
+            break;
+        }
+        out.push((s, e));
+        d = next;
+    }
+    out
+}
+
+/// One funnel step.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FunnelStep {
+    /// `enrolled`, `attempted`, `connected`, `answered_by_person`, `successful`.
+    pub step: String,
+    /// Contacts (enrolled) or calls (the rest).
+    pub count: i64,
+    /// count / the previous step's count; null for the first or after a 0.
+    #[schema(required = true)]
+    pub rate: Option<f64>,
+}
+
+/// One day of conversation quality.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QualityPoint {
+    /// Local midnight (UTC instant).
+    pub day: DateTime<Utc>,
+    /// Calls created that day.
+    pub calls: i64,
+    /// Mean overall sentiment of analysed transcripts; null without any.
+    #[schema(required = true)]
+    pub sentiment: Option<f64>,
+    /// successful / (successful + unsuccessful); null without verdicts.
+    #[schema(required = true)]
+    pub success_rate: Option<f64>,
+}
+
+/// Conversation quality over the period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Quality {
+    /// Mean sentiment; null without analysed transcripts.
+    #[schema(required = true)]
+    pub sentiment: Option<f64>,
+    /// successful / judged; null without verdicts.
+    #[schema(required = true)]
+    pub success_rate: Option<f64>,
+    /// Mean talk time of completed calls (s).
+    #[schema(required = true)]
+    pub avg_talk_secs: Option<f64>,
+    /// Median and 90th percentile talk time, to the histogram's resolution (bin upper bound, s).
+    #[schema(required = true)]
+    pub talk_p50_secs: Option<i64>,
+    /// 90th percentile talk time (bin upper bound, s).
+    #[schema(required = true)]
+    pub talk_p90_secs: Option<i64>,
+    /// Calls per termination reason.
+    pub termination_reasons: BTreeMap<String, i64>,
+    /// Per day (reporting zone), oldest first.
+    pub trend: Vec<QualityPoint>,
+}
+
+/// A campaign's performance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Performance {
+    /// The campaign.
+    #[schema(value_type = super::schemas::CampaignId)]
+    pub campaign_id: CampaignId,
+    /// Period start.
+    pub from: DateTime<Utc>,
+    /// Period end.
+    pub to: DateTime<Utc>,
+    /// Zone of the days.
+    pub tz: String,
+    /// Enrolled contacts, then calls attempted → connected → answered by a person → judged successful.
+    pub funnel: Vec<FunnelStep>,
+    /// Calls by outcome (`completed`, `busy`, `no_answer`, `failed`, `canceled`, `in_flight`, `voicemail`).
+    pub outcomes: BTreeMap<String, i64>,
+    /// The period's totals.
+    pub totals: PeriodFigures,
+    /// Conversation quality.
+    pub quality: Quality,
+}
+
+/// The funnel, outcomes and conversation quality of one campaign, from its day rollups.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/performance", tag = "dashboard", operation_id = "campaign_performance",
+    params(
+        ("id" = super::schemas::CampaignId, Path, description = "Campaign id (`cmp_…`); a malformed one is a 400"),
+        ("from" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Start (RFC 3339); default the campaign's creation"),
+        ("to" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "End (RFC 3339); default now"),
+    ),
+    responses(
+        (status = 200, description = "The campaign's performance", body = Performance),
+        (status = 400, description = "Malformed id or parameter (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No campaign with this id (`not_found`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn performance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Json<Performance>, ApiError> {
+    let mut q = Query::parse(uri.query(), &["from", "to"]);
+    let from = q.time("from");
+    let to = q.time("to");
+    q.finish()?;
+    let c = super::campaigns::load(&state, &id).await?;
+    let tz = state.settings.analytics.tz();
+    let to = to.unwrap_or_else(|| day_end(tz, now_ms()));
+    let from = from.unwrap_or(c.created_at).max(to - Duration::days(MAX_POINTS));
+    let days = local_days(tz, from, to);
+    let key = format!(
+        "sb:perf:{}:{}:{}:{}",
+        state.cache.generation().await,
+        c.id,
+        from.timestamp_millis(),
+        to.timestamp_millis()
+    );
+    let rows: Vec<(DateTime<Utc>, Metrics)> = state
+        .cache
+        .get_or_compute(Kind::Rollups, &key, || async {
+            let rows = match (days.first(), days.last()) {
+                (Some(first), Some(last)) => {
+                    state
+                        .store
+                        .rollups(&RollupQuery {
+                            interval: Interval::Day,
+                            tz: tz.name().to_owned(),
+                            scope: Scope::campaign(c.id.as_str()),
+                            from: first.0,
+                            to: last.0 + Duration::milliseconds(1),
+                        })
+                        .await?
+                }
+                _ => vec![],
+            };
+            Ok::<_, ApiError>(rows.into_iter().map(|r| (r.bucket_start, r.metrics)).collect())
+        })
+        .await?;
+    let mut total = Metrics::new();
+    let mut trend = Vec::with_capacity(rows.len());
+    for (day, m) in &rows {
+        total.merge(m);
+        trend.push(QualityPoint {
+            day: *day,
+            calls: m.calls,
+            sentiment: m.sentiment_mean(),
+            success_rate: metric_value(m, "success_rate"),
+        });
+    }
+    let enrolled: u64 = state.store.count_enrollments(&c.id).await?.iter().map(|(_, n)| n).sum();
+    let steps = [
+        ("enrolled", enrolled as i64),
+        ("attempted", total.calls),
+        ("connected", total.answered),
+        ("answered_by_person", total.human),
+        ("successful", total.successful),
+    ];
+    let mut funnel = Vec::new();
+    let mut prev: Option<i64> = None;
+    for (step, count) in steps {
+        funnel.push(FunnelStep {
+            step: step.into(),
+            count,
+            rate: prev.and_then(|p| (p > 0).then(|| count as f64 / p as f64)),
+        });
+        prev = Some(count);
+    }
+    let outcomes = BTreeMap::from([
+        ("completed".to_owned(), total.completed),
+        ("busy".to_owned(), total.busy),
+        ("no_answer".to_owned(), total.no_answer),
+        ("failed".to_owned(), total.failed),
+        ("canceled".to_owned(), total.canceled),
+        ("in_flight".to_owned(), total.in_flight),
+        ("voicemail".to_owned(), total.machine),
+    ]);
+    Ok(Json(Performance {
+        campaign_id: c.id,
+        from,
+        to,
+        tz: tz.name().to_owned(),
+        funnel,
+        outcomes,
+        quality: Quality {
+            sentiment: total.sentiment_mean(),
+            success_rate: metric_value(&total, "success_rate"),
+            avg_talk_secs: metric_value(&total, "avg_talk_time"),
+            talk_p50_secs: Metrics::hist_quantile(&total.talk_hist, 0.5),
+            talk_p90_secs: Metrics::hist_quantile(&total.talk_hist, 0.9),
+            termination_reasons: total.termination_reasons.clone(),
+            trend,
+        },
+        totals: PeriodFigures::of(&total),
+    }))
+}
+
+/// Routes.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/dashboard/summary", get(summary))
+        .route("/dashboard/timeseries", get(timeseries))
+        .route("/campaigns/{id}/performance", get(performance))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn local_days_cover_the_range_across_dst() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let d = local_days(ny, utc("2026-10-31T12:00:00Z"), utc("2026-11-02T12:00:00Z"));
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[1], (utc("2026-11-01T04:00:00Z"), utc("2026-11-02T05:00:00Z")));
+        assert!(whole_hour_days(ny, utc("2026-10-31T12:00:00Z"), utc("2026-11-02T12:00:00Z")));
+        let india: Tz = "Asia/Kolkata".parse().unwrap();
+        assert!(!whole_hour_days(india, utc("2026-10-31T12:00:00Z"), utc("2026-11-02T12:00:00Z")));
+    }
+
+    #[test]
+    fn rates_are_null_with_nothing_to_divide() {
+        let mut m = Metrics::new();
+        assert_eq!(metric_value(&m, "calls"), Some(0.0));
+        assert_eq!(metric_value(&m, "answer_rate"), None);
+        m.calls = 4;
+        m.answered = 1;
+        m.in_flight = 2;
+        assert_eq!(metric_value(&m, "answer_rate"), Some(0.5));
+        assert!(METRICS.iter().all(|k| k == &"answer_rate"
+            || k.starts_with("avg_")
+            || *k == "success_rate"
+            || *k == "sentiment"
+            || metric_value(&Metrics::new(), k).is_some()));
+    }
+}
