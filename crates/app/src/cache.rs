@@ -412,3 +412,88 @@ impl Evicting {
 }
 
 switchboard_storage::decorate_storage!(Evicting, inner, evicting);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    fn settings() -> CacheSettings {
+        CacheSettings { summary_ttl_ms: 200, rollups_ttl_ms: 60_000, call_ttl_ms: 60_000, ..CacheSettings::default() }
+    }
+
+    async fn exercise(cache: &Cache) {
+        let computed = Arc::new(AtomicUsize::new(0));
+        let compute = |v: u32| {
+            let computed = computed.clone();
+            move || async move {
+                computed.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok::<u32, std::convert::Infallible>(v)
+            }
+        };
+        let key = format!("sb:test:{}", uuid::Uuid::new_v4().simple());
+        // Ten concurrent misses: one computation (single flight), ten answers.
+        let all =
+            futures::future::join_all((0..10).map(|_| cache.get_or_compute(Kind::Rollups, &key, compute(7)))).await;
+        assert!(all.iter().all(|r| *r.as_ref().unwrap() == 7));
+        assert_eq!(computed.load(Ordering::SeqCst), 1, "one computation per key at a time");
+        // A hit does not compute; an eviction does.
+        assert_eq!(cache.get_or_compute(Kind::Rollups, &key, compute(8)).await.unwrap(), 7);
+        assert_eq!(computed.load(Ordering::SeqCst), 1);
+        cache.evict(std::slice::from_ref(&key)).await;
+        assert_eq!(cache.get_or_compute(Kind::Rollups, &key, compute(8)).await.unwrap(), 8);
+        assert_eq!(computed.load(Ordering::SeqCst), 2);
+        // TTL per kind: the summary's 200 ms lapse.
+        let short = format!("{key}:summary");
+        assert_eq!(cache.get_or_compute(Kind::Summary, &short, compute(1)).await.unwrap(), 1);
+        assert_eq!(cache.get_or_compute(Kind::Summary, &short, compute(2)).await.unwrap(), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(cache.get_or_compute(Kind::Summary, &short, compute(2)).await.unwrap(), 2);
+        // The generation moves forward on a bump.
+        let g = cache.generation().await;
+        cache.bump_generation().await;
+        assert!(cache.generation().await > g);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_cache_hits_misses_expires_evicts_and_computes_once_per_key() {
+        exercise(&Cache::memory(settings())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_cache_behaves_the_same() {
+        let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+            switchboard_storage::conformance::loud("SKIPPED redis_cache_behaves_the_same: TEST_REDIS_URL is not set");
+            return;
+        };
+        let cache = Cache::redis(&url, settings()).unwrap();
+        for _ in 0..100 {
+            if !cache.degraded() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!cache.degraded(), "connected to {url}");
+        exercise(&cache).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn off_cache_always_computes() {
+        let cache = Cache::off(settings());
+        let n = AtomicUsize::new(0);
+        for _ in 0..3 {
+            let v = cache
+                .get_or_compute(Kind::Call, "k", || async {
+                    n.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, std::convert::Infallible>(1)
+                })
+                .await
+                .unwrap();
+            assert_eq!(v, 1);
+        }
+        assert_eq!(n.load(Ordering::SeqCst), 3);
+        assert!(!cache.degraded());
+    }
+}

@@ -1,6 +1,7 @@
 #![allow(unreachable_pub)]
 //! API integration tests: one binary, a real server on 127.0.0.1:0 per test.
 
+mod cache;
 mod calls;
 mod campaigns;
 mod contacts;
