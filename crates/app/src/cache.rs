@@ -368,20 +368,22 @@ pub fn call_key(id: &str) -> String {
     format!("sb:call:{id}")
 }
 
-/// A store decorator that keeps the cache honest: a call written (merged
-/// webhook, dialer update) evicts that call's key (and the key of a record a
-/// merge absorbed) before the write returns, and a rollup rebuild bumps the
-/// rollup generation. Every writer goes through it (webhooks, dialer, jobs),
-/// so no write path can forget to invalidate.
+/// A store decorator turning writes into domain events: a call written
+/// (merged webhook, dialer update) evicts that call's key (and the key of a
+/// record a merge absorbed) before the write returns and is published to the
+/// live feed (`call.updated`); a rollup rebuild bumps the rollup generation
+/// and ticks the dashboard. Every writer goes through it (webhooks, dialer,
+/// jobs), so no write path can forget to invalidate or to notify.
 pub struct Evicting {
     inner: Arc<dyn switchboard_storage::Storage>,
     cache: Cache,
+    live: crate::live::LiveFeed,
 }
 
 impl Evicting {
-    /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn switchboard_storage::Storage>, cache: Cache) -> Evicting {
-        Evicting { inner, cache }
+    /// Wraps `inner`; writes evict from `cache` and publish to `live`.
+    pub fn new(inner: Arc<dyn switchboard_storage::Storage>, cache: Cache, live: crate::live::LiveFeed) -> Evicting {
+        Evicting { inner, cache, live }
     }
 
     async fn evicting<T: 'static>(
@@ -402,9 +404,13 @@ impl Evicting {
                 let mut keys = vec![call_key(o.call.id.as_str())];
                 keys.extend(o.absorbed.as_ref().map(|a| call_key(a.as_str())));
                 self.cache.evict(&keys).await;
+                if o.changed || o.created {
+                    self.live.call_updated(&o.call).await;
+                }
             }
             if op == "rebuild_buckets" {
                 self.cache.bump_generation().await;
+                self.live.dashboard_tick().await;
             }
         }
         r

@@ -10,6 +10,7 @@
 //! - [`http`]: the REST API, its extractors, the connection layer (timeouts,
 //!   caps), health, metrics, OpenAPI and Swagger UI.
 //! - [`webhooks`]: Twilio and ElevenLabs receivers (verify → dedupe → merge).
+//! - [`live`]: the Socket.IO live feed (rooms, sequences, gap-free resume).
 //! - [`outcomes`]: a finished campaign call moves its enrollment on (used by
 //!   webhooks and by the dialer job).
 //! - [`import`]: contact import (journalled, undoable) and export, for the API and the CLI.
@@ -45,6 +46,7 @@ pub mod http;
 pub mod import;
 pub mod integrations;
 pub mod jobs;
+pub mod live;
 pub mod metrics;
 pub mod outcomes;
 pub mod secret;
@@ -92,7 +94,8 @@ impl App {
         }
         // Every writer goes through the evicting decorator, so a write invalidates what it changed.
         let cache = cache::Cache::from_settings(&settings)?;
-        let store: Arc<dyn Storage> = Arc::new(cache::Evicting::new(store, cache.clone()));
+        let live = live::LiveFeed::new(live::BUFFER);
+        let store: Arc<dyn Storage> = Arc::new(cache::Evicting::new(store, cache.clone(), live.clone()));
         let mut tokens = settings.api_tokens.clone();
         if tokens.is_empty() && settings.env == "dev" {
             let token = format!("sb_dev_{}", uuid::Uuid::new_v4().simple());
@@ -127,6 +130,7 @@ impl App {
             imports: Arc::default(),
             sheets,
             cache,
+            live,
         };
         Ok(App { state })
     }

@@ -128,7 +128,7 @@ enum Command {
         /// List requests per size.
         #[arg(long, default_value_t = 500)]
         list_samples: usize,
-        /// `calls` (webhooks and lists), `campaigns` (import, claims, dialer), `sheets` (Sheets sync) or `analysis` (transcripts, search, analysis).
+        /// `calls` (webhooks and lists), `campaigns` (import, claims, dialer), `sheets` (Sheets sync), `analysis` (transcripts, search, analysis) or `dashboard` (dashboard endpoints, rollups; sizes from --list-sizes).
         #[arg(long, default_value = "calls")]
         suite: String,
         /// Campaigns suite: CSV rows to import.
@@ -464,8 +464,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = switchboard::bench::analysis::run(opts).await?;
             println!("{report}");
         }
+        Command::Bench { suite, list_sizes, list_samples, .. } if suite == "dashboard" => {
+            // Sizes as for the list phase; samples per endpoint and cache mode (a fifth of --list-samples, at least 50).
+            let opts = switchboard::bench::dashboard::DashboardBenchOptions {
+                sizes: list_sizes,
+                samples: (list_samples / 5).max(50),
+            };
+            let report = switchboard::bench::dashboard::run(opts).await?;
+            println!("{report}");
+        }
         Command::Bench { suite, .. } if suite != "calls" => {
-            anyhow::bail!("--suite {suite}: expected calls, campaigns, sheets or analysis")
+            anyhow::bail!("--suite {suite}: expected calls, campaigns, sheets, analysis or dashboard")
         }
         Command::Bench { duration, concurrency, rate, list_sizes, list_samples, .. } => {
             let opts = switchboard::bench::BenchOptions {

@@ -21,4 +21,6 @@ pub struct AppState {
     pub sheets: Option<crate::jobs::sheets::SheetsSync>,
     /// The read cache (Redis or in-process).
     pub cache: crate::cache::Cache,
+    /// The Socket.IO live feed.
+    pub live: crate::live::LiveFeed,
 }

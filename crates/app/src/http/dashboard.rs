@@ -668,6 +668,38 @@ pub fn router() -> axum::Router<AppState> {
         .route("/campaigns/{id}/performance", get(performance))
 }
 
+// ---- the page ----
+
+const PAGE: &str = include_str!("../../assets/dashboard.html");
+const APP_JS: &str = include_str!("../../assets/dashboard.js");
+/// The official Socket.IO browser client (4.8.4, MIT), vendored: the page works offline.
+const SOCKET_IO_JS: &str = include_str!("../../assets/socket.io.min.js");
+/// Only our own origin: no CDN, inline styles for the one stylesheet, blob: for recordings.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data:; media-src 'self' blob:; frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /dashboard`: the live dashboard (assets embedded in the binary; the API token is asked for in the page).
+pub fn page_router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/dashboard", get(async || asset("text/html; charset=utf-8", PAGE)))
+        .route("/dashboard/app.js", get(async || asset("text/javascript; charset=utf-8", APP_JS)))
+        .route("/dashboard/socket.io.min.js", get(async || asset("text/javascript; charset=utf-8", SOCKET_IO_JS)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

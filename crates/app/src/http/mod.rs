@@ -190,10 +190,12 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(state.settings.body_limit_bytes));
     let timeout = Duration::from_secs(state.settings.request_timeout_secs);
+    let live = state.live.layer(state.api_tokens.clone());
     Router::new()
         .nest("/api/v1", api)
         .merge(crate::webhooks::router(&state))
         .merge(health::router())
+        .merge(dashboard::page_router())
         .merge(metrics)
         .merge(openapi::router())
         .fallback(not_found)
@@ -215,4 +217,6 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("x-twilio-signature"),
             HeaderName::from_static("elevenlabs-signature"),
         ]))
+        // Outermost: `/socket.io/` (long polling and websocket) bypasses the request timeout.
+        .layer(live)
 }

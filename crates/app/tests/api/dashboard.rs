@@ -113,6 +113,11 @@ fn sid(n: u32) -> String {
     format!("CA{n:032x}")
 }
 
+/// A post-call transcription for `call_sid` (the page test opens it).
+pub fn post_call_for(conv: &str, call_sid: &str) -> serde_json::Value {
+    post_call(conv, call_sid, "success", "end_call tool")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn webhooks_replayed_reordered_and_corrected_leave_rollups_equal_to_the_raw_calls() {
     let app = TestApp::spawn_with(|s| s.analytics.tick_ms = 100).await;

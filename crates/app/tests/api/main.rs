@@ -11,6 +11,7 @@ mod google;
 mod hardening;
 mod helpers;
 mod imports;
+mod live;
 mod openapi_schemas;
 mod retention;
 mod service;

@@ -5,10 +5,13 @@
 //!   queries at 100k and 1M calls.
 //! - [`campaigns`] (`--suite campaigns`): contact import, contact-filter
 //!   pages, claims, the dialer against the simulator.
+//! - [`dashboard`] (`--suite dashboard`): dashboard endpoints at 100k and 1M
+//!   calls, cache cold and warm; rollup rebuild and incremental pass.
 
 pub mod analysis;
 pub mod calls;
 pub mod campaigns;
+pub mod dashboard;
 pub mod sheets;
 
 pub use calls::{BenchOptions, BenchReport, Latency, Machine, run};

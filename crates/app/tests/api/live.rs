@@ -1,0 +1,230 @@
+//! The Socket.IO live feed, driven by the official JavaScript client
+//! (`tests/live/feed.mjs`, `socket.io-client` 4.8 from npm; `.ci/run` runs
+//! `npm ci` there): a bad token is refused at connect, a client that
+//! subscribed to nothing gets the dashboard, a call room gets only its call,
+//! and a client that drops mid-run and resumes with its last sequence ends
+//! with exactly the stream of a client that never left.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration as StdDuration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::helpers::{API_TOKEN, TestApp, refs, sid, status_params};
+
+fn live_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/live")
+}
+
+/// `node` and the npm client are there, or the loud reason they are not.
+fn client_missing() -> Option<String> {
+    if std::process::Command::new("node").arg("--version").output().is_err() {
+        return Some("node is not installed".into());
+    }
+    if !live_dir().join("node_modules/socket.io-client").exists() {
+        return Some(format!("socket.io-client is not installed (run `npm ci` in {})", live_dir().display()));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_official_client_gets_rooms_auth_and_a_gap_free_resume() {
+    if let Some(why) = client_missing() {
+        if std::env::var("CI").is_ok() {
+            panic!("{why}");
+        }
+        switchboard_storage::conformance::loud(&format!(
+            "SKIPPED the_official_client_gets_rooms_auth_and_a_gap_free_resume: {why}"
+        ));
+        return;
+    }
+    // Rollups off: dashboard events are then exactly the call writes.
+    let app = TestApp::spawn_with(|s| s.analytics.enabled = false).await;
+    // The watched call exists first (its creation is dashboard event 1).
+    let watched = sid(0x11e0);
+    assert!(
+        app.twilio("/webhooks/twilio/status", &refs(&status_params(&watched, 1, "queued"))).await.status().is_success()
+    );
+    let call_id =
+        app.get_json(&format!("/api/v1/calls/{watched}"), StatusCode::OK).await["id"].as_str().unwrap().to_owned();
+
+    // 20 calls × 3 statuses + 3 more for the watched call (every one a change).
+    let statuses = ["initiated", "ringing", "completed"];
+    let expected = 1 + 20 * 3 + 3;
+    let mut child = tokio::process::Command::new("node")
+        .arg(live_dir().join("feed.mjs"))
+        .args([&app.base, API_TOKEN, &expected.to_string(), &call_id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(StdDuration::from_secs(60), lines.next_line())
+            .await
+            .expect("the client answers")
+            .unwrap()
+            .expect("a line");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    let refused = next().await;
+    assert!(refused["refused"].as_str().unwrap().contains("unauthorized"), "{refused}");
+    let ready = next().await;
+    assert_eq!(ready["ready"], true, "{ready}");
+
+    for i in 0..20u32 {
+        let s = sid(0x1100 + i);
+        for (k, st) in statuses.iter().enumerate() {
+            assert!(
+                app.twilio("/webhooks/twilio/status", &refs(&status_params(&s, k as u32 + 1, st)))
+                    .await
+                    .status()
+                    .is_success()
+            );
+        }
+        if i % 7 == 0 {
+            let k = i / 7 + 2; // 2, 3, 4
+            let st = ["", "", "initiated", "ringing", "in-progress"][k as usize];
+            let r = app.twilio("/webhooks/twilio/status", &refs(&status_params(&watched, k, st))).await;
+            assert!(r.status().is_success());
+        }
+        // A replayed callback changes nothing and publishes nothing.
+        assert!(
+            app.twilio("/webhooks/twilio/status", &refs(&status_params(&s, 3, "completed")))
+                .await
+                .status()
+                .is_success()
+        );
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    let result = next().await;
+    let r = &result["result"];
+    assert!(r.is_object(), "{result}");
+    let a = r["a"].as_array().unwrap();
+    let seqs: Vec<u64> = a.iter().map(|e| e[1].as_u64().unwrap()).collect();
+    // A was connected before the first event of this run? It connected after the watched call's creation:
+    // it sees 2..=expected, in order, no gaps, no duplicates.
+    assert_eq!(seqs, (2..=expected as u64).collect::<Vec<_>>(), "A: {a:?}");
+    assert!(a.iter().all(|e| e[0] == "dashboard" && e[2] == "call.updated"));
+    // B dropped and resumed: its reassembled stream equals A's (from its first event on).
+    let b = r["b"].as_array().unwrap();
+    assert_eq!(b, &a[..], "B (dropped at {}, acks {}) equals A", r["drop_at"], r["b_acks"]);
+    let resumed = &r["b_acks"][1];
+    assert!(resumed["replayed"].as_u64().unwrap() > 0, "events were missed and replayed: {resumed}");
+    assert_eq!(resumed["refetch"], false);
+    // C: only the watched call, in its own stream, numbered from 1 (its creation came before C joined).
+    let c = r["c"].as_array().unwrap();
+    assert_eq!(c.len(), 3, "{c:?}");
+    assert!(c.iter().all(|e| e[0] == format!("call:{call_id}").as_str() && e[3] == call_id.as_str()), "{c:?}");
+    assert_eq!(c.iter().map(|e| e[1].as_u64().unwrap()).collect::<Vec<_>>(), vec![2, 3, 4]);
+    assert_eq!(r["bad_ack"]["ok"], false, "{}", r["bad_ack"]);
+    let _ = child.wait().await;
+}
+
+/// Chromium and the npm driver are there, or the reason they are not.
+fn chromium_missing() -> Option<String> {
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !std::path::Path::new(&chromium).exists() {
+        return Some(format!("{chromium} is not installed (Debian package `chromium`)"));
+    }
+    if !live_dir().join("node_modules/puppeteer-core").exists() {
+        return Some(format!("puppeteer-core is not installed (run `npm ci` in {})", live_dir().display()));
+    }
+    client_missing()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_page_shows_the_api_figures_and_updates_live_in_chromium() {
+    use tokio::io::AsyncWriteExt;
+    if let Some(why) = chromium_missing() {
+        if std::env::var("CI").is_ok() {
+            panic!("{why}");
+        }
+        switchboard_storage::conformance::loud(&format!(
+            "SKIPPED the_dashboard_page_shows_the_api_figures_and_updates_live_in_chromium: {why}"
+        ));
+        return;
+    }
+    let app = TestApp::spawn_with(|s| s.analytics.tick_ms = 100).await;
+    // A few calls in several states; one with a transcript.
+    for (i, path) in [
+        ["initiated"].as_slice(),
+        &["initiated", "ringing"],
+        &["initiated", "ringing", "in-progress", "completed"],
+        &["initiated", "busy"],
+        &["ringing", "no-answer"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        for (k, st) in path.iter().enumerate() {
+            let p = status_params(&sid(0xda00 + i as u32), k as u32 + 1, st);
+            assert!(app.twilio("/webhooks/twilio/status", &refs(&p)).await.status().is_success());
+        }
+    }
+    let body = crate::dashboard::post_call_for("conv_page_1", &sid(0xda02));
+    assert!(app.elevenlabs(&body).await.status().is_success());
+    crate::dashboard::assert_rollups_converge(&app).await;
+    let summary = app.get_json("/api/v1/dashboard/summary", StatusCode::OK).await;
+    let watched = sid(0xda01);
+    let watched_id =
+        app.get_json(&format!("/api/v1/calls/{watched}"), StatusCode::OK).await["id"].as_str().unwrap().to_owned();
+    let with_transcript = app.get_json(&format!("/api/v1/calls/{}", sid(0xda02)), StatusCode::OK).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(live_dir().join("dashboard.mjs")).args([&app.base, API_TOKEN]);
+    if let Ok(shot) = std::env::var("DASHBOARD_SCREENSHOT") {
+        cmd.arg(shot);
+    }
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(StdDuration::from_secs(60), lines.next_line())
+            .await
+            .expect("the page driver answers")
+            .unwrap()
+            .expect("a line");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    let ready = next().await;
+    let f = &ready["ready"];
+    assert_eq!(
+        f["calls_today"].as_str().unwrap(),
+        summary["today"]["calls"].to_string(),
+        "page vs API: {ready} / {summary}"
+    );
+    assert_eq!(f["in_flight"].as_str().unwrap(), summary["calls_in_flight"].to_string(), "{ready}");
+    assert!(f["rows"].as_u64().unwrap() >= 5, "{ready}");
+    assert!(f["bars"].as_u64().unwrap() >= 24, "one bar per hour: {ready}");
+
+    // A status change shows within a second of the webhook's acknowledgement.
+    stdin.write_all(format!("expect {watched_id} completed\n").as_bytes()).await.unwrap();
+    assert_eq!(next().await["waiting"], true);
+    let sent = std::time::Instant::now();
+    for (k, st) in [(3, "in-progress"), (4, "completed")] {
+        let p = status_params(&watched, k, st);
+        assert!(app.twilio("/webhooks/twilio/status", &refs(&p)).await.status().is_success());
+    }
+    let updated = next().await;
+    assert!(updated["updated_ms"].is_u64(), "{updated}");
+    assert!(sent.elapsed() < StdDuration::from_secs(1), "updated {:?} after the webhook", sent.elapsed());
+
+    // The call with a transcript opens its details.
+    stdin.write_all(format!("open {with_transcript}\n").as_bytes()).await.unwrap();
+    let details = next().await;
+    assert!(details["details"].as_str().unwrap().contains("appointment"), "{details}");
+
+    stdin.write_all(b"done\n").await.unwrap();
+    let done = next().await;
+    assert_eq!(done["done"]["errors"], serde_json::json!([]), "no console errors or failed requests: {done}");
+    let _ = child.wait().await;
+}

@@ -1,0 +1,85 @@
+// The official Socket.IO client against Switchboard's live feed.
+//
+//   node feed.mjs <base-url> <token> <expected-dashboard-events> <call-id>
+//
+// Prints one JSON line per milestone on stdout:
+//   {"refused": "<message>"}          a bad token is refused at connect
+//   {"ready": true}                   clients connected and subscribed: start sending
+//   {"result": {...}}                 the streams as each client saw them
+// Client A stays connected (no subscribe: the dashboard room). Client B drops
+// its connection after 5 events and comes back with `after: <last seq>`.
+// Client C subscribes to one call's room.
+import { io } from "socket.io-client";
+
+const [base, token, expectedRaw, callId] = process.argv.slice(2);
+const expected = Number(expectedRaw);
+const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+const fail = (m) => { out({ error: m }); process.exit(1); };
+setTimeout(() => fail("timed out"), 60_000);
+
+function connect(auth) {
+  return io(base, { auth, transports: ["websocket"], reconnection: false, forceNew: true });
+}
+
+function once(socket, event) {
+  return new Promise((resolve) => socket.once(event, resolve));
+}
+
+// 1. A bad token is refused.
+{
+  const bad = connect({ token: "not-a-token-not-a-token" });
+  const err = await once(bad, "connect_error");
+  out({ refused: err.message });
+  bad.close();
+}
+
+// 2. A: connected, subscribed to nothing → the dashboard.
+const a = connect({ token });
+const aEvents = [];
+a.on("event", (e) => aEvents.push(e));
+await once(a, "connect");
+
+// C: one call's room (leaves the dashboard).
+const c = connect({ token });
+const cEvents = [];
+c.on("event", (e) => cEvents.push(e));
+await once(c, "connect");
+const cAck = await c.emitWithAck("subscribe", { room: `call:${callId}` });
+if (!cAck.ok) fail(`subscribe call: ${JSON.stringify(cAck)}`);
+const badAck = await c.emitWithAck("subscribe", { room: "admin" });
+
+// B: the dashboard, explicitly; drops after 5 events and resumes.
+const bEvents = [];
+let bAcks = [];
+async function startB(after) {
+  const b = connect({ token });
+  b.on("event", (e) => bEvents.push(e));
+  await once(b, "connect");
+  const ack = await b.emitWithAck("subscribe", after === undefined ? { room: "dashboard" } : { room: "dashboard", after });
+  bAcks.push(ack);
+  return b;
+}
+let b = await startB();
+out({ ready: true });
+
+const lastSeq = (evs) => (evs.length ? evs[evs.length - 1].seq : 0);
+const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+while (lastSeq(bEvents) < 5) await wait(5);
+b.close();
+const dropAt = lastSeq(bEvents);
+await wait(400); // events keep flowing while B is away
+b = await startB(dropAt);
+while (lastSeq(aEvents) < expected || lastSeq(bEvents) < expected) await wait(10);
+await wait(200); // anything extra (a duplicate) would arrive now
+out({
+  result: {
+    a: aEvents.map((e) => [e.stream, e.seq, e.kind, e.data.id, e.data.status]),
+    b: bEvents.map((e) => [e.stream, e.seq, e.kind, e.data.id, e.data.status]),
+    c: cEvents.map((e) => [e.stream, e.seq, e.kind, e.data.id, e.data.status]),
+    drop_at: dropAt,
+    b_acks: bAcks,
+    bad_ack: badAck,
+  },
+});
+a.close(); b.close(); c.close();
+process.exit(0);
