@@ -142,13 +142,18 @@
 
   let lastSeq = 0;
   function connectLive() {
-    const socket = io({ auth: { token }, transports: ["websocket", "polling"] });
-    socket.on("connect", async () => {
+    // Subscribed to nothing: the dashboard room. On every (re)connect the
+    // handshake carries the last sequence seen, so missed events come first.
+    const socket = io({
+      auth: (cb) => cb(lastSeq ? { token, after: { dashboard: lastSeq } } : { token }),
+      transports: ["websocket", "polling"],
+    });
+    socket.on("connect", () => {
       $("conn").textContent = "live";
       $("conn").className = "live";
-      const ack = await socket.emitWithAck("subscribe", lastSeq ? { room: "dashboard", after: lastSeq } : { room: "dashboard" });
-      if (ack.refetch) { loadCalls().catch(console.warn); scheduleRefresh(); }
-      lastSeq = Math.max(lastSeq, ack.seq || 0);
+    });
+    socket.on("subscribed", (ack) => {
+      if (ack.refetch) { lastSeq = ack.seq; loadCalls().catch(console.warn); scheduleRefresh(); }
     });
     socket.on("disconnect", () => { $("conn").textContent = "reconnecting"; $("conn").className = ""; });
     socket.on("connect_error", (e) => { $("conn").textContent = "offline"; if (String(e.message).includes("unauthorized")) askToken(); });

@@ -13,12 +13,15 @@
 //!   campaign and the dashboard), `dashboard.tick` (rollups rebuilt: refetch
 //!   the figures).
 //! - **Gap-free resume**: `seq` grows by one per stream. A client that
-//!   reconnects subscribes with `after: <its last seq>` and receives the
-//!   events it missed before any live one (subscribing and publishing take
-//!   the stream's lock, so nothing slips between the replay and the join);
-//!   if they are older than the stream's buffer (`live.buffer` events) — or
-//!   this instance restarted, which resets the sequences — the ack says
-//!   `refetch: true` and the client reloads from the API.
+//!   reconnects passes `auth.after = {"dashboard": <last seq>}` and receives
+//!   the events it missed, in order, before any live one (joining and
+//!   publishing take the stream's lock, so nothing slips between the replay
+//!   and the join); for other rooms it subscribes with `after`, and gets the
+//!   missed events (possibly after live ones it already had: reassemble by
+//!   `seq`), never one twice. If they are older than the stream's buffer
+//!   ([`BUFFER`] events) — or this instance restarted, which resets the
+//!   sequences — the answer says `refetch: true` and the client reloads from
+//!   the API.
 //!
 //! Sources: every write that merges a call goes through the store decorator
 //! [`crate::cache::Evicting`], which publishes here (webhooks, dialer,
@@ -195,28 +198,59 @@ impl LiveFeed {
         self.publish("dashboard", "dashboard.tick", json!({})).await;
     }
 
-    /// Joins `room`, first sending what the client missed after `after`.
+    /// Joins `room` (if this socket is not in it yet) and sends what the
+    /// client missed after `after`, without sending anything twice.
+    ///
+    /// Per socket and stream the feed remembers `covered`: the socket has
+    /// (or will get live) every event after it. Joining under the stream's
+    /// lock at sequence `J` makes `covered = J` (every later event is
+    /// broadcast to the room after the join). A resume with `after < covered`
+    /// replays `(after, covered]` and lowers `covered` to `after`; a resume
+    /// at or above it sends nothing.
     async fn subscribe(&self, s: &SocketRef, room: &str, after: Option<u64>) -> Subscribed {
         let st = self.stream(room);
         let g = st.lock().await;
-        s.join(room.to_owned());
+        let covered = s.extensions.get::<Covered>().unwrap_or_default();
+        let mut map = covered.0.lock().expect("covered map");
+        let c = match map.get(room) {
+            Some(c) => *c,
+            None => {
+                s.join(room.to_owned());
+                g.seq
+            }
+        };
         let mut out =
             Subscribed { room: room.to_owned(), ok: true, seq: g.seq, replayed: 0, refetch: false, error: None };
-        if let Some(last) = after {
+        let mut now_covered = c;
+        if let Some(last) = after
+            && last < c
+        {
             let oldest = g.log.front().map_or(g.seq + 1, |e| e.seq);
-            if last > g.seq || last + 1 < oldest {
+            if last + 1 < oldest {
                 out.refetch = true;
             } else {
-                for e in g.log.iter().filter(|e| e.seq > last) {
+                for e in g.log.iter().filter(|e| e.seq > last && e.seq <= c) {
                     if s.emit("event", e).is_ok() {
                         out.replayed += 1;
                     }
                 }
+                now_covered = last;
             }
         }
+        if after.is_some_and(|last| last > g.seq) {
+            // A sequence this instance never issued: it restarted (sequences restart at 1).
+            out.refetch = true;
+        }
+        map.insert(room.to_owned(), now_covered);
+        drop(map);
+        s.extensions.insert(covered);
         out
     }
 }
+
+/// Per socket: stream → every event after this one is (or will be) delivered.
+#[derive(Clone, Default)]
+struct Covered(Arc<std::sync::Mutex<HashMap<String, u64>>>);
 
 async fn authenticate(TryData(auth): TryData<Value>, State(Tokens(tokens)): State<Tokens>) -> Result<(), Unauthorized> {
     let given = auth.ok().and_then(|a| a.get("token").and_then(|t| t.as_str()).map(str::to_owned));
@@ -228,15 +262,24 @@ async fn authenticate(TryData(auth): TryData<Value>, State(Tokens(tokens)): Stat
     }
 }
 
-async fn on_connect(s: SocketRef) {
-    // Subscribed to nothing yet: the dashboard.
-    s.join("dashboard");
+async fn on_connect(s: SocketRef, TryData(auth): TryData<Value>, State(feed): State<LiveFeed>) {
+    // Subscribed to nothing yet: the dashboard. A reconnecting client passes
+    // `auth.after = {"dashboard": <last seq>}` and gets what it missed first,
+    // in order, before any live event (the result comes as `subscribed`).
+    let after = auth.ok().and_then(|a| a.get("after").and_then(|m| m.get("dashboard")).and_then(Value::as_u64));
+    let out = feed.subscribe(&s, "dashboard", after).await;
+    if after.is_some() {
+        let _ = s.emit("subscribed", &out);
+    }
     s.on(
         "subscribe",
         async |s: SocketRef, Data(req): Data<Subscribe>, ack: AckSender, State(feed): State<LiveFeed>| {
             let out = if valid_room(&req.room) {
                 if req.room != "dashboard" && !s.extensions.get::<Explicit>().is_some_and(|e| e.0) {
                     s.leave("dashboard");
+                    if let Some(c) = s.extensions.get::<Covered>() {
+                        c.0.lock().expect("covered map").remove("dashboard");
+                    }
                 }
                 if req.room == "dashboard" {
                     s.extensions.insert(Explicit(true));
@@ -256,6 +299,9 @@ async fn on_connect(s: SocketRef) {
         },
     );
     s.on("unsubscribe", async |s: SocketRef, Data(room): Data<String>| {
+        if let Some(c) = s.extensions.get::<Covered>() {
+            c.0.lock().expect("covered map").remove(&room);
+        }
         s.leave(room);
     });
 }

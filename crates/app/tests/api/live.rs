@@ -116,6 +116,7 @@ async fn the_official_client_gets_rooms_auth_and_a_gap_free_resume() {
     let resumed = &r["b_acks"][1];
     assert!(resumed["replayed"].as_u64().unwrap() > 0, "events were missed and replayed: {resumed}");
     assert_eq!(resumed["refetch"], false);
+    assert_eq!(r["b_acks"][2]["replayed"], 0, "nothing is sent twice: {}", r["b_acks"]);
     // C: only the watched call, in its own stream, numbered from 1 (its creation came before C joined).
     let c = r["c"].as_array().unwrap();
     assert_eq!(c.len(), 3, "{c:?}");

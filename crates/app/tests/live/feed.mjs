@@ -15,7 +15,8 @@ const [base, token, expectedRaw, callId] = process.argv.slice(2);
 const expected = Number(expectedRaw);
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 const fail = (m) => { out({ error: m }); process.exit(1); };
-setTimeout(() => fail("timed out"), 60_000);
+let state = () => ({});
+setTimeout(() => fail(`timed out: ${JSON.stringify(state())}`), 30_000);
 
 function connect(auth) {
   return io(base, { auth, transports: ["websocket"], reconnection: false, forceNew: true });
@@ -52,14 +53,25 @@ const badAck = await c.emitWithAck("subscribe", { room: "admin" });
 const bEvents = [];
 let bAcks = [];
 async function startB(after) {
-  const b = connect({ token });
+  if (after === undefined) {
+    const b = connect({ token });
+    b.on("event", (e) => bEvents.push(e));
+    await once(b, "connect");
+    bAcks.push(await b.emitWithAck("subscribe", { room: "dashboard" }));
+    return b;
+  }
+  // Resume in the handshake: the missed events come first, in order.
+  const b = connect({ token, after: { dashboard: after } });
   b.on("event", (e) => bEvents.push(e));
+  const resumed = once(b, "subscribed");
   await once(b, "connect");
-  const ack = await b.emitWithAck("subscribe", after === undefined ? { room: "dashboard" } : { room: "dashboard", after });
-  bAcks.push(ack);
+  bAcks.push(await resumed);
+  // A late explicit resume with the same sequence sends nothing twice.
+  bAcks.push(await b.emitWithAck("subscribe", { room: "dashboard", after }));
   return b;
 }
 let b = await startB();
+state = () => ({ a: aEvents.map((e) => e.seq), b: bEvents.map((e) => e.seq), acks: bAcks, expected });
 out({ ready: true });
 
 const lastSeq = (evs) => (evs.length ? evs[evs.length - 1].seq : 0);
