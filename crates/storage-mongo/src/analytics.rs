@@ -32,7 +32,9 @@ use mongodb::{Collection, IndexModel};
 use switchboard_domain::time::{from_millis, now_ms};
 use switchboard_domain::{AnsweredBy, CallStatus};
 use switchboard_storage::analytics::{Changes, HIST_BINS, HIST_BOUNDS_SECS};
-use switchboard_storage::{AnalyticsStore, Bucket, Metrics, Rollup, RollupQuery, Scope, StoreError, StoreResult};
+use switchboard_storage::{
+    AnalyticsStore, Bucket, Interval, Metrics, Rollup, RollupQuery, Scope, StoreError, StoreResult,
+};
 
 use crate::docs::{CallDoc, bson_date, chrono_date};
 use crate::schema::{ANALYTICS, ANALYTICS_KEY, ANALYTICS_STATE, CALLS, TRANSCRIPTS};
@@ -469,6 +471,75 @@ impl AnalyticsStore for MongoStore {
         for b in buckets {
             written += self.rebuild_bucket(b).await?;
         }
+        Ok(written)
+    }
+
+    async fn rollup_rows(
+        &self,
+        interval: Interval,
+        tz: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<Rollup>> {
+        let filter = doc! {
+            "interval": interval.as_str(),
+            "tz": tz,
+            "bucket_start": { "$gte": bson_date(from), "$lt": bson_date(to) },
+        };
+        let rows: Vec<Document> = self
+            .analytics()
+            .find(filter)
+            .sort(doc! { "bucket_start": 1, "scope_kind": 1, "scope_id": 1 })
+            .await
+            .map_err(map_err)?
+            .try_collect()
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|d| {
+                Ok(Rollup {
+                    interval,
+                    tz: tz.to_owned(),
+                    bucket_start: chrono_date(*d.get_datetime("bucket_start").map_err(|_| bad("`bucket_start`"))?),
+                    scope: Scope {
+                        kind: d.get_str("scope_kind").map_err(|_| bad("`scope_kind`"))?.to_owned(),
+                        id: d.get_str("scope_id").map_err(|_| bad("`scope_id`"))?.to_owned(),
+                    },
+                    metrics: metrics_of(d)?,
+                    updated_at: chrono_date(*d.get_datetime("updated_at").map_err(|_| bad("`updated_at`"))?),
+                })
+            })
+            .collect()
+    }
+
+    /// Each row upserted on the bucket key stamped with this build, then the
+    /// bucket's rows of older builds removed (as `rebuild_buckets` does).
+    async fn replace_bucket(&self, bucket: &Bucket, rows: &[(Scope, Metrics)]) -> StoreResult<u64> {
+        let build = ObjectId::new();
+        let now = bson_date(now_ms());
+        let mut written = 0;
+        for (scope, m) in rows.iter().filter(|(_, m)| m.calls > 0) {
+            let mut key = bucket_filter(bucket);
+            key.insert("scope_kind", scope.kind.as_str());
+            key.insert("scope_id", scope.id.as_str());
+            let metrics = mongodb::bson::serialize_to_document(m)
+                .map_err(|e| StoreError::Other(anyhow::anyhow!("analytics: metrics: {e}")))?;
+            let mut row = key.clone();
+            row.insert("calls", m.calls);
+            row.insert("metrics", metrics);
+            row.insert("updated_at", now);
+            row.insert("built_at", build);
+            self.analytics()
+                .replace_one(key, row)
+                .upsert(true)
+                .write_concern(self.write_concern.clone())
+                .await
+                .map_err(map_err)?;
+            written += 1;
+        }
+        let mut stale = bucket_filter(bucket);
+        stale.insert("built_at", doc! { "$lt": build });
+        self.analytics().delete_many(stale).await.map_err(map_err)?;
         Ok(written)
     }
 

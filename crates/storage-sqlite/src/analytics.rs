@@ -11,7 +11,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use switchboard_domain::time::{from_millis, now_ms};
 use switchboard_storage::analytics::{Changes, HIST_BINS, HIST_BOUNDS_SECS};
-use switchboard_storage::{AnalyticsStore, Bucket, Metrics, Rollup, RollupQuery, Scope, StoreResult};
+use switchboard_storage::{AnalyticsStore, Bucket, Interval, Metrics, Rollup, RollupQuery, Scope, StoreResult};
 
 use crate::SqliteStore;
 use crate::rows::{json_err, map_err, to_doc};
@@ -180,6 +180,36 @@ fn changes_of(conn: &Connection, since: i64, limit: u32) -> StoreResult<Changes>
     })
 }
 
+/// Replaces a bucket's rows (inside the caller's write transaction).
+fn replace_rows(conn: &Connection, b: &Bucket, rows: &[(Scope, Metrics)]) -> StoreResult<u64> {
+    let now = now_ms().timestamp_millis();
+    conn.prepare_cached("DELETE FROM analytics WHERE interval = ?1 AND tz = ?2 AND bucket_start = ?3")
+        .and_then(|mut st| st.execute(params![b.interval.as_str(), b.tz, b.start.timestamp_millis()]))
+        .map_err(map_err)?;
+    let mut ins = conn
+        .prepare_cached(
+            "INSERT INTO analytics (scope_kind, scope_id, interval, tz, bucket_start, calls, metrics, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(map_err)?;
+    let mut written = 0;
+    for (scope, m) in rows.iter().filter(|(_, m)| m.calls > 0) {
+        ins.execute(params![
+            scope.kind,
+            scope.id,
+            b.interval.as_str(),
+            b.tz,
+            b.start.timestamp_millis(),
+            m.calls,
+            to_doc(m),
+            now
+        ])
+        .map_err(map_err)?;
+        written += 1;
+    }
+    Ok(written)
+}
+
 const WATERMARK: &str = "rollups";
 
 #[async_trait]
@@ -187,37 +217,63 @@ impl AnalyticsStore for SqliteStore {
     async fn rebuild_buckets(&self, buckets: &[Bucket]) -> StoreResult<u64> {
         let buckets = buckets.to_vec();
         self.write(move |conn| {
-            let now = now_ms().timestamp_millis();
             let mut written = 0;
             for b in &buckets {
-                let rows = aggregate(conn, b)?;
-                conn.prepare_cached("DELETE FROM analytics WHERE interval = ?1 AND tz = ?2 AND bucket_start = ?3")
-                    .and_then(|mut st| st.execute(params![b.interval.as_str(), b.tz, b.start.timestamp_millis()]))
-                    .map_err(map_err)?;
-                let mut ins = conn
-                    .prepare_cached(
-                        "INSERT INTO analytics (scope_kind, scope_id, interval, tz, bucket_start, calls, metrics, \
-                         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    )
-                    .map_err(map_err)?;
-                for (scope, m) in rows {
-                    ins.execute(params![
-                        scope.kind,
-                        scope.id,
-                        b.interval.as_str(),
-                        b.tz,
-                        b.start.timestamp_millis(),
-                        m.calls,
-                        to_doc(&m),
-                        now
-                    ])
-                    .map_err(map_err)?;
-                    written += 1;
-                }
+                let rows: Vec<(Scope, Metrics)> = aggregate(conn, b)?.into_iter().collect();
+                written += replace_rows(conn, b, &rows)?;
             }
             Ok(written)
         })
         .await
+    }
+
+    async fn rollup_rows(
+        &self,
+        interval: Interval,
+        tz: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<Rollup>> {
+        let tz = tz.to_owned();
+        self.read(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT scope_kind, scope_id, bucket_start, metrics, updated_at FROM analytics \
+                     WHERE interval = ?1 AND tz = ?2 AND bucket_start >= ?3 AND bucket_start < ?4 \
+                     ORDER BY bucket_start, scope_kind, scope_id",
+                )
+                .map_err(map_err)?;
+            let rows = st
+                .query_map(params![interval.as_str(), tz, from.timestamp_millis(), to.timestamp_millis()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(map_err)?;
+            rows.into_iter()
+                .map(|(kind, id, start, doc, updated)| {
+                    Ok(Rollup {
+                        interval,
+                        tz: tz.clone(),
+                        bucket_start: from_millis(start),
+                        scope: Scope { kind, id },
+                        metrics: serde_json::from_str(&doc).map_err(json_err)?,
+                        updated_at: from_millis(updated),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn replace_bucket(&self, bucket: &Bucket, rows: &[(Scope, Metrics)]) -> StoreResult<u64> {
+        let (b, rows) = (bucket.clone(), rows.to_vec());
+        self.write(move |conn| replace_rows(conn, &b, &rows)).await
     }
 
     async fn rollups(&self, q: &RollupQuery) -> StoreResult<Vec<Rollup>> {

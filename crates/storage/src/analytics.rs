@@ -410,6 +410,21 @@ pub trait AnalyticsStore: Send + Sync {
     /// Stored rollups of one scope, interval and zone with `from <= bucket_start < to`, oldest first.
     async fn rollups(&self, q: &RollupQuery) -> StoreResult<Vec<Rollup>>;
 
+    /// Every stored row of `interval` and `tz` with `from <= bucket_start < to`,
+    /// all scopes (a day is summed from its hours with it).
+    async fn rollup_rows(
+        &self,
+        interval: Interval,
+        tz: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<Rollup>>;
+
+    /// Writes a bucket's rows as given (scopes without calls are skipped)
+    /// over the stored ones, removing the bucket's other rows, as
+    /// [`AnalyticsStore::rebuild_buckets`] does. Returns rows written.
+    async fn replace_bucket(&self, bucket: &Bucket, rows: &[(Scope, Metrics)]) -> StoreResult<u64>;
+
     /// The UTC hours (of `created_at`) of calls updated at or after `since`,
     /// and of calls whose transcript was, oldest update first: about `limit`
     /// changes of each kind (plus the others at the last instant read, so an

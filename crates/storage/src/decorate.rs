@@ -529,6 +529,22 @@ macro_rules! __forward_analytics_stores {
             ) -> $crate::StoreResult<Vec<$crate::analytics::Rollup>> {
                 self.$wrap("rollups", self.$field.rollups(q)).await
             }
+            async fn rollup_rows(
+                &self,
+                i: $crate::analytics::Interval,
+                tz: &str,
+                from: ::chrono::DateTime<::chrono::Utc>,
+                to: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::StoreResult<Vec<$crate::analytics::Rollup>> {
+                self.$wrap("rollup_rows", self.$field.rollup_rows(i, tz, from, to)).await
+            }
+            async fn replace_bucket(
+                &self,
+                b: &$crate::analytics::Bucket,
+                rows: &[($crate::analytics::Scope, $crate::analytics::Metrics)],
+            ) -> $crate::StoreResult<u64> {
+                self.$wrap("replace_bucket", self.$field.replace_bucket(b, rows)).await
+            }
             async fn changed_call_hours(
                 &self,
                 since: ::chrono::DateTime<::chrono::Utc>,

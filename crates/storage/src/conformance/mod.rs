@@ -61,6 +61,7 @@ const GATES: &[(&str, Gate)] = &[
     ("concurrent_lease_acquires_grant_one", Gate::DatesInUpdates),
     ("sheet_links_replace_by_version_and_keep_the_sync_state", Gate::DatesInUpdates),
     ("analytics_rollups_equal_a_recomputation", Gate::RollupAggregation),
+    ("analytics_buckets_replace_and_read_back_by_range", Gate::RollupAggregation),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -161,7 +162,8 @@ macro_rules! conformance_tests {
             transcripts_upsert_keeps_final_and_analysis,
             transcript_lists_match_every_filter,
             transcript_search_matches_the_reference,
-            analytics_rollups_equal_a_recomputation
+            analytics_rollups_equal_a_recomputation,
+            analytics_buckets_replace_and_read_back_by_range
         );
     };
     (@cases $make:path; $($case:ident),+ $(,)?) => {

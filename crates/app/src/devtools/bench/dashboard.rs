@@ -128,9 +128,17 @@ pub async fn run(opts: DashboardBenchOptions) -> anyhow::Result<DashboardReport>
     store.migrate().await?;
     // The campaign `performance` reads (seeded calls link to cmp_1 … by id).
     let now = switchboard_domain::time::now_ms();
-    let mut campaign = CampaignInput { name: Some("Bench".into()), ..Default::default() }
-        .apply(None, now - chrono::Duration::days(40))
-        .map_err(|e| anyhow::anyhow!("bench campaign: {e:?}"))?;
+    let mut campaign = CampaignInput {
+        name: Some("Bench".into()),
+        agent: Some(switchboard_domain::campaign::AgentSettings {
+            agent_id: "agent_bench".into(),
+            caller_id: Some("+15005550001".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .apply(None, now - chrono::Duration::days(40))
+    .map_err(|e| anyhow::anyhow!("bench campaign: {e:?}"))?;
     campaign.id = seed::campaign_id(1);
     store.insert_campaign(&campaign).await?;
     let cold = serve(store.clone(), false).await?;
