@@ -139,9 +139,18 @@ pub async fn catch_up(store: &dyn Storage, tz: Tz, overlap: Duration) -> anyhow:
         None => DateTime::<Utc>::UNIX_EPOCH,
     };
     loop {
+        let t = std::time::Instant::now();
         let changes = store.changed_call_hours(since, BATCH).await?;
+        let read = t.elapsed();
         report.hours += changes.hours.len() as u64;
         rebuild(store, &buckets_for_hours(changes.hours.iter().copied(), tz), &mut report).await?;
+        tracing::debug!(
+            hours = changes.hours.len(),
+            more = changes.more,
+            read_ms = read.as_millis() as u64,
+            total_ms = t.elapsed().as_millis() as u64,
+            "rollup catch-up batch"
+        );
         let Some(newest) = changes.newest else { break };
         store.advance_rollup_watermark(newest).await?;
         if !changes.more {
