@@ -235,6 +235,58 @@ pub const METRICS: &[&str] = &[
     "sentiment",
 ];
 
+/// The metric of a time series (OpenAPI; `METRICS` is the list the handler checks).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum MetricParam {
+    /// Calls created.
+    Calls,
+    /// Answered by anyone or anything.
+    Answered,
+    /// Answered by a person.
+    AnsweredByPerson,
+    /// Voicemail / machine.
+    Voicemail,
+    /// Busy.
+    Busy,
+    /// Not answered.
+    NoAnswer,
+    /// Could not be placed.
+    Failed,
+    /// Not ended yet.
+    InFlight,
+    /// answered / ended.
+    AnswerRate,
+    /// Talk time (s).
+    TalkTime,
+    /// Mean talk time (s).
+    AvgTalkTime,
+    /// Mean time to answer (s).
+    AvgConnectTime,
+    /// Twilio cost.
+    Cost,
+    /// ElevenLabs credits.
+    Credits,
+    /// Judged successful.
+    Successful,
+    /// successful / judged.
+    SuccessRate,
+    /// Mean sentiment.
+    Sentiment,
+}
+
+/// Bucket width of a time series.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum IntervalParam {
+    /// One UTC hour.
+    Hour,
+    /// One local day.
+    Day,
+}
+
 /// One metric of one bucket (`None`: a rate or mean with nothing to divide).
 pub fn metric_value(m: &Metrics, metric: &str) -> Option<f64> {
     let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
@@ -296,8 +348,8 @@ fn whole_hour_days(tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
 /// A metric per hour or per day, gaps filled with zeros, for everything or one campaign or agent.
 #[utoipa::path(get, path = "/api/v1/dashboard/timeseries", tag = "dashboard", operation_id = "dashboard_timeseries",
     params(
-        ("metric" = String, Query, description = "calls, answered, answered_by_person, voicemail, busy, no_answer, failed, in_flight, answer_rate, talk_time, avg_talk_time, avg_connect_time, cost, credits, successful, success_rate or sentiment"),
-        ("interval" = Option<String>, Query, description = "`hour` (default) or `day`"),
+        ("metric" = MetricParam, Query, description = "What to plot"),
+        ("interval" = Option<IntervalParam>, Query, description = "`hour` (default) or `day`"),
         ("from" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "First bucket holding this instant (RFC 3339); default 24 hours (hour) or 30 days (day) ago"),
         ("to" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "End (exclusive, RFC 3339); default now"),
         ("tz" = Option<String>, Query, description = "IANA zone of day buckets; default `analytics.reporting_tz` (another zone must have whole-hour offsets)"),
@@ -345,8 +397,7 @@ pub async fn timeseries(State(state): State<AppState>, uri: Uri) -> Result<Json<
         };
         if span > MAX_POINTS {
             q.bad("from", format!("the range holds more than {MAX_POINTS} {}s", interval.as_str()));
-        }
-        if interval == Interval::Day && tz != reporting && !whole_hour_days(tz, from, to) {
+        } else if interval == Interval::Day && tz != reporting && !whole_hour_days(tz, from, to) {
             q.bad(
                 "tz",
                 format!(
@@ -717,6 +768,18 @@ mod tests {
         assert!(whole_hour_days(ny, utc("2026-10-31T12:00:00Z"), utc("2026-11-02T12:00:00Z")));
         let india: Tz = "Asia/Kolkata".parse().unwrap();
         assert!(!whole_hour_days(india, utc("2026-10-31T12:00:00Z"), utc("2026-11-02T12:00:00Z")));
+    }
+
+    #[test]
+    fn the_documented_metrics_are_the_served_ones() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::http::openapi::document()).unwrap();
+        let listed: Vec<&str> = doc["components"]["schemas"]["MetricParam"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(listed, METRICS);
     }
 
     #[test]

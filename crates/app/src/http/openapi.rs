@@ -176,7 +176,7 @@ impl Modify for CommonResponses {
         super::contacts::ContactSortParam, super::contacts::ImportFormatParam, super::contacts::OnDuplicateParam, super::contacts::ExportFormatParam,
         super::jobs::JobOut, super::jobs::JobList,
         super::transcripts::RecordingOut, super::transcripts::RecordingList, super::transcripts::TurnOut, super::transcripts::CriterionOut, super::transcripts::DataPointOut, super::transcripts::TranscriptOut, super::transcripts::SearchHitOut, super::transcripts::SearchPage,
-        super::dashboard::Summary, super::dashboard::PeriodFigures, super::dashboard::Change, super::dashboard::TimeSeries, super::dashboard::Point, super::dashboard::Performance, super::dashboard::FunnelStep, super::dashboard::Quality, super::dashboard::QualityPoint,
+        super::dashboard::MetricParam, super::dashboard::IntervalParam, super::dashboard::Summary, super::dashboard::PeriodFigures, super::dashboard::Change, super::dashboard::TimeSeries, super::dashboard::Point, super::dashboard::Performance, super::dashboard::FunnelStep, super::dashboard::Quality, super::dashboard::QualityPoint,
         super::insights::ConversationInsights, super::insights::InsightGroup, super::insights::Counted, super::insights::CriterionStats, super::insights::FillStats,
         super::sheets::SheetLinkOut, super::sheets::SheetLinkPage, super::sheets::SheetLinkBody, super::sheets::SyncStateOut, super::sheets::RowIssueOut, super::sheets::SheetPreview, super::sheets::PreviewRow,
         Problem, FieldError,
