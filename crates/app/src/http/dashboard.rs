@@ -367,7 +367,8 @@ pub async fn timeseries(State(state): State<AppState>, uri: Uri) -> Result<Json<
     if !METRICS.contains(&metric.as_str()) {
         q.bad("metric", format!("must be one of {}", METRICS.join(", ")));
     }
-    let interval = match q.one("interval").as_deref() {
+    // Typed: `interval=` is an invalid value, not an absent one.
+    let interval = match q.raw("interval").as_deref() {
         None | Some("hour") => Interval::Hour,
         Some("day") => Interval::Day,
         Some(other) => {

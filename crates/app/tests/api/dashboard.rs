@@ -270,6 +270,8 @@ async fn timeseries_fill_gaps_follow_the_zone_and_name_bad_parameters() {
     for (query, field) in [
         ("metric=nope", "metric"),
         ("metric=calls&interval=week", "interval"),
+        ("metric=calls&interval=", "interval"),
+        ("metric=", "metric"),
         ("metric=calls&tz=Mars/Olympus", "tz"),
         ("metric=calls&campaign_id=cmp_x&agent_id=a", "agent_id"),
         ("metric=calls&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "from"),
