@@ -464,6 +464,28 @@ impl MongoStore {
     }
 }
 
+/// One stored row as a `Rollup`.
+fn rollup_of(d: &Document) -> StoreResult<Rollup> {
+    let text = |k: &str| d.get_str(k).map(str::to_owned).map_err(|_| bad(&format!("`{k}`")));
+    let date = |k: &str| d.get_datetime(k).map(|t| chrono_date(*t)).map_err(|_| bad(&format!("`{k}`")));
+    Ok(Rollup {
+        interval: Interval::parse(&text("interval")?).ok_or_else(|| bad("`interval`"))?,
+        tz: text("tz")?,
+        bucket_start: date("bucket_start")?,
+        scope: Scope { kind: text("scope_kind")?, id: text("scope_id")? },
+        metrics: metrics_of(d)?,
+        updated_at: date("updated_at")?,
+    })
+}
+
+impl MongoStore {
+    async fn find_rollups(&self, filter: Document, sort: Document) -> StoreResult<Vec<Rollup>> {
+        let rows: Vec<Document> =
+            self.analytics().find(filter).sort(sort).await.map_err(map_err)?.try_collect().await.map_err(map_err)?;
+        rows.iter().map(rollup_of).collect()
+    }
+}
+
 #[async_trait]
 impl AnalyticsStore for MongoStore {
     async fn rebuild_buckets(&self, buckets: &[Bucket]) -> StoreResult<u64> {
@@ -486,30 +508,7 @@ impl AnalyticsStore for MongoStore {
             "tz": tz,
             "bucket_start": { "$gte": bson_date(from), "$lt": bson_date(to) },
         };
-        let rows: Vec<Document> = self
-            .analytics()
-            .find(filter)
-            .sort(doc! { "bucket_start": 1, "scope_kind": 1, "scope_id": 1 })
-            .await
-            .map_err(map_err)?
-            .try_collect()
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(|d| {
-                Ok(Rollup {
-                    interval,
-                    tz: tz.to_owned(),
-                    bucket_start: chrono_date(*d.get_datetime("bucket_start").map_err(|_| bad("`bucket_start`"))?),
-                    scope: Scope {
-                        kind: d.get_str("scope_kind").map_err(|_| bad("`scope_kind`"))?.to_owned(),
-                        id: d.get_str("scope_id").map_err(|_| bad("`scope_id`"))?.to_owned(),
-                    },
-                    metrics: metrics_of(d)?,
-                    updated_at: chrono_date(*d.get_datetime("updated_at").map_err(|_| bad("`updated_at`"))?),
-                })
-            })
-            .collect()
+        self.find_rollups(filter, doc! { "bucket_start": 1, "scope_kind": 1, "scope_id": 1 }).await
     }
 
     /// Each row upserted on the bucket key stamped with this build, then the
@@ -551,27 +550,7 @@ impl AnalyticsStore for MongoStore {
             "tz": q.tz.as_str(),
             "bucket_start": { "$gte": bson_date(q.from), "$lt": bson_date(q.to) },
         };
-        let rows: Vec<Document> = self
-            .analytics()
-            .find(filter)
-            .sort(doc! { "bucket_start": 1 })
-            .await
-            .map_err(map_err)?
-            .try_collect()
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(|d| {
-                Ok(Rollup {
-                    interval: q.interval,
-                    tz: q.tz.clone(),
-                    bucket_start: chrono_date(*d.get_datetime("bucket_start").map_err(|_| bad("`bucket_start`"))?),
-                    scope: q.scope.clone(),
-                    metrics: metrics_of(d)?,
-                    updated_at: chrono_date(*d.get_datetime("updated_at").map_err(|_| bad("`updated_at`"))?),
-                })
-            })
-            .collect()
+        self.find_rollups(filter, doc! { "bucket_start": 1 }).await
     }
 
     async fn changed_call_hours(&self, since: DateTime<Utc>, limit: u32) -> StoreResult<Changes> {

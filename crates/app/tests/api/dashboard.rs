@@ -11,7 +11,7 @@ use switchboard_domain::time::now_ms;
 use switchboard_domain::{Call, CallId, CallStatus, CallUpdate, Source};
 use switchboard_storage::{CallFilter, CallSort, Metrics, PageRequest, RollupQuery, Scope, Storage};
 
-use crate::helpers::{TestApp, status_params};
+use crate::helpers::{TestApp, sid, status_params};
 
 async fn all_calls(store: &dyn Storage) -> Vec<Call> {
     let mut out = Vec::new();
@@ -107,10 +107,6 @@ fn post_call(conv: &str, call_sid: &str, result: &str, reason: &str) -> serde_js
             "has_audio": false
         }
     })
-}
-
-fn sid(n: u32) -> String {
-    format!("CA{n:032x}")
 }
 
 /// A post-call transcription for `call_sid` (the page test opens it).
