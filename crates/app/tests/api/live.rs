@@ -64,7 +64,7 @@ async fn the_official_client_gets_rooms_auth_and_a_gap_free_resume() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut next = async || -> Value {
-        let line = tokio::time::timeout(StdDuration::from_secs(60), lines.next_line())
+        let line = tokio::time::timeout(StdDuration::from_secs(150), lines.next_line())
             .await
             .expect("the client answers")
             .unwrap()
@@ -190,7 +190,7 @@ async fn the_dashboard_page_shows_the_api_figures_and_updates_live_in_chromium()
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut next = async || -> Value {
-        let line = tokio::time::timeout(StdDuration::from_secs(60), lines.next_line())
+        let line = tokio::time::timeout(StdDuration::from_secs(150), lines.next_line())
             .await
             .expect("the page driver answers")
             .unwrap()
@@ -211,13 +211,16 @@ async fn the_dashboard_page_shows_the_api_figures_and_updates_live_in_chromium()
     assert!(f["rows"].as_u64().unwrap() >= 5, "{ready}");
     assert!(f["bars"].as_u64().unwrap() >= 24, "one bar per hour: {ready}");
 
-    // A status change shows within a second of the webhook's acknowledgement.
+    // A status change shows within a second of the webhook's acknowledgement
+    // (the requirement; timed from the last acknowledgement, so a slow
+    // request under CI load does not count against the page).
     stdin.write_all(format!("expect {watched_id} completed\n").as_bytes()).await.unwrap();
     assert_eq!(next().await["waiting"], true);
-    let sent = std::time::Instant::now();
+    let mut sent = std::time::Instant::now();
     for (k, st) in [(3, "in-progress"), (4, "completed")] {
         let p = status_params(&watched, k, st);
         assert!(app.twilio("/webhooks/twilio/status", &refs(&p)).await.status().is_success());
+        sent = std::time::Instant::now();
     }
     let updated = next().await;
     assert!(updated["updated_ms"].is_u64(), "{updated}");

@@ -15,11 +15,17 @@ const [base, token, expectedRaw, callId] = process.argv.slice(2);
 const expected = Number(expectedRaw);
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 const fail = (m) => { out({ error: m }); process.exit(1); };
+// Where the script is, so a timeout names the step it was stuck on.
+let step = "start";
 let state = () => ({});
-setTimeout(() => fail(`timed out: ${JSON.stringify(state())}`), 30_000);
+// Generous: CI runs this beside the whole test suite on two cores.
+setTimeout(() => fail(`timed out at step "${step}": ${JSON.stringify(state())}`), 120_000);
 
-function connect(auth) {
-  return io(base, { auth, transports: ["websocket"], reconnection: false, forceNew: true });
+function connect(auth, expectRefusal = false) {
+  const s = io(base, { auth, transports: ["websocket"], reconnection: false, forceNew: true, timeout: 60_000 });
+  // A refused or failed connection would otherwise leave `once(s, "connect")` waiting forever.
+  if (!expectRefusal) s.on("connect_error", (e) => fail(`connect_error at step "${step}": ${e.message}`));
+  return s;
 }
 
 function once(socket, event) {
@@ -28,23 +34,27 @@ function once(socket, event) {
 
 // 1. A bad token is refused.
 {
-  const bad = connect({ token: "not-a-token-not-a-token" });
+  step = "refused";
+  const bad = connect({ token: "not-a-token-not-a-token" }, true);
   const err = await once(bad, "connect_error");
   out({ refused: err.message });
   bad.close();
 }
 
 // 2. A: connected, subscribed to nothing → the dashboard.
+step = "connect A";
 const a = connect({ token });
 const aEvents = [];
 a.on("event", (e) => aEvents.push(e));
 await once(a, "connect");
 
 // C: one call's room (leaves the dashboard).
+step = "connect C";
 const c = connect({ token });
 const cEvents = [];
 c.on("event", (e) => cEvents.push(e));
 await once(c, "connect");
+step = "subscribe C";
 const cAck = await c.emitWithAck("subscribe", { room: `call:${callId}` });
 if (!cAck.ok) fail(`subscribe call: ${JSON.stringify(cAck)}`);
 const badAck = await c.emitWithAck("subscribe", { room: "admin" });
@@ -53,6 +63,7 @@ const badAck = await c.emitWithAck("subscribe", { room: "admin" });
 const bEvents = [];
 let bAcks = [];
 async function startB(after) {
+  step = after === undefined ? "connect B" : "resume B";
   if (after === undefined) {
     const b = connect({ token });
     b.on("event", (e) => bEvents.push(e));
@@ -72,6 +83,7 @@ async function startB(after) {
 }
 let b = await startB();
 state = () => ({ a: aEvents.map((e) => e.seq), b: bEvents.map((e) => e.seq), acks: bAcks, expected });
+step = "receive";
 out({ ready: true });
 
 const lastSeq = (evs) => (evs.length ? evs[evs.length - 1].seq : 0);
