@@ -94,7 +94,7 @@ impl App {
         }
         // Every writer goes through the evicting decorator, so a write invalidates what it changed.
         let cache = cache::Cache::from_settings(&settings)?;
-        let live = live::LiveFeed::new(live::BUFFER);
+        let live = live::LiveFeed::from_settings(&settings)?;
         let store: Arc<dyn Storage> = Arc::new(cache::Evicting::new(store, cache.clone(), live.clone()));
         let mut tokens = settings.api_tokens.clone();
         if tokens.is_empty() && settings.env == "dev" {

@@ -19,6 +19,10 @@ pub const STORE_DURATION: &str = "switchboard_store_operation_duration_seconds";
 pub const JOB_RUNS: &str = "switchboard_job_runs_total";
 /// Unix time of each job's last successful run on this instance.
 pub const JOB_LAST_SUCCESS: &str = "switchboard_job_last_success_timestamp_seconds";
+/// Live-feed events delivered to this instance's Socket.IO rooms.
+pub const LIVE_EVENTS: &str = "switchboard_live_events_total";
+/// Live-feed events that could not be published (Redis unreachable).
+pub const LIVE_PUBLISH_FAILURES: &str = "switchboard_live_publish_failures_total";
 
 /// The process-wide recorder (the `metrics` facade allows one), installed on first use.
 pub fn handle() -> &'static PrometheusHandle {
@@ -37,6 +41,8 @@ pub fn handle() -> &'static PrometheusHandle {
         metrics::describe_counter!(WEBHOOKS, "Webhooks accepted, by provider and outcome");
         metrics::describe_histogram!(STORE_DURATION, metrics::Unit::Seconds, "Store operation latency");
         metrics::describe_counter!(JOB_RUNS, "Background job runs by job and outcome");
+        metrics::describe_counter!(LIVE_EVENTS, "Live-feed events delivered to this instance's rooms");
+        metrics::describe_counter!(LIVE_PUBLISH_FAILURES, "Live-feed events not published (Redis unreachable)");
         metrics::describe_gauge!(JOB_LAST_SUCCESS, metrics::Unit::Seconds, "Unix time of each job's last success");
         handle
     })

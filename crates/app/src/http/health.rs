@@ -33,8 +33,15 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         "backend": state.cache.backend_name(),
         "status": if state.cache.degraded() { "degraded: Redis unreachable, serving from the store" } else { "ok" },
     });
+    // Nor does the live feed: without Redis, other instances' events do not reach this one's clients.
+    let live = json!({
+        "bus": state.live.bus_name(),
+        "status": if state.live.listening() { "ok" } else { "degraded: Redis unreachable, other instances' events are not delivered here" },
+    });
     match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready", "store": backend, "cache": cache }))),
+        Ok(Ok(())) => {
+            (StatusCode::OK, Json(json!({ "status": "ready", "store": backend, "cache": cache, "live": live })))
+        }
         Ok(Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "unavailable", "store": backend, "reason": e.to_string() })),

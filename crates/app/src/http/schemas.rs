@@ -782,6 +782,18 @@ pub struct Readiness {
     /// The read cache: `backend` (`redis`, `memory`, `off`) and `status`
     /// (`ok`, or `degraded: …` while Redis is unreachable; never unready for it).
     pub cache: Option<CacheStatus>,
+    /// The live feed: `bus` (`local`, or `redis` between instances) and
+    /// `status` (`ok`, or `degraded: …` while Redis is unreachable).
+    pub live: Option<LiveStatus>,
+}
+
+/// The live feed in `/readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct LiveStatus {
+    /// `local` or `redis`.
+    pub bus: String,
+    /// `ok` or `degraded: …`.
+    pub status: String,
 }
 
 /// The read cache in `/readyz`.
