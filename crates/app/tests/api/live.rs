@@ -128,6 +128,108 @@ async fn the_official_client_gets_rooms_auth_and_a_gap_free_resume() {
     let _ = child.wait().await;
 }
 
+/// Two instances on one database and one Redis: a client connected to
+/// instance A sees calls updated through instance B, in one contiguous
+/// stream, and a client that drops from B resumes on A without a hole or a
+/// duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_one_feed_through_redis() {
+    let name = "two_instances_share_one_feed_through_redis";
+    if std::env::var("TEST_REDIS_URL").is_err() {
+        switchboard_storage::conformance::loud(&format!("SKIPPED {name}: TEST_REDIS_URL is not set"));
+        return;
+    }
+    if let Some(why) = client_missing() {
+        if std::env::var("CI").is_ok() {
+            panic!("{why}");
+        }
+        switchboard_storage::conformance::loud(&format!("SKIPPED {name}: {why}"));
+        return;
+    }
+    // A private Redis: the feed's keys and channel are not shared with other tests.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut redis = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server runs");
+    let url = format!("redis://127.0.0.1:{port}");
+    let shared = tempfile::tempdir().unwrap();
+    let db = shared.path().join("shared.db");
+    let tweak = |s: &mut switchboard::config::Settings| {
+        s.analytics.enabled = false;
+        s.storage.sqlite_path = db.clone();
+        s.redis.url = Some(switchboard::config::Secret::new(url.clone()));
+    };
+    let a = TestApp::spawn_with(tweak).await;
+    let b = TestApp::spawn_with(tweak).await;
+    for app in [&a, &b] {
+        let mut ok = false;
+        for _ in 0..400 {
+            let r = app.get_json("/readyz", StatusCode::OK).await;
+            if r["live"]["bus"] == "redis" && r["live"]["status"] == "ok" {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(25)).await;
+        }
+        assert!(ok, "both instances listen on Redis");
+    }
+
+    // 12 calls × 3 statuses, alternating between the instances.
+    let expected = 12 * 3;
+    let mut child = tokio::process::Command::new("node")
+        .arg(live_dir().join("cluster.mjs"))
+        .args([&a.base, &b.base, API_TOKEN, &expected.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(StdDuration::from_secs(150), lines.next_line())
+            .await
+            .expect("the client answers")
+            .unwrap()
+            .expect("a line");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    assert_eq!(next().await["ready"], true);
+    let mut via_b = Vec::new();
+    for i in 0..12u32 {
+        let s = sid(0x2200 + i);
+        let app = if i % 2 == 0 { &a } else { &b };
+        for (k, st) in ["initiated", "ringing", "completed"].iter().enumerate() {
+            let r = app.twilio("/webhooks/twilio/status", &refs(&status_params(&s, k as u32 + 1, st))).await;
+            assert!(r.status().is_success());
+        }
+        if i % 2 == 1 {
+            via_b.push(app.get_json(&format!("/api/v1/calls/{s}"), StatusCode::OK).await["id"].clone());
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    let result = next().await;
+    let r = &result["result"];
+    assert!(r.is_object(), "{result}");
+    let x = r["x"].as_array().unwrap();
+    assert_eq!(x.len(), expected, "X (on A) got every event: {x:?}");
+    let seqs: Vec<u64> = x.iter().map(|e| e[1].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "one contiguous stream across instances: {seqs:?}");
+    for id in &via_b {
+        assert!(x.iter().any(|e| &e[3] == id), "X on A saw call {id} updated through B");
+    }
+    // Y: 5 events from B, then the rest replayed and live from A — exactly X's stream.
+    let y = r["y"].as_array().unwrap();
+    assert_eq!(y, x, "Y (dropped from B at {}, resumed on A: {}) equals X", r["drop_at"], r["resume"]);
+    assert!(r["resume"]["replayed"].as_u64().unwrap() > 0, "missed events were replayed: {}", r["resume"]);
+    assert_eq!(r["resume"]["refetch"], false);
+    let _ = child.wait().await;
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
+
 /// Chromium and the npm driver are there, or the reason they are not.
 fn chromium_missing() -> Option<String> {
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
