@@ -12,7 +12,7 @@
 //! ranges end at a bucket boundary (the end of the current hour or local
 //! day), so repeated default requests share a key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -597,6 +597,161 @@ pub struct Performance {
     pub totals: PeriodFigures,
     /// Conversation quality.
     pub quality: Quality,
+    /// Attempts by attempt number (1st, 2nd, …) and what they came to.
+    pub by_attempt: Vec<AttemptFigures>,
+    /// Call pattern analysis: when recipients answer, by their local hour of day and weekday.
+    pub call_pattern: CallPattern,
+}
+
+/// What the attempts with one attempt number came to.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AttemptFigures {
+    /// 1 for first attempts, 2 for second, …
+    pub attempt: u32,
+    /// Finished attempts with this number.
+    pub attempts: u64,
+    /// Answered by a person.
+    pub answered: u64,
+    /// Answered by a machine.
+    pub voicemail: u64,
+    /// Busy.
+    pub busy: u64,
+    /// Not answered.
+    pub no_answer: u64,
+    /// Failed or cancelled.
+    pub failed: u64,
+    /// `answered / attempts` (`null` with no attempts).
+    pub answer_rate: Option<f64>,
+}
+
+/// Finished attempts and person-answered ones in one slot.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PatternSlot {
+    /// Hour of day (0–23) or ISO weekday (1 = Monday … 7 = Sunday), recipient-local.
+    pub slot: u32,
+    /// Finished attempts placed in this slot.
+    pub attempts: u64,
+    /// Of them, answered by a person.
+    pub answered: u64,
+    /// `answered / attempts` (`null` with no attempts).
+    pub answer_rate: Option<f64>,
+}
+
+/// When people answer, in each recipient's own zone (the contact's zone, or
+/// its phone region's, else the campaign's schedule zone — as the dialer's windows).
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CallPattern {
+    /// 24 slots, hour 0 to 23.
+    pub by_hour: Vec<PatternSlot>,
+    /// 7 slots, Monday (1) to Sunday (7).
+    pub by_weekday: Vec<PatternSlot>,
+    /// The best hour (highest answer rate among hours with at least 5 attempts).
+    pub best_hour: Option<u32>,
+}
+
+/// By-attempt figures and the call pattern of a campaign, from its
+/// enrollments' attempt histories (the last [`switchboard_domain::enrollment::HISTORY`]
+/// attempts of each) and its contacts' zones. Not a rollup: callers cache it.
+/// (Boxed and owning its inputs: the compiler cannot prove the stream of
+/// contact reads `Send` for every lifetime inside the cache's single flight.)
+fn attempt_analysis(
+    state: AppState,
+    c: switchboard_domain::Campaign,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> futures::future::BoxFuture<'static, Result<(Vec<AttemptFigures>, CallPattern), ApiError>> {
+    Box::pin(attempt_analysis_inner(state, c, from, to))
+}
+
+async fn attempt_analysis_inner(
+    state: AppState,
+    c: switchboard_domain::Campaign,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(Vec<AttemptFigures>, CallPattern), ApiError> {
+    use chrono::{Datelike, Timelike};
+    use futures::StreamExt;
+    use switchboard_domain::enrollment::Outcome;
+    let mut by_attempt: BTreeMap<u32, AttemptFigures> = BTreeMap::new();
+    let mut hours = vec![PatternSlot::default(); 24];
+    let mut weekdays = vec![PatternSlot::default(); 7];
+    let mut page = switchboard_storage::PageRequest { limit: 500, cursor: None };
+    loop {
+        let batch = state.store.list_enrollments(&c.id, &[], &page).await?;
+        let ids: Vec<switchboard_domain::ContactId> = batch.items.iter().map(|e| e.contact_id.clone()).collect();
+        let zones: HashMap<switchboard_domain::ContactId, chrono_tz::Tz> =
+            futures::stream::iter(ids)
+                .map(|id| {
+                    // Owned, so the futures are Send for any lifetime.
+                    let store = state.store.clone();
+                    let fallback = c.schedule.time_zone.clone();
+                    let default_tz = c.default_tz();
+                    async move {
+                        let contact = store.get_contact(&id).await?;
+                        let tz = contact
+                            .as_ref()
+                            .map(|k| k.effective_time_zone(&fallback).to_owned())
+                            .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+                            .unwrap_or(default_tz);
+                        Ok::<_, switchboard_storage::StoreError>((id, tz))
+                    }
+                })
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
+        for e in &batch.items {
+            let tz = zones.get(&e.contact_id).copied().unwrap_or_else(|| c.default_tz());
+            for a in &e.history {
+                let Some(outcome) = a.outcome else { continue };
+                if a.at < from || a.at >= to {
+                    continue;
+                }
+                let f = by_attempt.entry(a.n).or_insert_with(|| AttemptFigures { attempt: a.n, ..Default::default() });
+                f.attempts += 1;
+                match outcome {
+                    Outcome::Answered => f.answered += 1,
+                    Outcome::Voicemail => f.voicemail += 1,
+                    Outcome::Busy => f.busy += 1,
+                    Outcome::NoAnswer => f.no_answer += 1,
+                    Outcome::Failed => f.failed += 1,
+                }
+                let local = a.at.with_timezone(&tz);
+                let person = u64::from(outcome == Outcome::Answered);
+                for slot in [&mut hours[local.hour() as usize], &mut weekdays[local.weekday().num_days_from_monday() as usize]] {
+                    slot.attempts += 1;
+                    slot.answered += person;
+                }
+            }
+        }
+        match batch.next_cursor {
+            Some(next) => page.cursor = Some(next),
+            None => break,
+        }
+    }
+    let rate = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
+    let by_attempt: Vec<AttemptFigures> = by_attempt
+        .into_values()
+        .map(|mut f| {
+            f.answer_rate = rate(f.answered, f.attempts);
+            f
+        })
+        .collect();
+    for (i, s) in hours.iter_mut().enumerate() {
+        s.slot = i as u32;
+        s.answer_rate = rate(s.answered, s.attempts);
+    }
+    for (i, s) in weekdays.iter_mut().enumerate() {
+        s.slot = i as u32 + 1;
+        s.answer_rate = rate(s.answered, s.attempts);
+    }
+    let best_hour = hours
+        .iter()
+        .filter(|s| s.attempts >= 5)
+        .max_by(|a, b| a.answer_rate.partial_cmp(&b.answer_rate).unwrap_or(std::cmp::Ordering::Equal))
+        .map(|s| s.slot);
+    Ok((by_attempt, CallPattern { by_hour: hours, by_weekday: weekdays, best_hour }))
 }
 
 /// The funnel, outcomes and conversation quality of one campaign, from its day rollups.
@@ -665,6 +820,11 @@ pub async fn performance(
             success_rate: metric_value(m, "success_rate"),
         });
     }
+    let attempts_key = format!("{key}:attempts");
+    let (by_attempt, call_pattern) = state
+        .cache
+        .get_or_compute(Kind::Rollups, &attempts_key, || attempt_analysis(state.clone(), c.clone(), from, to))
+        .await?;
     let enrolled: u64 = state.store.count_enrollments(&c.id).await?.iter().map(|(_, n)| n).sum();
     let steps = [
         ("enrolled", enrolled as i64),
@@ -709,6 +869,8 @@ pub async fn performance(
             trend,
         },
         totals: PeriodFigures::of(&total),
+        by_attempt,
+        call_pattern,
     }))
 }
 

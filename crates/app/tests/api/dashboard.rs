@@ -350,3 +350,88 @@ async fn campaign_performance_is_a_funnel_outcomes_and_quality_from_rollups() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// By attempt number and call pattern: each attempt of each enrollment's
+/// history counted under its number, and placed in its recipient's local
+/// hour and weekday (the contact's zone, else the campaign's).
+#[tokio::test]
+async fn campaign_performance_breaks_attempts_down_by_number_and_recipient_local_time() {
+    use switchboard_domain::enrollment::{Attempt, Outcome};
+    let app = TestApp::spawn_with(|s| s.analytics.enabled = false).await;
+    let (s, c) = app
+        .call(
+            Method::POST,
+            "/api/v1/campaigns",
+            Some(json!({"name": "Pattern", "agent": {"agent_id": "agent_pat", "caller_id": "+15005550001"},
+                        "schedule": {"time_zone": "America/New_York"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let cid = switchboard_domain::CampaignId::parse(c["id"].as_str().unwrap()).unwrap();
+    let mut contacts = Vec::new();
+    for (phone, tz) in [("+14155550201", Some("Europe/Berlin")), ("+14155550202", Some("Asia/Tokyo")), ("+14155550203", None)]
+    {
+        let mut body = json!({ "phone": phone });
+        if let Some(tz) = tz {
+            body["time_zone"] = json!(tz);
+        }
+        let (s, k) = app.call(Method::POST, "/api/v1/contacts", Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{k}");
+        contacts.push(switchboard_domain::ContactId::parse(k["id"].as_str().unwrap()).unwrap());
+    }
+    let store = &app.state.store;
+    store.enroll(&cid, &contacts, now_ms()).await.unwrap();
+    let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    // Monday 30 November 2026.
+    let histories = [
+        // Berlin: 09:30 no answer, then 18:10 answered.
+        vec![(1, "2026-11-30T08:30:00Z", Some(Outcome::NoAnswer)), (2, "2026-11-30T17:10:00Z", Some(Outcome::Answered))],
+        // Tokyo: 10:00 voicemail.
+        vec![(1, "2026-11-30T01:00:00Z", Some(Outcome::Voicemail))],
+        // No zone of its own: the campaign's (New York): 09:00 answered; a second attempt still going on.
+        vec![(1, "2026-11-30T14:00:00Z", Some(Outcome::Answered)), (2, "2026-11-30T19:00:00Z", None)],
+    ];
+    for (contact, history) in contacts.iter().zip(histories) {
+        let mut e = store.find_enrollment(&cid, contact).await.unwrap().unwrap();
+        e.history = history
+            .into_iter()
+            .map(|(n, at, outcome)| Attempt { n, call_id: CallId::new(), at: t(at), outcome })
+            .collect();
+        e.attempts = e.history.len() as u32;
+        store.replace_enrollment(&e).await.unwrap();
+    }
+    let p = app
+        .get_json(
+            &format!("/api/v1/campaigns/{cid}/performance?from=2026-11-29T00:00:00Z&to=2026-12-02T00:00:00Z"),
+            StatusCode::OK,
+        )
+        .await;
+    let by: Vec<(u64, u64, u64, u64, u64)> = p["by_attempt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let n = |k: &str| a[k].as_u64().unwrap();
+            (n("attempt"), n("attempts"), n("answered"), n("voicemail"), n("no_answer"))
+        })
+        .collect();
+    assert_eq!(by, vec![(1, 3, 1, 1, 1), (2, 1, 1, 0, 0)], "{p}");
+    assert_eq!(p["by_attempt"][0]["answer_rate"].as_f64().unwrap(), 1.0 / 3.0);
+    let hours = p["call_pattern"]["by_hour"].as_array().unwrap();
+    assert_eq!(hours.len(), 24);
+    let slot = |h: usize| (hours[h]["attempts"].as_u64().unwrap(), hours[h]["answered"].as_u64().unwrap());
+    assert_eq!(slot(9), (2, 1), "Berlin 09:30 and New York 09:00: {p}");
+    assert_eq!(slot(10), (1, 0), "Tokyo 10:00");
+    assert_eq!(slot(18), (1, 1), "Berlin 18:10");
+    assert_eq!(hours.iter().map(|h| h["attempts"].as_u64().unwrap()).sum::<u64>(), 4, "the call in progress is not counted");
+    let days = p["call_pattern"]["by_weekday"].as_array().unwrap();
+    assert_eq!((days[0]["slot"].as_u64().unwrap(), days[0]["attempts"].as_u64().unwrap()), (1, 4), "all on Monday");
+    // A period that excludes them counts none.
+    let p = app
+        .get_json(
+            &format!("/api/v1/campaigns/{cid}/performance?from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z"),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(p["by_attempt"], json!([]), "{p}");
+}
