@@ -400,6 +400,14 @@ impl Evicting {
                     _ => None,
                 }
             });
+            let enrollment = match op {
+                "replace_enrollment" => any.downcast_ref::<switchboard_domain::Enrollment>(),
+                "claim_enrollment" => {
+                    any.downcast_ref::<Option<switchboard_domain::Enrollment>>().and_then(Option::as_ref)
+                }
+                _ => None,
+            }
+            .cloned();
             if let Some(o) = outcome {
                 let mut keys = vec![call_key(o.call.id.as_str())];
                 keys.extend(o.absorbed.as_ref().map(|a| call_key(a.as_str())));
@@ -407,6 +415,10 @@ impl Evicting {
                 if o.changed || o.created {
                     self.live.call_updated(&o.call).await;
                 }
+            }
+            // Campaign progress: every enrollment change a writer makes (claim, attempt, outcome).
+            if let Some(e) = &enrollment {
+                self.live.enrollment_updated(e).await;
             }
             if op == "rebuild_buckets" {
                 self.cache.bump_generation().await;

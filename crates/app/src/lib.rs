@@ -114,7 +114,7 @@ impl App {
                         store.clone(),
                         client,
                         Arc::new(jobs::sheets::Budget::new(settings.sheets.requests_per_minute)),
-                        jobs::runner::Runner::new(store.clone(), instance_id()),
+                        jobs::runner::Runner::new(store.clone(), instance_id()).with_live(live.clone()),
                         settings.contacts.default_region.clone(),
                         account,
                     )
@@ -189,7 +189,7 @@ impl App {
             }))
         });
         // Undo imports whose writer died (this instance's last run, or another's), now and every 30 s.
-        let runner = jobs::runner::Runner::new(self.state.store.clone(), instance_id());
+        let runner = jobs::runner::Runner::new(self.state.store.clone(), instance_id()).with_live(self.state.live.clone());
         let sweeper = tokio::spawn(jobs::import_sweeper::run(
             self.state.store.clone(),
             runner.clone(),

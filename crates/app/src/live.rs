@@ -232,6 +232,7 @@ struct Subscribed {
 /// A room name a client may join.
 fn valid_room(room: &str) -> bool {
     room == "dashboard"
+        || room == "jobs"
         || room.strip_prefix("call:").is_some_and(|id| CallId::parse(id).is_ok())
         || room.strip_prefix("campaign:").is_some_and(|id| CampaignId::parse(id).is_ok())
 }
@@ -461,6 +462,22 @@ impl LiveFeed {
             self.publish(&format!("campaign:{c}"), "call.updated", data.clone()).await;
         }
         self.publish("dashboard", "call.updated", data).await;
+    }
+
+    /// An enrollment moved (claimed, attempted, finished): to its campaign's stream.
+    pub async fn enrollment_updated(&self, e: &switchboard_domain::Enrollment) {
+        let data = json!({
+            "campaign_id": e.campaign_id,
+            "enrollment_id": e.id,
+            "contact_id": e.contact_id,
+            "status": e.status,
+            "attempts": e.attempts,
+            "last_outcome": e.last_outcome,
+            "next_attempt_at": e.next_attempt_at,
+            "updated_at": e.updated_at,
+            "version": e.version,
+        });
+        self.publish(&format!("campaign:{}", e.campaign_id), "campaign.progress", data).await;
     }
 
     /// Rollups were rebuilt: dashboards refetch their figures.
@@ -695,7 +712,7 @@ async fn on_connect(s: SocketRef, TryData(auth): TryData<Value>, State(feed): St
                     seq: 0,
                     replayed: 0,
                     refetch: false,
-                    error: Some("room must be dashboard, call:{call_id} or campaign:{campaign_id}".into()),
+                    error: Some("room must be dashboard, jobs, call:{call_id} or campaign:{campaign_id}".into()),
                 }
             };
             let _ = ack.send(&out);

@@ -52,12 +52,20 @@ pub enum RunOutcome<T> {
 pub struct Runner {
     store: Arc<dyn Storage>,
     owner: String,
+    /// Where finished runs are announced (`job.status` in the `jobs` room).
+    live: Option<crate::live::LiveFeed>,
 }
 
 impl Runner {
     /// A runner for this instance.
     pub fn new(store: Arc<dyn Storage>, owner: impl Into<String>) -> Runner {
-        Runner { store, owner: owner.into() }
+        Runner { store, owner: owner.into(), live: None }
+    }
+
+    /// Announces every finished run on `live` (`job.status`, room `jobs`).
+    pub fn with_live(mut self, live: crate::live::LiveFeed) -> Runner {
+        self.live = Some(live);
+        self
     }
 
     /// This instance's owner id.
@@ -111,6 +119,18 @@ impl Runner {
             RunReport { finished_at: finished, error, next_run_at: Some(next_run(started, finished, schedule.every)) };
         if !self.store.finish_lease(&lease, &report).await? {
             tracing::warn!(job = %schedule.name, "job lease lapsed before the run was recorded");
+        }
+        if let Some(live) = &self.live {
+            let data = serde_json::json!({
+                "name": schedule.name,
+                "outcome": kind,
+                "owner": self.owner,
+                "started_at": started,
+                "finished_at": report.finished_at,
+                "error": report.error,
+                "next_run_at": report.next_run_at,
+            });
+            live.publish("jobs", "job.status", data).await;
         }
         Ok(outcome)
     }

@@ -340,3 +340,70 @@ async fn the_dashboard_page_shows_the_api_figures_and_updates_live_in_chromium()
     assert_eq!(done["done"]["errors"], serde_json::json!([]), "no console errors or failed requests: {done}");
     let _ = child.wait().await;
 }
+
+/// A campaign's room carries its enrollments' progress and the `jobs` room
+/// every finished job run (here the rollup job, which `serve` runs each tick).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn campaign_progress_and_job_status_reach_their_rooms() {
+    let name = "campaign_progress_and_job_status_reach_their_rooms";
+    if let Some(why) = client_missing() {
+        if std::env::var("CI").is_ok() {
+            panic!("{why}");
+        }
+        switchboard_storage::conformance::loud(&format!("SKIPPED {name}: {why}"));
+        return;
+    }
+    let app = TestApp::spawn_with(|s| s.analytics.tick_ms = 100).await;
+    let (s, c) = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/campaigns",
+            Some(serde_json::json!({"name": "Live", "agent": {"agent_id": "agent_live", "caller_id": "+15005550001"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let cid = switchboard_domain::CampaignId::parse(c["id"].as_str().unwrap()).unwrap();
+    let (s, k) =
+        app.call(reqwest::Method::POST, "/api/v1/contacts", Some(serde_json::json!({"phone": "+14155550301"}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{k}");
+    let contact = switchboard_domain::ContactId::parse(k["id"].as_str().unwrap()).unwrap();
+    app.state.store.enroll(&cid, std::slice::from_ref(&contact), switchboard_domain::time::now_ms()).await.unwrap();
+
+    let room = format!("campaign:{cid}");
+    let mut child = tokio::process::Command::new("node")
+        .arg(live_dir().join("watch.mjs"))
+        .args([app.base.as_str(), API_TOKEN, "2", room.as_str(), "jobs"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(StdDuration::from_secs(150), lines.next_line())
+            .await
+            .expect("the client answers")
+            .unwrap()
+            .expect("a line");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    let ready = next().await;
+    assert!(ready["ready"].as_array().unwrap().iter().all(|a| a["ok"] == true), "{ready}");
+    // Two changes to the enrollment, as the dialer makes them.
+    let store = &app.state.store;
+    for reason in ["first", "second"] {
+        let mut e = store.find_enrollment(&cid, &contact).await.unwrap().unwrap();
+        e.reason = Some(reason.into());
+        store.replace_enrollment(&e).await.unwrap();
+    }
+    let got = next().await;
+    let progress = got["events"][&room].as_array().unwrap();
+    assert!(progress.iter().all(|e| e["kind"] == "campaign.progress"), "{got}");
+    assert_eq!(progress[0]["data"]["contact_id"], contact.as_str());
+    assert_eq!(progress[0]["data"]["status"], "pending");
+    assert_eq!(progress[1]["data"]["version"].as_i64().unwrap(), progress[0]["data"]["version"].as_i64().unwrap() + 1);
+    let jobs = got["events"]["jobs"].as_array().unwrap();
+    assert!(jobs.iter().all(|e| e["kind"] == "job.status" && e["data"]["outcome"] == "ok"), "{got}");
+    assert!(jobs.iter().any(|e| e["data"]["name"] == "analytics_rollups"), "{got}");
+    let _ = child.wait().await;
+}
