@@ -446,6 +446,7 @@ impl LiveFeed {
     pub async fn call_updated(&self, call: &Call) {
         let data = json!({
             "id": call.id,
+            "call_sid": call.call_sid,
             "status": call.status,
             "campaign_id": call.campaign_id,
             "agent_id": call.agent_id,

@@ -128,7 +128,7 @@ enum Command {
         /// List requests per size.
         #[arg(long, default_value_t = 500)]
         list_samples: usize,
-        /// `calls` (webhooks and lists), `campaigns` (import, claims, dialer), `sheets` (Sheets sync), `analysis` (transcripts, search, analysis) or `dashboard` (dashboard endpoints, rollups; sizes from --list-sizes).
+        /// `calls` (webhooks and lists), `campaigns` (import, claims, dialer), `sheets` (Sheets sync), `analysis` (transcripts, search, analysis) `dashboard` (dashboard endpoints, rollups; sizes from --list-sizes) or `live` (Socket.IO fan-out to --clients).
         #[arg(long, default_value = "calls")]
         suite: String,
         /// Campaigns suite: CSV rows to import.
@@ -146,6 +146,9 @@ enum Command {
         /// Analysis suite: transcripts seeded (searched, analysed).
         #[arg(long, default_value_t = 100_000)]
         transcripts: u64,
+        /// Live suite: Socket.IO clients connected (official client, node).
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
     },
 }
 
@@ -473,8 +476,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = switchboard::bench::dashboard::run(opts).await?;
             println!("{report}");
         }
+        Command::Bench { suite, clients, .. } if suite == "live" => {
+            let opts = switchboard::bench::live::LiveBenchOptions { clients, ..Default::default() };
+            let report = switchboard::bench::live::run(opts).await?;
+            println!("{report}");
+        }
         Command::Bench { suite, .. } if suite != "calls" => {
-            anyhow::bail!("--suite {suite}: expected calls, campaigns, sheets, analysis or dashboard")
+            anyhow::bail!("--suite {suite}: expected calls, campaigns, sheets, analysis, dashboard or live")
         }
         Command::Bench { duration, concurrency, rate, list_sizes, list_samples, .. } => {
             let opts = switchboard::bench::BenchOptions {

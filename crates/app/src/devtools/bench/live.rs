@@ -1,0 +1,269 @@
+//! `switchboard bench --suite live [--clients 1000]`: the live feed's
+//! fan-out. One server (embedded SQLite, rollup jobs off so the dashboard
+//! stream carries exactly the call updates); signed Twilio status callbacks
+//! sent at a fixed rate, first with no client connected (ingest alone), then
+//! with `clients` official Socket.IO clients in the dashboard room
+//! (`crates/app/tests/live/fanout.mjs`, one node process). Reported: the
+//! webhook acknowledgement latency in both phases, and the delivery latency
+//! from sending a webhook to each client receiving its `call.updated`, over
+//! every (event, client) pair, with its ratio to the ingest latency.
+//! Figures, not assertions. Needs `node` and `npm ci` in `crates/app/tests/live`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use chrono::Utc;
+use reqwest::{Client, StatusCode};
+use switchboard_domain::{CallStatus, Direction};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::calls::{Latency, Machine};
+use crate::config::Secret;
+use crate::devtools::seed;
+use crate::webhooks::verify::twilio_signature;
+
+const API_TOKEN: &str = "sb_bench_token_0123456789abcdefg";
+const TWILIO_TOKEN: &str = "f00dfacecafebeef0123456789abcdef";
+const STATUSES: [CallStatus; 4] = [CallStatus::Initiated, CallStatus::Ringing, CallStatus::InProgress, CallStatus::Completed];
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LiveBenchOptions {
+    /// Socket.IO clients in the second phase.
+    pub clients: usize,
+    /// Calls per phase (four status callbacks each, each one event).
+    pub calls: usize,
+    /// Callbacks per second.
+    pub rate: u64,
+    /// Where `fanout.mjs` and its `node_modules` are.
+    pub script_dir: PathBuf,
+}
+
+impl Default for LiveBenchOptions {
+    fn default() -> Self {
+        LiveBenchOptions {
+            clients: 1000,
+            calls: 100,
+            rate: 50,
+            script_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/live"),
+        }
+    }
+}
+
+/// The figures.
+#[derive(Debug, Clone)]
+pub struct LiveReport {
+    /// The machine.
+    pub machine: Machine,
+    /// The options.
+    pub opts: LiveBenchOptions,
+    /// Webhook acknowledgement latency, no client connected.
+    pub ingest_alone: Latency,
+    /// Webhook acknowledgement latency with the clients connected.
+    pub ingest_with_clients: Latency,
+    /// Webhook sent → client received, every (event, client) pair.
+    pub delivery: Latency,
+    /// Deliveries expected and received.
+    pub expected: u64,
+    /// Received.
+    pub received: u64,
+    /// Time to connect every client.
+    pub connect: Duration,
+}
+
+fn unix_ms() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0
+}
+
+struct Signed {
+    key: String,
+    body: String,
+    signature: String,
+}
+
+fn callbacks(url: &str, first_call: u64, calls: usize) -> Vec<Signed> {
+    let base = Utc::now() - chrono::Duration::minutes(5);
+    (0..calls * 4)
+        .map(|i| {
+            let call = first_call + (i / 4) as u64;
+            let seq = i % 4;
+            let sid = format!("CAf0a7{call:028x}");
+            let at = base + chrono::Duration::seconds(seq as i64 * 3);
+            let params = seed::twilio_status_params(
+                seed::ACCOUNT_SID,
+                &sid,
+                STATUSES[seq],
+                seq as i64,
+                at,
+                Direction::OutboundApi,
+                "+14155550101",
+                &seed::contact_number(call),
+                (seq == 3).then_some((42, 200)),
+            );
+            let signature = twilio_signature(TWILIO_TOKEN, url, &params);
+            let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish();
+            Signed { key: format!("{sid}|{}", STATUSES[seq].as_str()), body, signature }
+        })
+        .collect()
+}
+
+/// Sends `reqs` at `rate` per second (each on its own task); returns each
+/// one's send time (Unix ms) by key and the acknowledgement latencies.
+async fn send_at_rate(
+    client: &Client,
+    url: &str,
+    reqs: Vec<Signed>,
+    rate: u64,
+) -> anyhow::Result<(HashMap<String, f64>, Vec<Duration>)> {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = HashMap::new();
+    let mut tasks = Vec::with_capacity(reqs.len());
+    for r in reqs {
+        tick.tick().await;
+        sent.insert(r.key.clone(), unix_ms());
+        let req = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("X-Twilio-Signature", r.signature.as_str())
+            .body(r.body);
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let resp = req.send().await?;
+            anyhow::ensure!(resp.status() == StatusCode::NO_CONTENT, "callback answered {}", resp.status());
+            Ok(t.elapsed())
+        }));
+    }
+    let mut lat = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        lat.push(t.await.context("callback task")??);
+    }
+    Ok((sent, lat))
+}
+
+/// Runs the suite.
+pub async fn run(opts: LiveBenchOptions) -> anyhow::Result<LiveReport> {
+    anyhow::ensure!(opts.clients >= 1 && opts.calls >= 1 && opts.rate >= 1, "clients, calls and rate must be ≥ 1");
+    anyhow::ensure!(
+        opts.script_dir.join("node_modules/socket.io-client").exists(),
+        "socket.io-client is not installed: run `npm ci` in {}",
+        opts.script_dir.display()
+    );
+    let machine = Machine::detect();
+    let tmp = tempfile::Builder::new().prefix("switchboard-bench-live-").tempdir()?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
+    let mut settings = crate::config::load(&[])?;
+    settings.env = "test".into();
+    settings.listen = addr;
+    settings.public_base_url = Some(base.clone());
+    settings.api_tokens = vec![Secret::new(API_TOKEN)];
+    settings.twilio.auth_token = Some(Secret::new(TWILIO_TOKEN));
+    settings.storage.mongodb_uri = None;
+    settings.storage.sqlite_path = tmp.path().join("bench.db");
+    settings.migrate_on_start = true;
+    settings.analytics.enabled = false;
+    settings.dialer.enabled = false;
+    settings.validate()?;
+    let app = crate::App::build(settings).await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let client = Client::builder().pool_max_idle_per_host(64).build()?;
+    let url = format!("{base}/webhooks/twilio/status");
+
+    // Warm-up (not measured), then ingest alone.
+    send_at_rate(&client, &url, callbacks(&url, 1_000_000, 10), 200).await?;
+    tracing::info!(callbacks = opts.calls * 4, rate = opts.rate, "ingest with no client connected");
+    let (_, alone) = send_at_rate(&client, &url, callbacks(&url, 0, opts.calls), opts.rate).await?;
+
+    // The clients.
+    let each = opts.calls * 4;
+    tracing::info!(clients = opts.clients, "connecting the Socket.IO clients");
+    let connect_started = Instant::now();
+    let mut child = tokio::process::Command::new("node")
+        .arg(opts.script_dir.join("fanout.mjs"))
+        .args([&base, API_TOKEN, &opts.clients.to_string(), &each.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("running node (is it installed?)")?;
+    let mut lines = BufReader::new(child.stdout.take().context("node stdout")?).lines();
+    let mut next = async || -> anyhow::Result<serde_json::Value> {
+        let line = tokio::time::timeout(Duration::from_secs(300), lines.next_line())
+            .await
+            .context("the clients did not answer within 300 s")??
+            .context("the clients exited")?;
+        let v: serde_json::Value = serde_json::from_str(&line)?;
+        anyhow::ensure!(v.get("error").is_none(), "clients: {}", v["error"]);
+        Ok(v)
+    };
+    next().await?;
+    let connect = connect_started.elapsed();
+    tracing::info!(callbacks = each, "ingest with the clients connected");
+    let (sent, with_clients) = send_at_rate(&client, &url, callbacks(&url, 500_000, opts.calls), opts.rate).await?;
+    let result = next().await?;
+    let _ = child.wait().await;
+
+    let mut delivery = Vec::new();
+    if let Some(events) = result["events"].as_object() {
+        for (key, times) in events {
+            let Some(t0) = sent.get(key) else { continue };
+            for t in times.as_array().into_iter().flatten().filter_map(serde_json::Value::as_f64) {
+                delivery.push(Duration::from_secs_f64(((t - t0).max(0.0)) / 1000.0));
+            }
+        }
+    }
+    let received = delivery.len() as u64;
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    Ok(LiveReport {
+        machine,
+        expected: (each * opts.clients) as u64,
+        received,
+        ingest_alone: Latency::of(alone),
+        ingest_with_clients: Latency::of(with_clients),
+        delivery: Latency::of(delivery),
+        connect,
+        opts,
+    })
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+impl fmt::Display for LiveReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.opts;
+        writeln!(f, "## Live feed fan-out ({} clients, {} callbacks at {}/s per phase)", o.clients, o.calls * 4, o.rate)?;
+        writeln!(f, "machine: {} CPUs, {} {}", self.machine.nproc, self.machine.os, self.machine.arch)?;
+        writeln!(f, "clients connected in {:.2} s (one node process)", self.connect.as_secs_f64())?;
+        writeln!(f, "| what | p50 | p99 | max |")?;
+        writeln!(f, "|---|---|---|---|")?;
+        for (name, l) in [
+            ("webhook acknowledged, no client", &self.ingest_alone),
+            ("webhook acknowledged, clients connected", &self.ingest_with_clients),
+            ("webhook sent → client received (every event × client)", &self.delivery),
+        ] {
+            writeln!(f, "| {name} | {} | {} | {} |", ms(l.p50), ms(l.p99), ms(l.max))?;
+        }
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+        writeln!(
+            f,
+            "delivered {} of {} ({:.3} %); delivery p99 / ingest p99 (no client) = {:.1}×; ingest p99 with / without clients = {:.2}×",
+            self.received,
+            self.expected,
+            self.received as f64 * 100.0 / self.expected.max(1) as f64,
+            ratio(self.delivery.p99, self.ingest_alone.p99),
+            ratio(self.ingest_with_clients.p99, self.ingest_alone.p99),
+        )
+    }
+}
