@@ -412,12 +412,12 @@ impl Evicting {
                 let mut keys = vec![call_key(o.call.id.as_str())];
                 keys.extend(o.absorbed.as_ref().map(|a| call_key(a.as_str())));
                 self.cache.evict(&keys).await;
-                if o.changed || o.created {
+                if (o.changed || o.created) && self.live.publishes_writes() {
                     self.live.call_updated(&o.call).await;
                 }
             }
             // Campaign progress: every enrollment change a writer makes (claim, attempt, outcome).
-            if let Some(e) = &enrollment {
+            if let Some(e) = enrollment.as_ref().filter(|_| self.live.publishes_writes()) {
                 self.live.enrollment_updated(e).await;
             }
             if op == "rebuild_buckets" {

@@ -389,6 +389,28 @@ impl Default for CacheSettings {
     }
 }
 
+/// Where the live feed's call and enrollment events come from (`[live] source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveSource {
+    /// Our own writes, through the store decorator (every backend).
+    #[default]
+    Writes,
+    /// The store's change feed (MongoDB replica set): every committed
+    /// change, whoever wrote it, followed by one leased watcher that resumes
+    /// from its saved token. Several instances then need `REDIS_URL` (the
+    /// watcher publishes through Redis to every instance).
+    ChangeStream,
+}
+
+/// The live feed (`[live]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveSettings {
+    /// `writes` (default) or `change_stream` (`SWITCHBOARD_LIVE__SOURCE`).
+    pub source: LiveSource,
+}
+
 /// Analytics rollups (`[analytics]`): the job that keeps `analytics` in step
 /// with the calls, and the time zone of day buckets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -407,6 +429,9 @@ pub struct AnalyticsSettings {
     pub repair_every_secs: u64,
     /// Hours back a repair run rebuilds.
     pub repair_hours: u32,
+    /// Lease of both rollup jobs (seconds; renewed while a run lasts): how
+    /// long rollups wait after an instance dies mid-run before another takes over.
+    pub lease_secs: u64,
 }
 
 impl Default for AnalyticsSettings {
@@ -418,6 +443,7 @@ impl Default for AnalyticsSettings {
             overlap_secs: 5,
             repair_every_secs: 600,
             repair_hours: 48,
+            lease_secs: 30,
         }
     }
 }
@@ -561,6 +587,9 @@ pub struct Settings {
     /// The read cache.
     #[serde(default)]
     pub cache: CacheSettings,
+    /// The live feed.
+    #[serde(default)]
+    pub live: LiveSettings,
 }
 
 /// A setting is missing or invalid.
@@ -697,8 +726,12 @@ impl Settings {
                 format!("`{}` is not an IANA time zone (e.g. UTC, America/New_York)", self.analytics.reporting_tz),
             ));
         }
-        if self.analytics.tick_ms == 0 || self.analytics.repair_every_secs == 0 || self.analytics.repair_hours == 0 {
-            return Err(err("analytics", "tick_ms, repair_every_secs and repair_hours must be at least 1"));
+        if self.analytics.tick_ms == 0
+            || self.analytics.repair_every_secs == 0
+            || self.analytics.repair_hours == 0
+            || self.analytics.lease_secs == 0
+        {
+            return Err(err("analytics", "tick_ms, repair_every_secs, repair_hours and lease_secs must be at least 1"));
         }
         if self.recordings.retention_days == Some(0) {
             return Err(err("recordings.retention_days", "must be at least 1 (unset it to keep recordings forever)"));

@@ -92,6 +92,14 @@ impl App {
                 tracing::info!(step = %step, "migrated");
             }
         }
+        if settings.live.source == config::LiveSource::ChangeStream && store.watch_changes(None).await?.is_none() {
+            anyhow::bail!(
+                "SWITCHBOARD_LIVE__SOURCE=change_stream: the store has no change feed (SQLite, or a MongoDB server that is not a replica set); use `writes`"
+            );
+        }
+        if settings.live.source == config::LiveSource::ChangeStream && settings.redis.url.is_none() {
+            tracing::warn!("live feed from the change stream without REDIS_URL: only the instance holding the watcher's lease delivers events; run one instance or set REDIS_URL");
+        }
         // Every writer goes through the evicting decorator, so a write invalidates what it changed.
         let cache = cache::Cache::from_settings(&settings)?;
         let live = live::LiveFeed::from_settings(&settings)?;
@@ -271,6 +279,26 @@ impl App {
                     .await;
             })
         });
+        // The live feed's change-stream source: one leased watcher (any instance), resuming from its saved token.
+        let live_changes = (self.state.settings.live.source == config::LiveSource::ChangeStream).then(|| {
+            let store = self.state.store.clone();
+            let live = self.state.live.clone();
+            let runner = runner.clone();
+            let stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let schedule = jobs::runner::Schedule {
+                    name: jobs::live_changes::NAME.into(),
+                    every: chrono::Duration::seconds(1),
+                    lease: chrono::Duration::seconds(30),
+                };
+                let inner_stop = stop.clone();
+                runner
+                    .run_every(schedule, std::time::Duration::from_secs(1), stop, |_| {
+                        jobs::live_changes::follow(store.clone(), live.clone(), inner_stop.clone())
+                    })
+                    .await;
+            })
+        });
         // Analytics rollups: incremental (changed calls since the watermark) and repair (recent buckets whole).
         let rollups = self.state.settings.analytics.enabled.then(|| {
             let store = self.state.store.clone();
@@ -282,12 +310,12 @@ impl App {
                 let tick = jobs::runner::Schedule {
                     name: jobs::rollups::NAME.into(),
                     every: chrono::Duration::milliseconds(a.tick_ms as i64),
-                    lease: chrono::Duration::minutes(5),
+                    lease: chrono::Duration::seconds(a.lease_secs as i64),
                 };
                 let repair = jobs::runner::Schedule {
                     name: jobs::rollups::REPAIR.into(),
                     every: chrono::Duration::seconds(a.repair_every_secs as i64),
-                    lease: chrono::Duration::minutes(10),
+                    lease: chrono::Duration::seconds(a.lease_secs as i64),
                 };
                 let overlap = chrono::Duration::seconds(a.overlap_secs as i64);
                 let poll = std::time::Duration::from_millis(a.tick_ms.clamp(50, 30_000));
@@ -349,6 +377,9 @@ impl App {
         }
         if let Some(r) = rollups {
             let _ = r.await;
+        }
+        if let Some(w) = live_changes {
+            let _ = w.await;
         }
         served?;
         Ok(())

@@ -184,6 +184,8 @@ struct Inner {
     buffer: usize,
     bus: Bus,
     last_sweep: std::sync::Mutex<std::time::Instant>,
+    /// Call and enrollment events come from our writes (else from the store's change feed).
+    from_writes: std::sync::atomic::AtomicBool,
 }
 
 /// The feed every writer publishes to.
@@ -251,6 +253,7 @@ impl LiveFeed {
                 buffer: buffer.max(1),
                 bus,
                 last_sweep: std::sync::Mutex::new(std::time::Instant::now()),
+                from_writes: true.into(),
             }),
         }
     }
@@ -278,12 +281,32 @@ impl LiveFeed {
         Ok(feed)
     }
 
-    /// The feed the settings ask for: Redis when `REDIS_URL` is set.
+    /// The feed the settings ask for: Redis when `REDIS_URL` is set; call
+    /// and enrollment events from our writes unless `[live] source =
+    /// "change_stream"`.
     pub fn from_settings(settings: &crate::config::Settings) -> anyhow::Result<LiveFeed> {
-        match &settings.redis.url {
-            Some(url) => LiveFeed::redis(url.expose(), BUFFER),
-            None => Ok(LiveFeed::new(BUFFER)),
+        let feed = match &settings.redis.url {
+            Some(url) => LiveFeed::redis(url.expose(), BUFFER)?,
+            None => LiveFeed::new(BUFFER),
+        };
+        let from_writes = settings.live.source == crate::config::LiveSource::Writes;
+        feed.inner.from_writes.store(from_writes, std::sync::atomic::Ordering::Relaxed);
+        Ok(feed)
+    }
+
+    /// Call and enrollment events are published by the writes themselves
+    /// (the store decorator); `false` when the change-stream watcher does it.
+    pub fn publishes_writes(&self) -> bool {
+        self.inner.from_writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The events this instance holds for `stream`, oldest first (diagnostics and tests).
+    pub async fn recent(&self, stream: &str) -> Vec<LiveEvent> {
+        let exists = self.inner.streams.lock().expect("live streams").contains_key(stream);
+        if !exists {
+            return vec![];
         }
+        self.stream(stream).lock().await.log.iter().cloned().collect()
     }
 
     /// `local` or `redis`.

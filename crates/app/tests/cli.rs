@@ -598,3 +598,95 @@ fn a_sheets_sync_killed_with_sigkill_releases_its_link_when_the_lease_lapses() {
     drop(sim);
     drop(rt);
 }
+
+/// `serve` on `port` in `dir` (rollups every 100 ms with a 2 s lease; no dialer).
+fn serve_rollups(dir: &std::path::Path, port: u16) -> std::process::Child {
+    switchboard(dir)
+        .env("SWITCHBOARD_DIALER__ENABLED", "false")
+        .env("SWITCHBOARD_API_TOKENS", "sb_cli_token_0123456789abcdefghij")
+        .env("SWITCHBOARD_ANALYTICS__TICK_MS", "100")
+        .env("SWITCHBOARD_ANALYTICS__LEASE_SECS", "2")
+        .args(["--listen", &format!("127.0.0.1:{port}"), "serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// GET `path` on `port` with the test token; `None` while the server is not up.
+fn get_json(port: u16, path: &str) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sb_cli_token_0123456789abcdefghij\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut r = String::new();
+    s.read_to_string(&mut r).ok()?;
+    let (head, body) = r.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    // Chunked or not: the JSON document is the body's outermost {...} or [...].
+    let start = body.find(['{', '['])?;
+    let end = body.rfind(['}', ']'])?;
+    serde_json::from_str(&body[start..=end]).ok()
+}
+
+fn rollup_job(port: u16) -> Option<serde_json::Value> {
+    let jobs = get_json(port, "/api/v1/jobs")?;
+    let list = jobs["data"].as_array()?.clone();
+    list.into_iter().find(|j| j["name"] == "analytics_rollups")
+}
+
+#[test]
+fn a_rollup_job_killed_with_sigkill_mid_run_is_taken_over_and_the_rollups_converge() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(switchboard(dir.path()).arg("migrate").output().unwrap().status.success());
+    const CALLS: u64 = 60_000;
+    let out = switchboard(dir.path()).args(["seed", "--calls", &CALLS.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut a = serve_rollups(dir.path(), port);
+    // Killed while its first run (the backfill of every seeded call) holds the lease.
+    let started = std::time::Instant::now();
+    let holder = loop {
+        if let Some(j) = rollup_job(port)
+            && let Some(owner) = j["owner"].as_str()
+        {
+            break owner.to_owned();
+        }
+        assert!(a.try_wait().unwrap().is_none(), "serve exited");
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "the rollup job never ran");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    a.kill().unwrap();
+    let _ = a.wait();
+    // A second instance: it must wait out the dead holder's lease (2 s), then run the job itself.
+    let port_b = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut b = serve_rollups(dir.path(), port_b);
+    let now = chrono::Utc::now();
+    let series = format!(
+        "/api/v1/dashboard/timeseries?metric=calls&interval=day&from={}&to={}",
+        (now - chrono::Duration::days(40)).format("%Y-%m-%dT00:00:00Z"),
+        (now + chrono::Duration::days(1)).format("%Y-%m-%dT00:00:00Z"),
+    );
+    let started = std::time::Instant::now();
+    let (mut total, mut taken_over) = (0u64, false);
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        if let Some(j) = rollup_job(port_b) {
+            taken_over |= j["owner"].as_str().is_some_and(|o| o != holder) || j["runs"].as_i64().unwrap_or(0) > 1;
+        }
+        if let Some(s) = get_json(port_b, &series) {
+            total = s["points"].as_array().map_or(0, |p| p.iter().map(|p| p["value"].as_f64().unwrap_or(0.0) as u64).sum());
+            if taken_over && total == CALLS {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = b.kill();
+    let _ = b.wait();
+    assert!(taken_over, "the second instance ran the job after the dead holder's lease lapsed");
+    assert_eq!(total, CALLS, "every seeded call is in the day rollups after the takeover");
+}

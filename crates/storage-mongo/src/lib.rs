@@ -33,6 +33,7 @@
 
 mod analytics;
 mod calls;
+mod changes;
 mod campaigns;
 mod contacts;
 mod docs;
@@ -732,6 +733,18 @@ impl Storage for MongoStore {
 
     async fn ping(&self) -> StoreResult<()> {
         self.db.run_command(doc! { "ping": 1 }).await.map_err(map_err).map(|_| ())
+    }
+
+    async fn watch_changes(&self, after: Option<String>) -> StoreResult<Option<switchboard_storage::ChangeStream>> {
+        self.open_changes(after).await
+    }
+
+    async fn change_token(&self, name: &str) -> StoreResult<Option<String>> {
+        self.load_change_token(name).await
+    }
+
+    async fn save_change_token(&self, name: &str, token: &str) -> StoreResult<()> {
+        self.store_change_token(name, token).await
     }
 
     async fn migrate(&self) -> StoreResult<MigrationReport> {

@@ -44,6 +44,8 @@ pub const TRANSCRIPT_TEXT_INDEX: &str = "text_search";
 pub(crate) const ANALYTICS: &str = "analytics";
 /// Collection names: the rollup job's watermark (`_id: "rollups"`).
 pub(crate) const ANALYTICS_STATE: &str = "analytics_state";
+/// Collection names: the live feed's change-stream resume token (`_id: "live_changes"`).
+pub(crate) const LIVE_STATE: &str = "live_state";
 /// Name of the unique index of `analytics` (the `$merge` key).
 pub const ANALYTICS_KEY_INDEX: &str = "scope_bucket_uq";
 /// The fields of [`ANALYTICS_KEY_INDEX`], in order: what `$merge` matches on.
@@ -331,6 +333,15 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
         (TRANSCRIPTS, transcripts),
         (ANALYTICS, analytics),
         (ANALYTICS_STATE, analytics_state),
+        (LIVE_STATE, doc! { "$jsonSchema": {
+            "bsonType": "object",
+            "required": ["_id", "token", "at"],
+            "properties": {
+                "_id": { "bsonType": "string", "minLength": 1, "maxLength": 64 },
+                "token": { "bsonType": "string", "minLength": 1 },
+                "at": date(),
+            }
+        }}),
     ]
 }
 

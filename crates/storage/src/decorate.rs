@@ -112,6 +112,15 @@ macro_rules! decorate_storage {
             fn capabilities(&self) -> $crate::Capabilities {
                 self.$field.capabilities()
             }
+            async fn watch_changes(&self, after: Option<String>) -> $crate::StoreResult<Option<$crate::ChangeStream>> {
+                self.$wrap("watch_changes", self.$field.watch_changes(after)).await
+            }
+            async fn change_token(&self, name: &str) -> $crate::StoreResult<Option<String>> {
+                self.$wrap("change_token", self.$field.change_token(name)).await
+            }
+            async fn save_change_token(&self, name: &str, token: &str) -> $crate::StoreResult<()> {
+                self.$wrap("save_change_token", self.$field.save_change_token(name, token)).await
+            }
             async fn ping(&self) -> $crate::StoreResult<()> {
                 self.$wrap("ping", self.$field.ping()).await
             }

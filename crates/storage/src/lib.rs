@@ -85,6 +85,27 @@ pub struct MigrationReport {
     pub applied: Vec<String>,
 }
 
+/// What a committed change touched (the live feed reads the record and announces it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// A call was created or merged.
+    Call(switchboard_domain::CallId),
+    /// An enrollment was created or changed.
+    Enrollment(switchboard_domain::EnrollmentId),
+}
+
+/// One committed change, and the token to resume the feed after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// What changed.
+    pub what: Changed,
+    /// Opaque; pass it back to [`Storage::watch_changes`] to resume after this change.
+    pub token: String,
+}
+
+/// Committed changes in commit order (ends or errs when the server's stream does).
+pub type ChangeStream = futures::stream::BoxStream<'static, StoreResult<Change>>;
+
 /// Everything Switchboard stores, behind one object-safe trait.
 #[async_trait]
 pub trait Storage:
@@ -111,6 +132,25 @@ pub trait Storage:
     async fn migrate(&self) -> StoreResult<MigrationReport>;
     /// Lists how the live schema differs from what `migrate` would create.
     async fn check_schema(&self) -> StoreResult<Vec<Drift>>;
+
+    /// Every committed change to calls and enrollments — whoever wrote it —
+    /// after `after` (a [`Change::token`]), or from now on. `Ok(None)` when
+    /// the backend or deployment has no change feed (SQLite; a MongoDB
+    /// server that is not a replica set).
+    async fn watch_changes(&self, after: Option<String>) -> StoreResult<Option<ChangeStream>> {
+        let _ = after;
+        Ok(None)
+    }
+    /// The resume token saved under `name` ([`Storage::save_change_token`]).
+    async fn change_token(&self, name: &str) -> StoreResult<Option<String>> {
+        let _ = name;
+        Ok(None)
+    }
+    /// Saves the token of the last change handled under `name`.
+    async fn save_change_token(&self, name: &str, token: &str) -> StoreResult<()> {
+        let _ = (name, token);
+        Ok(())
+    }
 
     /// Records one provider webhook: if an event with its dedupe key is
     /// stored, nothing is written ([`WebhookOutcome::Replay`]); otherwise the

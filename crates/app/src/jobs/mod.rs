@@ -13,6 +13,7 @@
 
 pub mod dialer;
 pub mod import_sweeper;
+pub mod live_changes;
 pub mod reconciler;
 pub mod retention;
 pub mod rollups;

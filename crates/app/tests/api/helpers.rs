@@ -80,6 +80,12 @@ impl TestApp {
     /// (with one loud line) when the variable is not set. Server gaps of a
     /// stand-in are probed and printed, as in the storage conformance suite.
     pub async fn spawn_mongo() -> Option<TestApp> {
+        let db = format!("sb_api_{}", uuid::Uuid::new_v4().simple());
+        Self::spawn_mongo_in(&db, |_| {}).await
+    }
+
+    /// The app on MongoDB database `db` (reused across calls: a restart), with `tweak` applied.
+    pub async fn spawn_mongo_in(db: &str, tweak: impl FnOnce(&mut Settings)) -> Option<TestApp> {
         let Ok(uri) = std::env::var("TEST_MONGODB_URI") else {
             static ONCE: std::sync::Once = std::sync::Once::new();
             ONCE.call_once(|| {
@@ -93,9 +99,10 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut s = settings(dir.path(), port);
-        let db = format!("sb_api_{}", uuid::Uuid::new_v4().simple());
+        let db = db.to_owned();
         s.storage.mongodb_uri = Some(Secret::new(uri.clone()));
         s.storage.mongodb_db = db.clone();
+        tweak(&mut s);
         let mut m =
             switchboard_storage_mongo::MongoStore::connect(&switchboard_storage_mongo::MongoSettings::new(uri, db))
                 .await
