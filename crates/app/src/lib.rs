@@ -98,7 +98,9 @@ impl App {
             );
         }
         if settings.live.source == config::LiveSource::ChangeStream && settings.redis.url.is_none() {
-            tracing::warn!("live feed from the change stream without REDIS_URL: only the instance holding the watcher's lease delivers events; run one instance or set REDIS_URL");
+            tracing::warn!(
+                "live feed from the change stream without REDIS_URL: only the instance holding the watcher's lease delivers events; run one instance or set REDIS_URL"
+            );
         }
         // Every writer goes through the evicting decorator, so a write invalidates what it changed.
         let cache = cache::Cache::from_settings(&settings)?;
@@ -197,7 +199,8 @@ impl App {
             }))
         });
         // Undo imports whose writer died (this instance's last run, or another's), now and every 30 s.
-        let runner = jobs::runner::Runner::new(self.state.store.clone(), instance_id()).with_live(self.state.live.clone());
+        let runner =
+            jobs::runner::Runner::new(self.state.store.clone(), instance_id()).with_live(self.state.live.clone());
         let sweeper = tokio::spawn(jobs::import_sweeper::run(
             self.state.store.clone(),
             runner.clone(),

@@ -110,7 +110,7 @@ enum Bus {
     Local,
     /// Redis numbers them (one Lua script: sequence, buffer, publish) and
     /// every instance delivers what it hears on [`CHANNEL`].
-    Redis(RedisBus),
+    Redis(Box<RedisBus>),
 }
 
 struct RedisBus {
@@ -267,14 +267,14 @@ impl LiveFeed {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
         let feed = LiveFeed::with_bus(
             buffer,
-            Bus::Redis(RedisBus {
+            Bus::Redis(Box::new(RedisBus {
                 client,
                 conn: tokio::sync::RwLock::new(None),
                 script: redis::Script::new(PUBLISH_LUA),
                 tail: redis::Script::new(TAIL_LUA),
                 failed: std::sync::Mutex::new(Default::default()),
                 listening: false.into(),
-            }),
+            })),
         );
         let weak = Arc::downgrade(&feed.inner);
         tokio::spawn(listen(weak));
@@ -330,7 +330,13 @@ impl LiveFeed {
             Bus::Local => Stream::new(),
             Bus::Redis(_) => Stream::unseen(),
         };
-        self.inner.streams.lock().expect("live streams").entry(name.to_owned()).or_insert_with(|| Arc::new(fresh().into())).clone()
+        self.inner
+            .streams
+            .lock()
+            .expect("live streams")
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(fresh().into()))
+            .clone()
     }
 
     /// The Socket.IO layer (mounted on the HTTP router), accepting `tokens`.
@@ -347,7 +353,8 @@ impl LiveFeed {
             Bus::Local => {
                 let st = self.stream(stream);
                 let mut g = st.lock().await;
-                let ev = LiveEvent { stream: stream.to_owned(), seq: g.seq + 1, kind: kind.to_owned(), at: now_ms(), data };
+                let ev =
+                    LiveEvent { stream: stream.to_owned(), seq: g.seq + 1, kind: kind.to_owned(), at: now_ms(), data };
                 self.deliver(&mut g, ev).await;
             }
             Bus::Redis(r) => {

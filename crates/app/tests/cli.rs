@@ -678,7 +678,8 @@ fn a_rollup_job_killed_with_sigkill_mid_run_is_taken_over_and_the_rollups_conver
             taken_over |= j["owner"].as_str().is_some_and(|o| o != holder) || j["runs"].as_i64().unwrap_or(0) > 1;
         }
         if let Some(s) = get_json(port_b, &series) {
-            total = s["points"].as_array().map_or(0, |p| p.iter().map(|p| p["value"].as_f64().unwrap_or(0.0) as u64).sum());
+            total =
+                s["points"].as_array().map_or(0, |p| p.iter().map(|p| p["value"].as_f64().unwrap_or(0.0) as u64).sum());
             if taken_over && total == CALLS {
                 break;
             }

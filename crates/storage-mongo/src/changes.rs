@@ -14,8 +14,8 @@ use switchboard_domain::time::now_ms;
 use switchboard_domain::{CallId, EnrollmentId};
 use switchboard_storage::{Change, ChangeStream, Changed, StoreError, StoreResult};
 
-use crate::schema::{CALLS, ENROLLMENTS, LIVE_STATE};
 use crate::docs::bson_date;
+use crate::schema::{CALLS, ENROLLMENTS, LIVE_STATE};
 use crate::{MongoStore, is_code, map_err};
 
 /// Server codes meaning "no change streams here" (standalone server; a

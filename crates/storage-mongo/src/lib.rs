@@ -33,8 +33,8 @@
 
 mod analytics;
 mod calls;
-mod changes;
 mod campaigns;
+mod changes;
 mod contacts;
 mod docs;
 mod enrollments;

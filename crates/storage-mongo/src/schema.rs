@@ -333,15 +333,18 @@ pub(crate) fn validators() -> Vec<(&'static str, Document)> {
         (TRANSCRIPTS, transcripts),
         (ANALYTICS, analytics),
         (ANALYTICS_STATE, analytics_state),
-        (LIVE_STATE, doc! { "$jsonSchema": {
-            "bsonType": "object",
-            "required": ["_id", "token", "at"],
-            "properties": {
-                "_id": { "bsonType": "string", "minLength": 1, "maxLength": 64 },
-                "token": { "bsonType": "string", "minLength": 1 },
-                "at": date(),
-            }
-        }}),
+        (
+            LIVE_STATE,
+            doc! { "$jsonSchema": {
+                "bsonType": "object",
+                "required": ["_id", "token", "at"],
+                "properties": {
+                    "_id": { "bsonType": "string", "minLength": 1, "maxLength": 64 },
+                    "token": { "bsonType": "string", "minLength": 1 },
+                    "at": date(),
+                }
+            }},
+        ),
     ]
 }
 

@@ -679,28 +679,27 @@ async fn attempt_analysis_inner(
     loop {
         let batch = state.store.list_enrollments(&c.id, &[], &page).await?;
         let ids: Vec<switchboard_domain::ContactId> = batch.items.iter().map(|e| e.contact_id.clone()).collect();
-        let zones: HashMap<switchboard_domain::ContactId, chrono_tz::Tz> =
-            futures::stream::iter(ids)
-                .map(|id| {
-                    // Owned, so the futures are Send for any lifetime.
-                    let store = state.store.clone();
-                    let fallback = c.schedule.time_zone.clone();
-                    let default_tz = c.default_tz();
-                    async move {
-                        let contact = store.get_contact(&id).await?;
-                        let tz = contact
-                            .as_ref()
-                            .map(|k| k.effective_time_zone(&fallback).to_owned())
-                            .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
-                            .unwrap_or(default_tz);
-                        Ok::<_, switchboard_storage::StoreError>((id, tz))
-                    }
-                })
-                .buffer_unordered(16)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<_, _>>()?;
+        let zones: HashMap<switchboard_domain::ContactId, chrono_tz::Tz> = futures::stream::iter(ids)
+            .map(|id| {
+                // Owned, so the futures are Send for any lifetime.
+                let store = state.store.clone();
+                let fallback = c.schedule.time_zone.clone();
+                let default_tz = c.default_tz();
+                async move {
+                    let contact = store.get_contact(&id).await?;
+                    let tz = contact
+                        .as_ref()
+                        .map(|k| k.effective_time_zone(&fallback).to_owned())
+                        .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+                        .unwrap_or(default_tz);
+                    Ok::<_, switchboard_storage::StoreError>((id, tz))
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
         for e in &batch.items {
             let tz = zones.get(&e.contact_id).copied().unwrap_or_else(|| c.default_tz());
             for a in &e.history {
@@ -719,7 +718,9 @@ async fn attempt_analysis_inner(
                 }
                 let local = a.at.with_timezone(&tz);
                 let person = u64::from(outcome == Outcome::Answered);
-                for slot in [&mut hours[local.hour() as usize], &mut weekdays[local.weekday().num_days_from_monday() as usize]] {
+                for slot in
+                    [&mut hours[local.hour() as usize], &mut weekdays[local.weekday().num_days_from_monday() as usize]]
+                {
                     slot.attempts += 1;
                     slot.answered += person;
                 }

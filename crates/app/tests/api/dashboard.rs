@@ -369,7 +369,8 @@ async fn campaign_performance_breaks_attempts_down_by_number_and_recipient_local
     assert_eq!(s, StatusCode::CREATED, "{c}");
     let cid = switchboard_domain::CampaignId::parse(c["id"].as_str().unwrap()).unwrap();
     let mut contacts = Vec::new();
-    for (phone, tz) in [("+14155550201", Some("Europe/Berlin")), ("+14155550202", Some("Asia/Tokyo")), ("+14155550203", None)]
+    for (phone, tz) in
+        [("+14155550201", Some("Europe/Berlin")), ("+14155550202", Some("Asia/Tokyo")), ("+14155550203", None)]
     {
         let mut body = json!({ "phone": phone });
         if let Some(tz) = tz {
@@ -385,7 +386,10 @@ async fn campaign_performance_breaks_attempts_down_by_number_and_recipient_local
     // Monday 30 November 2026.
     let histories = [
         // Berlin: 09:30 no answer, then 18:10 answered.
-        vec![(1, "2026-11-30T08:30:00Z", Some(Outcome::NoAnswer)), (2, "2026-11-30T17:10:00Z", Some(Outcome::Answered))],
+        vec![
+            (1, "2026-11-30T08:30:00Z", Some(Outcome::NoAnswer)),
+            (2, "2026-11-30T17:10:00Z", Some(Outcome::Answered)),
+        ],
         // Tokyo: 10:00 voicemail.
         vec![(1, "2026-11-30T01:00:00Z", Some(Outcome::Voicemail))],
         // No zone of its own: the campaign's (New York): 09:00 answered; a second attempt still going on.
@@ -423,7 +427,11 @@ async fn campaign_performance_breaks_attempts_down_by_number_and_recipient_local
     assert_eq!(slot(9), (2, 1), "Berlin 09:30 and New York 09:00: {p}");
     assert_eq!(slot(10), (1, 0), "Tokyo 10:00");
     assert_eq!(slot(18), (1, 1), "Berlin 18:10");
-    assert_eq!(hours.iter().map(|h| h["attempts"].as_u64().unwrap()).sum::<u64>(), 4, "the call in progress is not counted");
+    assert_eq!(
+        hours.iter().map(|h| h["attempts"].as_u64().unwrap()).sum::<u64>(),
+        4,
+        "the call in progress is not counted"
+    );
     let days = p["call_pattern"]["by_weekday"].as_array().unwrap();
     assert_eq!((days[0]["slot"].as_u64().unwrap(), days[0]["attempts"].as_u64().unwrap()), (1, 4), "all on Monday");
     // A period that excludes them counts none.

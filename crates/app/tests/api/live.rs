@@ -477,7 +477,12 @@ async fn the_change_stream_source_publishes_every_write_and_resumes_after_a_rest
     // Through the app: one event per change (the writes themselves publish nothing).
     let x = sid(0x3300);
     for (k, st) in ["initiated", "ringing"].iter().enumerate() {
-        assert!(a.twilio("/webhooks/twilio/status", &refs(&status_params(&x, k as u32 + 1, st))).await.status().is_success());
+        assert!(
+            a.twilio("/webhooks/twilio/status", &refs(&status_params(&x, k as u32 + 1, st)))
+                .await
+                .status()
+                .is_success()
+        );
     }
     for _ in 0..400 {
         if statuses_of(&a, &x).await.last().map(String::as_str) == Some("ringing") {

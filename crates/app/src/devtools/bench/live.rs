@@ -30,7 +30,8 @@ use crate::webhooks::verify::twilio_signature;
 
 const API_TOKEN: &str = "sb_bench_token_0123456789abcdefg";
 const TWILIO_TOKEN: &str = "f00dfacecafebeef0123456789abcdef";
-const STATUSES: [CallStatus; 4] = [CallStatus::Initiated, CallStatus::Ringing, CallStatus::InProgress, CallStatus::Completed];
+const STATUSES: [CallStatus; 4] =
+    [CallStatus::Initiated, CallStatus::Ringing, CallStatus::InProgress, CallStatus::Completed];
 
 /// What to run.
 #[derive(Debug, Clone)]
