@@ -463,7 +463,7 @@ fn relevance_rids_within(
     if filter_is_empty(filter) {
         return conn
             .prepare_cached(
-                "SELECT rowid, rank FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY rank \
+                "SELECT rowid, rank FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY rank, rowid \
                  LIMIT ?2 OFFSET ?3",
             )
             .and_then(|mut st| {
@@ -481,7 +481,7 @@ fn relevance_rids_within(
     let mut allowed: Option<std::collections::HashSet<i64>> = None;
     let mut checks = 0;
     let mut st = conn
-        .prepare_cached("SELECT rowid, rank FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY rank")
+        .prepare_cached("SELECT rowid, rank FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY rank, rowid")
         .map_err(map_err)?;
     let mut rows = st.query([expr]).map_err(map_err)?;
     let mut out = Vec::with_capacity(want);
