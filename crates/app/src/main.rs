@@ -475,6 +475,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let report = switchboard::bench::dashboard::run(opts).await?;
             println!("{report}");
+            // The live feed's fan-out belongs to the dashboard too (also alone: `--suite live`).
+            let live = switchboard::bench::live::LiveBenchOptions::default();
+            if live.script_dir.join("node_modules/socket.io-client").exists() {
+                println!("{}", switchboard::bench::live::run(live).await?);
+            } else {
+                println!("live-feed fan-out skipped: run `npm ci` in {}", live.script_dir.display());
+            }
         }
         Command::Bench { suite, clients, .. } if suite == "live" => {
             let opts = switchboard::bench::live::LiveBenchOptions { clients, ..Default::default() };
