@@ -433,6 +433,7 @@ impl LiveFeed {
             }
         };
         let fresh = g.seq == 0;
+        let mut hole = false;
         for ev in entries.iter().filter_map(|m| decode(m)) {
             if ev.seq <= g.seq {
                 continue;
@@ -441,8 +442,21 @@ impl LiveFeed {
                 g.seq = ev.seq;
                 g.log.push_back(ev);
             } else {
+                // More was missed than Redis buffers: this room skips some events.
+                hole |= ev.seq > g.seq + 1;
                 self.deliver(g, ev).await;
             }
+        }
+        if hole {
+            // Tell its clients to reload (published through Redis: it comes back in order).
+            tracing::warn!(stream, "live feed missed more events than Redis buffers; telling the room to refetch");
+            let feed = self.clone();
+            let stream = stream.to_owned();
+            tokio::spawn(async move {
+                let data =
+                    json!({"reason": "events were lost while this instance was not listening: reload from the API"});
+                feed.publish(&stream, "feed.resync", data).await;
+            });
         }
     }
 
@@ -852,5 +866,23 @@ mod tests {
         let mut g = st.lock().await;
         c.catch_up(&mut g, &stream).await;
         assert_eq!(g.log.iter().map(|e| (e.seq, e.data["i"].as_u64().unwrap())).collect::<Vec<_>>(), la);
+        drop(g);
+
+        // An instance that missed more than Redis still holds: its room is told to refetch.
+        {
+            let st = b.stream(&stream);
+            let mut g = st.lock().await;
+            g.seq = la[0].0 - 5;
+            b.catch_up(&mut g, &stream).await;
+        }
+        let mut told = false;
+        for _ in 0..200 {
+            told = b.recent(&stream).await.iter().any(|e| e.kind == "feed.resync");
+            if told {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(told, "feed.resync published after a hole");
     }
 }
