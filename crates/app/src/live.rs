@@ -4,32 +4,36 @@
 //! - **Auth at connect**: the handshake's `auth: { token }` must be an API
 //!   token; otherwise the connection is refused (`connect_error`,
 //!   "unauthorized").
-//! - **Streams and rooms**: `dashboard`, `call:{call_id}`,
+//! - **Streams and rooms**: `dashboard`, `jobs`, `call:{call_id}`,
 //!   `campaign:{campaign_id}`. A client that has subscribed to nothing is in
 //!   `dashboard`; `subscribe` (`{room, after?}`, acknowledged) joins a room
 //!   and `unsubscribe` leaves it.
 //! - **Events** (`event`): `{stream, seq, kind, at, data}` with kinds
 //!   `call.updated` (status changes and merged fields: to the call, its
-//!   campaign and the dashboard), `dashboard.tick` (rollups rebuilt: refetch
-//!   the figures).
-//! - **Gap-free resume**: `seq` grows by one per stream. A client that
-//!   reconnects passes `auth.after = {"dashboard": <last seq>}` and receives
-//!   the events it missed, in order, before any live one (joining and
-//!   publishing take the stream's lock, so nothing slips between the replay
-//!   and the join); for other rooms it subscribes with `after`, and gets the
-//!   missed events (possibly after live ones it already had: reassemble by
-//!   `seq`), never one twice. If they are older than the stream's buffer
-//!   ([`BUFFER`] events) — or this instance restarted, which resets the
-//!   sequences — the answer says `refetch: true` and the client reloads from
-//!   the API.
+//!   campaign and the dashboard), `campaign.progress` (an enrollment
+//!   changed), `dashboard.tick` (rollups rebuilt: refetch the figures),
+//!   `job.status` (a job run finished) and `feed.resync` (events were lost:
+//!   reload).
+//! - **Gap-free resume**: `seq` grows by one per stream (from the time in
+//!   µs when the stream starts, so a recreated stream never reuses numbers).
+//!   A client that reconnects passes `auth.after = {"dashboard": <last seq>}`
+//!   and receives the events it missed, in order, before any live one
+//!   (joining and delivering take the stream's lock, so nothing slips
+//!   between the replay and the join); for other rooms it subscribes with
+//!   `after`, and gets the missed events (possibly after live ones it already
+//!   had: reassemble by `seq`), never one twice. If they are older than the
+//!   stream's buffer ([`BUFFER`] events) or from an earlier life of the
+//!   stream, the answer says `refetch: true` and the client reloads from the
+//!   API.
+//! - **Bus**: in-process, or Redis between instances (`REDIS_URL`): a Lua
+//!   script numbers, buffers and publishes each event; every instance
+//!   delivers what it hears, in order, filling gaps from Redis's buffer.
 //!
-//! Sources: every write that merges a call goes through the store decorator
-//! [`crate::cache::Evicting`], which publishes here (webhooks, dialer,
-//! reconciler alike); the rollup job's rebuilds publish `dashboard.tick`.
-//!
-//! Limits (issue 11 is open): one instance — the sequences and buffers live
-//! in this process, so clients of several instances need sticky sessions;
-//! the Redis adapter and MongoDB change streams as sources are not built.
+//! Sources: every write that merges a call or changes an enrollment goes
+//! through the store decorator [`crate::cache::Evicting`], which publishes
+//! here (webhooks, dialer, reconciler alike) — or, with `[live] source =
+//! "change_stream"`, the watcher in [`crate::jobs::live_changes`] does; the
+//! rollup job's rebuilds publish `dashboard.tick`, the job runner `job.status`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
