@@ -15,6 +15,25 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::{API_TOKEN, TestApp, refs, sid, status_params};
 
+/// A node driver's stdout: one JSON document per line.
+struct NodeLines(tokio::io::Lines<BufReader<tokio::process::ChildStdout>>);
+
+impl NodeLines {
+    fn of(child: &mut tokio::process::Child) -> NodeLines {
+        NodeLines(BufReader::new(child.stdout.take().expect("stdout is piped")).lines())
+    }
+
+    /// The next line, parsed (generous timeout: CI runs it beside the whole suite).
+    async fn next(&mut self) -> Value {
+        let line = tokio::time::timeout(StdDuration::from_secs(150), self.0.next_line())
+            .await
+            .expect("the node driver answers")
+            .unwrap()
+            .expect("a line");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+}
+
 fn live_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/live")
 }
@@ -62,18 +81,10 @@ async fn the_official_client_gets_rooms_auth_and_a_gap_free_resume() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async || -> Value {
-        let line = tokio::time::timeout(StdDuration::from_secs(150), lines.next_line())
-            .await
-            .expect("the client answers")
-            .unwrap()
-            .expect("a line");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
-    };
-    let refused = next().await;
+    let mut out = NodeLines::of(&mut child);
+    let refused = out.next().await;
     assert!(refused["refused"].as_str().unwrap().contains("unauthorized"), "{refused}");
-    let ready = next().await;
+    let ready = out.next().await;
     assert_eq!(ready["ready"], true, "{ready}");
 
     for i in 0..20u32 {
@@ -101,7 +112,7 @@ async fn the_official_client_gets_rooms_auth_and_a_gap_free_resume() {
         );
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     }
-    let result = next().await;
+    let result = out.next().await;
     let r = &result["result"];
     assert!(r.is_object(), "{result}");
     let a = r["a"].as_array().unwrap();
@@ -187,16 +198,8 @@ async fn two_instances_share_one_feed_through_redis() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async || -> Value {
-        let line = tokio::time::timeout(StdDuration::from_secs(150), lines.next_line())
-            .await
-            .expect("the client answers")
-            .unwrap()
-            .expect("a line");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
-    };
-    assert_eq!(next().await["ready"], true);
+    let mut out = NodeLines::of(&mut child);
+    assert_eq!(out.next().await["ready"], true);
     let mut via_b = Vec::new();
     for i in 0..12u32 {
         let s = sid(0x2200 + i);
@@ -210,7 +213,7 @@ async fn two_instances_share_one_feed_through_redis() {
         }
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     }
-    let result = next().await;
+    let result = out.next().await;
     let r = &result["result"];
     assert!(r.is_object(), "{result}");
     let x = r["x"].as_array().unwrap();
@@ -292,16 +295,8 @@ async fn the_dashboard_page_shows_the_api_figures_and_updates_live_in_chromium()
     let mut child =
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async || -> Value {
-        let line = tokio::time::timeout(StdDuration::from_secs(150), lines.next_line())
-            .await
-            .expect("the page driver answers")
-            .unwrap()
-            .expect("a line");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
-    };
-    let ready = next().await;
+    let mut out = NodeLines::of(&mut child);
+    let ready = out.next().await;
     let f = &ready["ready"];
     // (Unless midnight UTC passed between the two reads: "today" changed.)
     if chrono::Utc::now().date_naive() == day0 {
@@ -319,24 +314,24 @@ async fn the_dashboard_page_shows_the_api_figures_and_updates_live_in_chromium()
     // (the requirement; timed from the last acknowledgement, so a slow
     // request under CI load does not count against the page).
     stdin.write_all(format!("expect {watched_id} completed\n").as_bytes()).await.unwrap();
-    assert_eq!(next().await["waiting"], true);
+    assert_eq!(out.next().await["waiting"], true);
     let mut sent = std::time::Instant::now();
     for (k, st) in [(3, "in-progress"), (4, "completed")] {
         let p = status_params(&watched, k, st);
         assert!(app.twilio("/webhooks/twilio/status", &refs(&p)).await.status().is_success());
         sent = std::time::Instant::now();
     }
-    let updated = next().await;
+    let updated = out.next().await;
     assert!(updated["updated_ms"].is_u64(), "{updated}");
     assert!(sent.elapsed() < StdDuration::from_secs(1), "updated {:?} after the webhook", sent.elapsed());
 
     // The call with a transcript opens its details.
     stdin.write_all(format!("open {with_transcript}\n").as_bytes()).await.unwrap();
-    let details = next().await;
+    let details = out.next().await;
     assert!(details["details"].as_str().unwrap().contains("appointment"), "{details}");
 
     stdin.write_all(b"done\n").await.unwrap();
-    let done = next().await;
+    let done = out.next().await;
     assert_eq!(done["done"]["errors"], serde_json::json!([]), "no console errors or failed requests: {done}");
     let _ = child.wait().await;
 }
@@ -378,16 +373,8 @@ async fn campaign_progress_and_job_status_reach_their_rooms() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async || -> Value {
-        let line = tokio::time::timeout(StdDuration::from_secs(150), lines.next_line())
-            .await
-            .expect("the client answers")
-            .unwrap()
-            .expect("a line");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
-    };
-    let ready = next().await;
+    let mut out = NodeLines::of(&mut child);
+    let ready = out.next().await;
     assert!(ready["ready"].as_array().unwrap().iter().all(|a| a["ok"] == true), "{ready}");
     // Two changes to the enrollment, as the dialer makes them.
     let store = &app.state.store;
@@ -396,7 +383,7 @@ async fn campaign_progress_and_job_status_reach_their_rooms() {
         e.reason = Some(reason.into());
         store.replace_enrollment(&e).await.unwrap();
     }
-    let got = next().await;
+    let got = out.next().await;
     let progress = got["events"][&room].as_array().unwrap();
     assert!(progress.iter().all(|e| e["kind"] == "campaign.progress"), "{got}");
     assert_eq!(progress[0]["data"]["contact_id"], contact.as_str());

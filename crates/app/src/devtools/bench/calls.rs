@@ -43,9 +43,9 @@ use crate::devtools::seed::{self, SeedOptions};
 use crate::webhooks::verify::twilio_signature;
 
 /// The API token of the benchmark's server (32 characters).
-const API_TOKEN: &str = "sb_bench_token_0123456789abcdefg";
+pub(super) const API_TOKEN: &str = "sb_bench_token_0123456789abcdefg";
 /// The Twilio auth token the benchmark's server verifies callbacks with (32 characters).
-const TWILIO_TOKEN: &str = "f00dfacecafebeef0123456789abcdef";
+pub(super) const TWILIO_TOKEN: &str = "f00dfacecafebeef0123456789abcdef";
 /// The most signed requests prepared for one phase (~0.5 KB each).
 const MAX_PREPARED: usize = 300_000;
 /// The most requests in flight in the open loop.
@@ -712,6 +712,20 @@ async fn list_phase(
 /// Runs the benchmark and returns the report (print it with `{}` for Markdown).
 ///
 /// Storage tuning (SQLite readers, durability) comes from the usual configuration sources.
+/// A bench server's settings: listening on `addr` (whose URL Twilio
+/// signatures cover), the bench's API and Twilio tokens, a fresh SQLite
+/// store in `dir`, migrated at start.
+pub(super) fn server_settings(settings: &mut crate::config::Settings, addr: std::net::SocketAddr, dir: &Path) {
+    settings.env = "test".into();
+    settings.listen = addr;
+    settings.public_base_url = Some(format!("http://{addr}"));
+    settings.api_tokens = vec![Secret::new(API_TOKEN)];
+    settings.twilio.auth_token = Some(Secret::new(TWILIO_TOKEN));
+    settings.storage.mongodb_uri = None;
+    settings.storage.sqlite_path = dir.join("bench.db");
+    settings.migrate_on_start = true;
+}
+
 pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     run_with(opts, crate::config::load(&[])?).await
 }
@@ -741,14 +755,7 @@ pub async fn run_with(opts: BenchOptions, mut settings: crate::config::Settings)
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.context("binding 127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
-    settings.env = "test".into();
-    settings.listen = addr;
-    settings.public_base_url = Some(base.clone());
-    settings.api_tokens = vec![Secret::new(API_TOKEN)];
-    settings.twilio.auth_token = Some(Secret::new(TWILIO_TOKEN));
-    settings.storage.mongodb_uri = None;
-    settings.storage.sqlite_path = tmp.path().join("bench.db");
-    settings.migrate_on_start = true;
+    server_settings(&mut settings, addr, tmp.path());
     settings.validate()?;
     let store_desc = format!(
         "embedded SQLite ({} readers, synchronous={}) in {}",

@@ -23,13 +23,10 @@ use reqwest::{Client, StatusCode};
 use switchboard_domain::{CallStatus, Direction};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::calls::{Latency, Machine};
-use crate::config::Secret;
+use super::calls::{API_TOKEN, Latency, Machine, TWILIO_TOKEN};
 use crate::devtools::seed;
 use crate::webhooks::verify::twilio_signature;
 
-const API_TOKEN: &str = "sb_bench_token_0123456789abcdefg";
-const TWILIO_TOKEN: &str = "f00dfacecafebeef0123456789abcdef";
 const STATUSES: [CallStatus; 4] =
     [CallStatus::Initiated, CallStatus::Ringing, CallStatus::InProgress, CallStatus::Completed];
 
@@ -187,14 +184,7 @@ pub async fn run(opts: LiveBenchOptions) -> anyhow::Result<LiveReport> {
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
     let mut settings = crate::config::load(&[])?;
-    settings.env = "test".into();
-    settings.listen = addr;
-    settings.public_base_url = Some(base.clone());
-    settings.api_tokens = vec![Secret::new(API_TOKEN)];
-    settings.twilio.auth_token = Some(Secret::new(TWILIO_TOKEN));
-    settings.storage.mongodb_uri = None;
-    settings.storage.sqlite_path = tmp.path().join("bench.db");
-    settings.migrate_on_start = true;
+    super::calls::server_settings(&mut settings, addr, tmp.path());
     settings.analytics.enabled = false;
     settings.dialer.enabled = false;
     settings.validate()?;
