@@ -28,6 +28,10 @@ function connect(auth, expectRefusal = false) {
   return s;
 }
 
+// `subscribe`, acknowledged; an unanswered one fails at once, naming the step.
+const subscribe = (socket, req) =>
+  socket.timeout(60_000).emitWithAck("subscribe", req).catch((e) => fail(`subscribe at step "${step}": ${e.message}`));
+
 function once(socket, event) {
   return new Promise((resolve) => socket.once(event, resolve));
 }
@@ -55,9 +59,9 @@ const cEvents = [];
 c.on("event", (e) => cEvents.push(e));
 await once(c, "connect");
 step = "subscribe C";
-const cAck = await c.emitWithAck("subscribe", { room: `call:${callId}` });
+const cAck = await subscribe(c, { room: `call:${callId}` });
 if (!cAck.ok) fail(`subscribe call: ${JSON.stringify(cAck)}`);
-const badAck = await c.emitWithAck("subscribe", { room: "admin" });
+const badAck = await subscribe(c, { room: "admin" });
 
 // B: the dashboard, explicitly; drops after 5 events and resumes.
 const bEvents = [];
@@ -68,7 +72,7 @@ async function startB(after) {
     const b = connect({ token });
     b.on("event", (e) => bEvents.push(e));
     await once(b, "connect");
-    bAcks.push(await b.emitWithAck("subscribe", { room: "dashboard" }));
+    bAcks.push(await subscribe(b, { room: "dashboard" }));
     return b;
   }
   // Resume in the handshake: the missed events come first, in order.
@@ -78,7 +82,7 @@ async function startB(after) {
   await once(b, "connect");
   bAcks.push(await resumed);
   // A late explicit resume with the same sequence sends nothing twice.
-  bAcks.push(await b.emitWithAck("subscribe", { room: "dashboard", after }));
+  bAcks.push(await subscribe(b, { room: "dashboard", after }));
   return b;
 }
 let b = await startB();
