@@ -502,9 +502,22 @@ fn rows(path: &Path, opts: &ImportOptions) -> anyhow::Result<(Vec<String>, Box<d
                 BufReader::new(file).read_to_string(&mut text).map_err(|e| anyhow::anyhow!("not UTF-8 text: {e}"))?;
                 let arr: Vec<Value> = serde_json::from_str(text.trim_start_matches('\u{feff}'))
                     .map_err(|e| anyhow::anyhow!("not a JSON array of objects: {e}"))?;
-                Box::new(arr.into_iter().enumerate().map(|(i, v)| match v {
-                    Value::Object(m) => (i as u64 + 1, Ok(m)),
-                    other => (i as u64 + 1, Err(format!("item is {other}, not an object"))),
+                // The file is one JSON document, so an item that is not an object makes the
+                // document itself wrong (not one bad row among good ones, as in NDJSON).
+                if let Some((i, v)) = arr.iter().enumerate().find(|(_, v)| !v.is_object()) {
+                    let kind = match v {
+                        Value::Null => "null",
+                        Value::Bool(_) => "a boolean",
+                        Value::Number(_) => "a number",
+                        Value::String(_) => "a string",
+                        Value::Array(_) => "an array",
+                        Value::Object(_) => "an object",
+                    };
+                    anyhow::bail!("not a JSON array of objects: item {} is {kind}", i + 1);
+                }
+                Box::new(arr.into_iter().enumerate().filter_map(|(i, v)| match v {
+                    Value::Object(m) => Some((i as u64 + 1, Ok(m))),
+                    _ => None,
                 }))
             };
             let iter = objects.map(move |(line, o)| {

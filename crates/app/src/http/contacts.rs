@@ -296,16 +296,39 @@ pub async fn calls(
     Ok(Json(CallPage::from_page(p)))
 }
 
-fn import_options(q: &mut Query, state: &AppState) -> ImportOptions {
+/// The file format: `format` if given, else what the content type names (CSV by default).
+/// A body sent as `application/json` is a JSON document, so it is read as the JSON array of
+/// objects its schema names; `format=csv|ndjson` with it is a contradiction and refused rather
+/// than guessed (NDJSON goes as `application/x-ndjson`, CSV as `text/csv` or any other type).
+fn import_format(q: &mut Query, content_type: &str) -> ImportFormat {
+    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let json_body = media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"));
     let format = match q.raw("format").as_deref() {
+        None if json_body => ImportFormat::Json,
+        None if media == "application/x-ndjson" || media == "application/jsonl" => ImportFormat::Ndjson,
         None | Some("csv") => ImportFormat::Csv,
         Some("json") => ImportFormat::Json,
         Some("ndjson") => ImportFormat::Ndjson,
         Some(v) => {
             q.bad("format", format!("`{v}` is not one of: csv, json, ndjson"));
-            ImportFormat::Csv
+            return ImportFormat::Csv;
         }
     };
+    if json_body && format != ImportFormat::Json {
+        let name = if format == ImportFormat::Csv { "csv" } else { "ndjson" };
+        q.bad(
+            "format",
+            format!(
+                "`{name}` contradicts Content-Type `{media}` (a JSON array of objects); send the file as {}",
+                if name == "csv" { "text/csv" } else { "application/x-ndjson" }
+            ),
+        );
+    }
+    format
+}
+
+fn import_options(q: &mut Query, state: &AppState, content_type: &str) -> ImportOptions {
+    let format = import_format(q, content_type);
     let on_duplicate = match q.raw("on_duplicate").as_deref() {
         None | Some("skip") => OnDuplicate::Skip,
         Some("update") => OnDuplicate::Update,
@@ -346,7 +369,7 @@ fn import_options(q: &mut Query, state: &AppState) -> ImportOptions {
 /// `multipart/form-data` upload with the file in a part named `file`.
 /// Import contacts: the body is the file (CSV, JSON array, NDJSON) or multipart/form-data with a `file` part. Validates every row first; writes only if all are valid or partial=true.
 #[utoipa::path(post, path = "/api/v1/contacts/import", tag = "contacts", operation_id = "import_contacts",
-    request_body(description = "The file: CSV (default), a JSON array of objects (`format=json`) or NDJSON (`format=ndjson`), or `multipart/form-data` with the file in a part named `file`. Any content type is read as the file unless it is multipart.",
+    request_body(description = "The file: CSV (default), a JSON array of objects (`format=json`) or NDJSON (`format=ndjson`), or `multipart/form-data` with the file in a part named `file`. Without `format`, `application/json` is read as a JSON array and `application/x-ndjson` as NDJSON; any other type as CSV. A body sent as `application/json` must be the JSON array (`format=csv|ndjson` with it is a 400).",
         content(
             (String = "text/csv"),
             (super::schemas::ImportJsonRows = "application/json"),
@@ -378,7 +401,8 @@ pub async fn import(
     body: Body,
 ) -> Result<Response, ApiError> {
     let mut q = Query::parse(uri.query(), &["format", "on_duplicate", "dry_run", "partial", "map", "campaign_id"]);
-    let mut opts = import_options(&mut q, &state);
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let mut opts = import_options(&mut q, &state, &content_type);
     opts.max_field_bytes = state.settings.import.max_field_bytes;
     opts.owner = format!("{}-{}", crate::hostname(), std::process::id());
     q.finish()?;
@@ -394,7 +418,6 @@ pub async fn import(
     // Spool the upload to a temporary file: the importer reads it twice (validate, then write)
     // and never holds it in memory. A client that goes away mid-upload leaves only the spool.
     let spool = tempfile::NamedTempFile::new().map_err(|e| ApiError::Internal(e.into()))?.into_temp_path();
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     crate::import::spool_upload(body, &content_type, &spool, limits.max_upload_bytes).await?;
     // The import runs as its own task, so neither the request timeout nor a client that
     // disconnects can stop it half-way (a stopped request future would cut it between

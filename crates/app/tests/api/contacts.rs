@@ -206,6 +206,33 @@ async fn import_scenario(app: &TestApp) {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{r}");
     assert!(r["detail"].as_str().unwrap().contains("no phone column"), "{r}");
 
+    // The content type names the format when `format` is absent, and a body sent as JSON is a
+    // JSON document: a JSON array of objects, never re-read as NDJSON or CSV (a schemathesis
+    // find: random bytes sent as application/json with format=ndjson came back 200).
+    let arr = br#"[{"phone":"+14155550203","name":"Js One"}]"#.to_vec();
+    let (s, r) = app.post_bytes("/api/v1/contacts/import?dry_run=true", arr, "application/json; charset=utf-8").await;
+    assert_eq!((s, r["valid"].as_u64()), (StatusCode::OK, Some(1)), "{r}");
+    let (s, r) = app.post_bytes("/api/v1/contacts/import?dry_run=true", nd_line(), "application/x-ndjson").await;
+    assert_eq!((s, r["valid"].as_u64()), (StatusCode::OK, Some(1)), "{r}");
+    for q in ["format=ndjson", "format=csv"] {
+        let (s, r) = app
+            .post_bytes(&format!("/api/v1/contacts/import?dry_run=true&{q}"), b"<\xff".to_vec(), "application/json")
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {r}");
+        assert_eq!(r["errors"][0]["field"], "format", "{r}");
+        assert!(r["errors"][0]["reason"].as_str().unwrap().contains("contradicts Content-Type"), "{r}");
+    }
+    for (body, why) in [
+        (&b"<\xff"[..], "not UTF-8"),
+        (&b"<x"[..], "not a JSON array"),
+        (&b"[{\"phone\":\"+14155550204\"}, 7]"[..], "item 2 is a number"),
+    ] {
+        let (s, r) = app.post_bytes("/api/v1/contacts/import?dry_run=true", body.to_vec(), "application/json").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{r}");
+        assert_eq!(r["errors"][0]["field"], "file", "{r}");
+        assert!(r["errors"][0]["reason"].as_str().unwrap().contains(why), "{why}: {r}");
+    }
+
     // Export streams every contact, CSV and NDJSON, with the list filters.
     let csv = app.get("/api/v1/contacts/export").await.text().await.unwrap();
     let mut rdr = csv::Reader::from_reader(csv.as_bytes());
@@ -215,4 +242,8 @@ async fn import_scenario(app: &TestApp) {
     let lines: Vec<Value> = nd.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["tags"], json!(["a", "b"]));
+}
+
+fn nd_line() -> Vec<u8> {
+    b"{\"phone\":\"+14155550205\"}\n".to_vec()
 }
