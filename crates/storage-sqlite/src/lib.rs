@@ -36,6 +36,7 @@ mod contact_query;
 mod contacts;
 mod enrollments;
 mod events;
+mod fts_tiers;
 mod leases;
 mod rows;
 mod schema;
@@ -307,7 +308,10 @@ fn migrate_conn(conn: &Connection) -> StoreResult<Vec<String>> {
             continue;
         }
         conn.execute_batch(sql).map_err(map_err)?;
-        if *name == schema::TRANSCRIPT_FTS_PER_TRANSCRIPT {
+        // The index is refilled from the stored transcripts by the last
+        // migration that rebuilds it (0011; 0009's refill wrote the columns
+        // 0011 replaced, so a database upgraded past both is filled once).
+        if *name == schema::TRANSCRIPT_FTS_TIERS {
             transcripts::fill_fts(conn)?;
         }
         conn.pragma_update(None, "user_version", version).map_err(map_err)?;

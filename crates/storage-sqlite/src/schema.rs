@@ -327,7 +327,7 @@ CREATE INDEX recordings_completed_created ON recordings (created_at, id) WHERE s
 "#,
     ),
     (
-        TRANSCRIPT_FTS_PER_TRANSCRIPT,
+        "0009_transcript_fts_per_transcript",
         r#"
 -- Full text, one row per transcript (rowid = transcripts.rid), replacing
 -- 0007's row per turn (whose doclists were ~20 times longer: every search
@@ -386,7 +386,32 @@ CREATE INDEX calls_updated ON calls (updated_at);
 CREATE INDEX transcripts_updated ON transcripts (updated_at);
 "#,
     ),
+    (
+        TRANSCRIPT_FTS_TIERS,
+        r#"
+-- Full text with tiers (src/fts_tiers.rs): the `tiers` column holds, per
+-- transcript, `word_T` for each word said at least T times (T in 2, 3, 4,
+-- 6, 8, 12, 16, 24, 32), so a relevance page can be drawn from the rows
+-- that say a query word often and proven equal to ranking every match.
+-- It weighs 0 in the rank (`bm25(1, 1, 0)`, the table's `rank` setting), so
+-- scores are those of `turns` and `summary` alone. `transcript_fts_vocab`
+-- reads the words' row counts (idf, tier sizes). This migration's data step
+-- refills the index from the stored transcripts.
+DROP TABLE transcript_fts;
+CREATE VIRTUAL TABLE transcript_fts USING fts5 (
+    turns,
+    summary,
+    tiers,
+    content = '',
+    columnsize = 0,
+    tokenize = 'unicode61 remove_diacritics 0 tokenchars ''_''',
+    prefix = '2 3'
+);
+INSERT INTO transcript_fts (transcript_fts, rank) VALUES ('rank', 'bm25(1.0, 1.0, 0.0)');
+CREATE VIRTUAL TABLE transcript_fts_vocab USING fts5vocab (transcript_fts, 'row');
+"#,
+    ),
 ];
 
-/// Migration 0009's name: its data step (`transcripts::fill_fts`) runs after its SQL.
-pub(crate) const TRANSCRIPT_FTS_PER_TRANSCRIPT: &str = "0009_transcript_fts_per_transcript";
+/// Migration 0011's name: its data step (`transcripts::fill_fts`) runs after its SQL.
+pub(crate) const TRANSCRIPT_FTS_TIERS: &str = "0011_transcript_fts_tiers";

@@ -1,4 +1,4 @@
-//! Recordings and transcripts on SQLite (migrations 0007, 0009): each record
+//! Recordings and transcripts on SQLite (migrations 0007, 0009, 0011): each record
 //! as a JSON `doc` plus real columns for its keys and filters, one
 //! `transcript_criteria` row per evaluation criterion, and an FTS5 index
 //! (`transcript_fts`, contentless) with one row per transcript (rowid =
@@ -139,11 +139,12 @@ fn upsert_transcript_in_tx(conn: &Connection, t: &Transcript) -> StoreResult<Tra
                 st.execute(all.as_slice())
             })
             .map_err(map_err)?;
-            let (turns, summary, _) = fts_text(old);
+            let text = fts_text(old);
             conn.prepare_cached(
-                "INSERT INTO transcript_fts (transcript_fts, rowid, turns, summary) VALUES ('delete', ?1, ?2, ?3)",
+                "INSERT INTO transcript_fts (transcript_fts, rowid, turns, summary, tiers) \
+                 VALUES ('delete', ?1, ?2, ?3, ?4)",
             )
-            .and_then(|mut st| st.execute(params![*rid, turns, summary]))
+            .and_then(|mut st| st.execute(params![*rid, text.turns, text.summary, text.tiers]))
             .map_err(map_err)?;
             conn.prepare_cached("DELETE FROM transcript_criteria WHERE transcript_id = ?1")
                 .and_then(|mut st| st.execute([new.id.as_str()]))
@@ -171,38 +172,40 @@ fn upsert_transcript_in_tx(conn: &Connection, t: &Transcript) -> StoreResult<Tra
     Ok(new)
 }
 
-/// The text a transcript is indexed with (`turns`, `summary`) and its
-/// words. The row holds the contract's words (`words()`: lower-cased runs of
-/// letters and digits), not the raw text: the table is contentless, so
-/// nothing reads it back, and FTS5's tokens are then exactly the reference
-/// predicate's words (unicode61 never splits inside one). Deleting a row
-/// needs this same text again, so a change to `words()` needs a migration
-/// that rebuilds the index (as 0009's data step does).
-fn fts_text(t: &Transcript) -> (String, String, std::collections::BTreeSet<String>) {
+/// A transcript's row of `transcript_fts`, and its words.
+struct FtsText {
+    turns: String,
+    summary: String,
+    tiers: String,
+    vocab: std::collections::BTreeSet<String>,
+}
+
+/// The text a transcript is indexed with (`turns`, `summary`, and `tiers`:
+/// `fts_tiers::tier_text`) and its words. The row holds the contract's words
+/// (`words()`: lower-cased runs of letters and digits), not the raw text: the
+/// table is contentless, so nothing reads it back, and FTS5's tokens are then
+/// the reference predicate's words. Deleting a row needs this same text
+/// again, so a change to `words()` or the tiers needs a migration that
+/// rebuilds the index (as 0011's data step does).
+fn fts_text(t: &Transcript) -> FtsText {
+    let turn_words: Vec<Vec<String>> = t.turns.iter().map(|x| words(&x.message)).filter(|w| !w.is_empty()).collect();
+    let summary_words = words(t.summary.as_deref().unwrap_or(""));
+    let turns = turn_words.iter().map(|w| w.join(" ")).collect::<Vec<_>>().join(" _ ");
+    let summary = summary_words.join(" ");
+    let tiers = crate::fts_tiers::tier_text(
+        turn_words.iter().map(Vec::as_slice).chain(std::iter::once(summary_words.as_slice())),
+    );
     let mut vocab = std::collections::BTreeSet::new();
-    let turns = t
-        .turns
-        .iter()
-        .map(|x| words(&x.message))
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let line = w.join(" ");
-            vocab.extend(w);
-            line
-        })
-        .collect::<Vec<_>>()
-        .join(" _ ");
-    let summary = words(t.summary.as_deref().unwrap_or(""));
-    let summary_line = summary.join(" ");
-    vocab.extend(summary);
-    (turns, summary_line, vocab)
+    vocab.extend(turn_words.into_iter().flatten());
+    vocab.extend(summary_words);
+    FtsText { turns, summary, tiers, vocab }
 }
 
 /// The transcript's full-text row and its new words in `transcript_terms`.
 fn index_text(conn: &Connection, rid: i64, t: &Transcript) -> StoreResult<()> {
-    let (turns, summary, vocab) = fts_text(t);
-    conn.prepare_cached("INSERT INTO transcript_fts (rowid, turns, summary) VALUES (?1, ?2, ?3)")
-        .and_then(|mut st| st.execute(params![rid, turns, summary]))
+    let FtsText { turns, summary, tiers, vocab } = fts_text(t);
+    conn.prepare_cached("INSERT INTO transcript_fts (rowid, turns, summary, tiers) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut st| st.execute(params![rid, turns, summary, tiers]))
         .map_err(map_err)?;
     let mut term = conn.prepare_cached("INSERT OR IGNORE INTO transcript_terms (term) VALUES (?1)").map_err(map_err)?;
     for w in vocab {
@@ -211,8 +214,8 @@ fn index_text(conn: &Connection, rid: i64, t: &Transcript) -> StoreResult<()> {
     Ok(())
 }
 
-/// Migration 0009's data step: the per-transcript index from every stored
-/// transcript (0007's per-turn rows were dropped by its SQL).
+/// Migration 0011's data step: the index (0011's columns) from every stored
+/// transcript (0007's per-turn rows and 0009's two columns were dropped).
 pub(crate) fn fill_fts(conn: &Connection) -> StoreResult<()> {
     let mut st = conn.prepare("SELECT rid, doc FROM transcripts").map_err(map_err)?;
     let mut rows = st.query([]).map_err(map_err)?;
@@ -287,8 +290,9 @@ pub(crate) fn fts_term(t: &Term) -> String {
 const MAX_EXPANSION: usize = 64;
 
 /// A term as FTS5 text, a prefix expanded to the indexed words it covers.
-fn fts_term_expanded(conn: &Connection, t: &Term) -> StoreResult<String> {
-    let Term::Prefix(p) = t else { return Ok(fts_term(t)) };
+/// The indexed words a prefix covers, or `None` when FTS5 expands it itself
+/// (no word, or more than `MAX_EXPANSION`).
+fn prefix_words(conn: &Connection, p: &str) -> StoreResult<Option<Vec<String>>> {
     let hi = format!("{p}{}", char::MAX);
     let words: Vec<String> = conn
         .prepare_cached("SELECT term FROM transcript_terms WHERE term >= ?1 AND term <= ?2 ORDER BY term LIMIT ?3")
@@ -296,10 +300,15 @@ fn fts_term_expanded(conn: &Connection, t: &Term) -> StoreResult<String> {
             st.query_map(params![p, hi, MAX_EXPANSION as i64 + 1], |r| r.get(0)).and_then(|rows| rows.collect())
         })
         .map_err(map_err)?;
-    if words.is_empty() || words.len() > MAX_EXPANSION {
-        return Ok(fts_term(t));
-    }
-    Ok(words.iter().map(|w| fts_string(w)).collect::<Vec<_>>().join(" OR "))
+    Ok((!words.is_empty() && words.len() <= MAX_EXPANSION).then_some(words))
+}
+
+fn fts_term_expanded(conn: &Connection, t: &Term) -> StoreResult<String> {
+    let Term::Prefix(p) = t else { return Ok(fts_term(t)) };
+    Ok(match prefix_words(conn, p)? {
+        Some(words) => words.iter().map(|w| fts_string(w)).collect::<Vec<_>>().join(" OR "),
+        None => fts_term(t),
+    })
 }
 
 fn fts_group(conn: &Connection, g: &[Term]) -> StoreResult<String> {
@@ -438,20 +447,51 @@ fn newest_rids(
 const CHECK_BUDGET: usize = 2_000;
 
 /// Best first: (rid, bm25) of the matching transcripts that pass the
-/// filter, skipping `offset`, at most `want`.
-///
-/// FTS5 ranks every match (`ORDER BY rank`; BM25's corpus statistics make
-/// anything narrower inexact) and the filter is applied in that order.
+/// filter, skipping `offset`, at most `want`: from a tier's candidates when
+/// that provably gives the same page (`fts_tiers`), else from every match.
 fn relevance_rids(
     conn: &Connection,
+    q: &TextQuery,
     expr: &str,
     filter: &TranscriptFilter,
     offset: i64,
     want: usize,
 ) -> StoreResult<Vec<(i64, f64)>> {
+    if let Some(page) = relevance_pruned(conn, q, expr, filter, offset, want, CHECK_BUDGET)? {
+        return Ok(page);
+    }
     relevance_rids_within(conn, expr, filter, offset, want, CHECK_BUDGET)
 }
 
+/// The page from the highest tier whose candidates prove it exact, if any.
+fn relevance_pruned(
+    conn: &Connection,
+    q: &TextQuery,
+    expr: &str,
+    filter: &TranscriptFilter,
+    offset: i64,
+    want: usize,
+    check_budget: usize,
+) -> StoreResult<Option<Vec<(i64, f64)>>> {
+    use crate::fts_tiers::{Plan, Stats, page_is_exact, plan};
+    let Some(plan) = plan(q, |p| prefix_words(conn, p))? else { return Ok(None) };
+    let Some(stats) = Stats::read(conn, &plan)? else { return Ok(None) };
+    for t in stats.tiers(&plan, offset.max(0) as usize + want) {
+        let page = relevance_rids_within(conn, &plan.candidates(expr, t), filter, offset, want, check_budget)?;
+        let Some(&(rid, rank)) = page.last().filter(|_| page.len() == want) else { continue };
+        let last = match plan {
+            Plan::Single(_) => Some(decode_transcript(&doc_of(conn, rid)?)?),
+            Plan::Words(_) => None,
+        };
+        if page_is_exact(&plan, &stats, t, rank, last.as_ref()) {
+            return Ok(Some(page));
+        }
+    }
+    Ok(None)
+}
+
+/// Every row of `expr` ranked by FTS5 (`ORDER BY rank, rowid`), the filter
+/// applied in that order.
 fn relevance_rids_within(
     conn: &Connection,
     expr: &str,
@@ -543,7 +583,7 @@ fn search_in(
     let picked: Vec<(i64, Option<f64>)> = match order {
         SearchOrder::Newest => newest_rids(conn, &expr, filter, cursor, want)?.into_iter().map(|r| (r, None)).collect(),
         SearchOrder::Relevance => {
-            relevance_rids(conn, &expr, filter, offset, want)?.into_iter().map(|(r, s)| (r, Some(s))).collect()
+            relevance_rids(conn, q, &expr, filter, offset, want)?.into_iter().map(|(r, s)| (r, Some(s))).collect()
         }
     };
     picked
@@ -784,6 +824,124 @@ mod tests {
         assert_eq!((hits[0].transcript.id.clone(), hits[0].turn), (t.id.clone(), Some(1)));
         assert_eq!(search("invo*").len(), 1, "prefixes expand to the refilled words");
         assert!(search("\"invoice i\"").is_empty(), "a phrase never spans two turns");
+    }
+
+    /// A relevance page drawn from a tier's candidates is returned only when
+    /// it equals the page of ranking every match; on a skewed corpus (common
+    /// words said 0–40 times, rewrites, non-ASCII words, filters, deep pages)
+    /// that happens for every kind of query, and our score formula is FTS5's.
+    #[test]
+    fn pruned_relevance_pages_equal_ranking_every_match() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::migrate_conn(&conn).unwrap();
+        let vocab: Vec<String> =
+            ["the", "refund", "invoice", "cancel", "my", "plan", "bill", "billing", "bills", "angry"]
+                .iter()
+                .map(|w| w.to_string())
+                .chain((0..40).map(|i| format!("w{i}")))
+                .collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut ids = Vec::new();
+        for k in 0..1_500u64 {
+            let mut turns = Vec::new();
+            let len = 5 + next(60);
+            for turn in 0..4 {
+                let mut msg = Vec::new();
+                for _ in 0..len / 4 {
+                    // Zipf-like: word i with weight ~ 1/(i+1).
+                    let r = next(1_000) as f64 / 1_000.0;
+                    let i = ((vocab.len() as f64).powf(r) - 1.0) as usize;
+                    msg.push(vocab[i.min(vocab.len() - 1)].clone());
+                }
+                if k % 3 == 0 && turn == 1 {
+                    for _ in 0..k % 7 {
+                        msg.push("cancel my plan".into());
+                    }
+                }
+                if k % 97 == 0 {
+                    msg.push("refundé café".into());
+                }
+                turns.push(serde_json::json!({"role": if turn % 2 == 0 { "agent" } else { "user" },
+                    "message": msg.join(" "), "time_in_call_secs": turn as f64}));
+            }
+            let t: Transcript = serde_json::from_value(serde_json::json!({
+                "id": switchboard_domain::TranscriptId::new(), "conversation_id": format!("conv_{k}"),
+                "call_id": null, "campaign_id": null, "contact_id": null, "agent_id": format!("agent_{}", k % 5),
+                "status": "done", "turns": turns, "language": null, "duration_secs": 60, "cost": null,
+                "termination_reason": null, "call_successful": null,
+                "summary": if k % 3 == 0 { Some("refund refund invoice") } else { None },
+                "criteria": [], "data_collection": [], "has_audio": false,
+                "started_at": "2026-11-01T10:00:00Z", "analysis": null, "analyzer_version": null, "sentiment": null,
+                "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-01T10:00:00Z"
+            }))
+            .unwrap();
+            ids.push(upsert_transcript_in_tx(&conn, &t).unwrap());
+        }
+        // Rewrites: the old rows leave the index (and its counts) exactly.
+        for t in ids.iter().step_by(11) {
+            let mut t = t.clone();
+            t.turns.truncate(1);
+            t.summary = Some("refund".into());
+            upsert_transcript_in_tx(&conn, &t).unwrap();
+        }
+        let queries = [
+            "refund",
+            "the",
+            "\"cancel my plan\"",
+            "refund OR invoice",
+            "bill*",
+            "refund invoice",
+            "the -angry",
+            "w3 OR w7 OR w11",
+        ];
+        let filters =
+            [TranscriptFilter::default(), TranscriptFilter { agent_id: Some("agent_2".into()), ..Default::default() }];
+        let mut pruned = std::collections::BTreeMap::new();
+        for qs in queries {
+            let q = TextQuery::parse(qs).unwrap();
+            let expr = fts_expression(&conn, &q).unwrap();
+            for f in &filters {
+                for (offset, want) in [(0, 21), (0, 3), (20, 21), (200, 21)] {
+                    let full = relevance_rids_within(&conn, &expr, f, offset, want, CHECK_BUDGET).unwrap();
+                    if let Some(page) = relevance_pruned(&conn, &q, &expr, f, offset, want, CHECK_BUDGET).unwrap() {
+                        assert_eq!(page, full, "{qs} {f:?} offset {offset}");
+                        *pruned.entry(qs).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+        for qs in queries {
+            assert!(pruned.get(qs).copied().unwrap_or(0) >= 2, "{qs} was never pruned: {pruned:?}");
+        }
+
+        // Our bm25 is FTS5's: scores of the top rows of a several-word query.
+        let q = TextQuery::parse("refund OR invoice OR the").unwrap();
+        let expr = fts_expression(&conn, &q).unwrap();
+        let plan = crate::fts_tiers::plan(&q, |p| prefix_words(&conn, p)).unwrap().unwrap();
+        let stats = crate::fts_tiers::Stats::read(&conn, &plan).unwrap().unwrap();
+        let qwords: Vec<String> = ["refund", "invoice", "the"].iter().map(|w| w.to_string()).collect();
+        let top = relevance_rids_within(&conn, &expr, &TranscriptFilter::default(), 0, 50, CHECK_BUDGET).unwrap();
+        let mut compared = 0;
+        for (rid, rank) in top {
+            let t = decode_transcript(&doc_of(&conn, rid).unwrap()).unwrap();
+            let texts: Vec<Vec<String>> =
+                t.turns.iter().map(|x| words(&x.message)).chain(t.summary.as_deref().map(words)).collect();
+            if texts.iter().flatten().any(|w| !w.is_ascii()) {
+                continue;
+            }
+            let tfs: Vec<u32> =
+                qwords.iter().map(|q| texts.iter().flatten().filter(|w| *w == q).count() as u32).collect();
+            let ours = stats.score(&qwords, &tfs);
+            assert!((ours + rank).abs() <= 1e-9 * ours.abs(), "ours {ours} fts5 {}", -rank);
+            compared += 1;
+        }
+        assert!(compared > 40);
     }
 
     /// The filter's set (after the check budget) and per-row checks agree,
