@@ -146,6 +146,10 @@ enum Command {
         /// Analysis suite: transcripts seeded (searched, analysed).
         #[arg(long, default_value_t = 100_000)]
         transcripts: u64,
+        /// Analysis suite: keep the seeded store in this SQLite file, and reuse it when it exists
+        /// (seeding skipped; each run's ingest phase adds its webhooks' transcripts to it).
+        #[arg(long)]
+        transcripts_db: Option<std::path::PathBuf>,
         /// Live suite: Socket.IO clients connected (official client, node).
         #[arg(long, default_value_t = 1000)]
         clients: usize,
@@ -462,8 +466,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = switchboard::bench::sheets::run(opts).await?;
             println!("{report}");
         }
-        Command::Bench { suite, transcripts, .. } if suite == "analysis" => {
-            let opts = switchboard::bench::analysis::AnalysisBenchOptions { transcripts, ..Default::default() };
+        Command::Bench { suite, transcripts, transcripts_db, .. } if suite == "analysis" => {
+            let opts = switchboard::bench::analysis::AnalysisBenchOptions {
+                transcripts,
+                store_path: transcripts_db,
+                ..Default::default()
+            };
             let report = switchboard::bench::analysis::run(opts).await?;
             println!("{report}");
         }

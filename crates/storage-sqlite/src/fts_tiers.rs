@@ -49,7 +49,7 @@ use switchboard_storage::{StoreResult, Term, TextQuery};
 use crate::rows::map_err;
 
 /// Counts at which a word gets a tier token.
-pub(crate) const TIERS: [u32; 9] = [2, 3, 4, 6, 8, 12, 16, 24, 32];
+pub(crate) const TIERS: [u32; 11] = [2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64];
 
 /// FTS5's bm25 constants.
 const K1: f64 = 1.2;
@@ -149,28 +149,34 @@ impl Plan {
         ws
     }
 
-    /// The query narrowed to tier `t`'s candidates.
-    pub(crate) fn candidates(&self, expr: &str, t: u32) -> String {
-        let tiers = match self {
-            Plan::Single(p) => p.iter().map(|w| quoted(&format!("{w}_{t}"))).collect::<Vec<_>>().join(" AND "),
-            Plan::Words(_) => {
-                self.distinct_words().iter().map(|w| quoted(&format!("{w}_{t}"))).collect::<Vec<_>>().join(" OR ")
+    /// The words whose tier tokens select the candidates: a word; for a
+    /// phrase, its longest word (every saying of the phrase is a saying of
+    /// each of its words, and a long word is the likeliest to be rare); for
+    /// several words, those not in most rows (see [`Stats::common`]).
+    fn clause_words<'a>(&'a self, stats: &Stats) -> Vec<&'a str> {
+        match self {
+            Plan::Single(p) => {
+                p.iter().map(String::as_str).max_by_key(|w| (w.len(), std::cmp::Reverse(*w))).into_iter().collect()
             }
-        };
-        format!("({expr}) AND ({tiers})")
+            Plan::Words(_) => self.distinct_words().into_iter().filter(|w| !stats.common(w)).collect(),
+        }
     }
 
-    /// An upper bound of tier `t`'s candidate count (from the vocabulary).
-    fn estimate(&self, stats: &Stats, t: u32) -> u64 {
-        let n = |w: &str| stats.tier_rows.get(&(w.to_owned(), t)).copied().unwrap_or(0);
-        match self {
-            Plan::Single(p) => p.iter().map(|w| n(w)).min().unwrap_or(0),
-            Plan::Words(_) => self.distinct_words().iter().map(|w| n(w)).sum(),
-        }
+    /// The rows that may say a query phrase at least `t` times (a row
+    /// outside says each at most `t − 1` times, a common word of several any
+    /// number of times).
+    pub(crate) fn tier_clause(&self, stats: &Stats, t: u32) -> String {
+        self.clause_words(stats).iter().map(|w| quoted(&format!("{w}_{t}"))).collect::<Vec<_>>().join(" OR ")
+    }
+
+    /// The query narrowed to tier `t`'s candidates.
+    pub(crate) fn candidates(&self, stats: &Stats, expr: &str, t: u32) -> String {
+        format!("({expr}) AND ({})", self.tier_clause(stats, t))
     }
 }
 
-/// Corpus figures FTS5's bm25 uses, and the query words' row counts.
+/// Corpus figures FTS5's bm25 uses, the query words' row counts (several
+/// words only: their idf), and tier token row counts (read when asked).
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     /// Rows in the index.
@@ -179,8 +185,8 @@ pub(crate) struct Stats {
     avgdl: f64,
     /// Rows holding each word.
     word_rows: HashMap<String, i64>,
-    /// Rows holding `word_T`, by (word, T).
-    tier_rows: HashMap<(String, u32), u64>,
+    /// Rows holding `word_T`, by (word, T), as read.
+    tier_rows: std::cell::RefCell<HashMap<(String, u32), u64>>,
 }
 
 /// A SQLite varint (as FTS5 writes its averages record).
@@ -200,8 +206,16 @@ fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
+/// Rows holding a token (`fts5vocab` reads its doclist).
+fn token_rows(conn: &Connection, token: &str) -> StoreResult<i64> {
+    conn.prepare_cached("SELECT doc FROM transcript_fts_vocab WHERE term = ?1")
+        .and_then(|mut st| st.query_row([token], |r| r.get(0)).optional())
+        .map(|n| n.unwrap_or(0))
+        .map_err(map_err)
+}
+
 impl Stats {
-    /// Reads the averages record and the plan's words from the vocabulary.
+    /// Reads FTS5's averages record and, for several words, their row counts.
     pub(crate) fn read(conn: &Connection, plan: &Plan) -> StoreResult<Option<Stats>> {
         let block: Option<Vec<u8>> = conn
             .prepare_cached("SELECT block FROM transcript_fts_data WHERE id = 1")
@@ -221,28 +235,32 @@ impl Stats {
             return Ok(None);
         }
         let mut stats = Stats { rows: rows as i64, avgdl: tokens as f64 / rows as f64, ..Stats::default() };
-        // One range read per word: the word itself and its `word_T` tokens
-        // (`_` sorts after digits and before letters, so the range holds
-        // only the word, words extending it with digits, and its tiers).
-        let mut st = conn
-            .prepare_cached("SELECT term, doc FROM transcript_fts_vocab WHERE term >= ?1 AND term < ?2")
-            .map_err(map_err)?;
-        for w in plan.distinct_words() {
-            let rows = st
-                .query_map([w.to_owned(), format!("{w}_\u{7f}")], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(map_err)?;
-            for (term, doc) in rows {
-                if term == w {
-                    stats.word_rows.insert(term, doc);
-                } else if let Some(Ok(t)) =
-                    term.strip_prefix(w).and_then(|s| s.strip_prefix('_')).map(str::parse::<u32>)
-                {
-                    stats.tier_rows.insert((w.to_owned(), t), doc as u64);
-                }
+        if let Plan::Words(_) = plan {
+            for w in plan.distinct_words() {
+                stats.word_rows.insert(w.to_owned(), token_rows(conn, w)?);
             }
         }
         Ok(Some(stats))
+    }
+
+    /// Rows holding `word_T`.
+    fn tier_rows(&self, conn: &Connection, w: &str, t: u32) -> StoreResult<u64> {
+        let key = (w.to_owned(), t);
+        if let Some(n) = self.tier_rows.borrow().get(&key) {
+            return Ok(*n);
+        }
+        let n = token_rows(conn, &format!("{w}_{t}"))?.max(0) as u64;
+        self.tier_rows.borrow_mut().insert(key, n);
+        Ok(n)
+    }
+
+    /// An upper bound of tier `t`'s candidate count.
+    pub(crate) fn estimate(&self, conn: &Connection, plan: &Plan, t: u32) -> StoreResult<u64> {
+        let mut n = 0;
+        for w in plan.clause_words(self) {
+            n += self.tier_rows(conn, w, t)?;
+        }
+        Ok(n)
     }
 
     /// c in f(x) = x(k₁+1) / (x + k₁·c), as FTS5 computes it.
@@ -250,11 +268,28 @@ impl Stats {
         1.0 - B + B * (-FTS_COLUMNS) / self.avgdl
     }
 
+    /// Whether pruning may be tried: FTS5's f grows with the count.
+    pub(crate) fn usable(&self) -> bool {
+        self.c() > 0.0
+    }
+
+    /// FTS5's raw idf of a word (before its floor).
+    fn raw_idf(&self, w: &str) -> f64 {
+        let hits = self.word_rows.get(w).copied().unwrap_or(0);
+        (((self.rows - hits) as f64 + 0.5) / (hits as f64 + 0.5)).ln()
+    }
+
     /// FTS5's idf of a word.
     fn idf(&self, w: &str) -> f64 {
-        let hits = self.word_rows.get(w).copied().unwrap_or(0);
-        let idf = (((self.rows - hits) as f64 + 0.5) / (hits as f64 + 0.5)).ln();
+        let idf = self.raw_idf(w);
         if idf <= 0.0 { 1e-6 } else { idf }
+    }
+
+    /// A word in at least half the rows: FTS5 floors its idf at 1e-6, so it
+    /// adds less than 1e-6·(k₁+1) to any score however often it is said, and
+    /// is left out of the tier clause (bounded by that instead).
+    fn common(&self, w: &str) -> bool {
+        self.raw_idf(w) <= 0.0
     }
 
     /// FTS5's score of a row where each of `words` (its phrases) has the
@@ -271,28 +306,12 @@ impl Stats {
             .sum()
     }
 
-    /// The highest score a row with every word's tf ≤ `t − 1` can have.
+    /// The highest score a row outside tier `t`'s candidates can have: each
+    /// word said at most `t − 1` times, a common word any number of times.
     fn bound(&self, words: &[String], t: u32) -> f64 {
-        self.score(words, &vec![t - 1; words.len()])
-    }
-
-    /// The tiers worth trying, highest first: those whose candidates could
-    /// fill `need` rows but are well short of every match.
-    pub(crate) fn tiers(&self, plan: &Plan, need: usize) -> Vec<u32> {
-        if self.c() <= 0.0 {
-            return Vec::new();
-        }
-        let all: u64 =
-            plan.distinct_words().iter().map(|w| self.word_rows.get(*w).copied().unwrap_or(0) as u64).sum::<u64>();
-        TIERS
-            .iter()
-            .rev()
-            .copied()
-            .filter(|t| {
-                let est = plan.estimate(self, *t);
-                est >= need as u64 && est.saturating_mul(2) <= all
-            })
-            .collect()
+        let capped: f64 = words.iter().filter(|w| self.common(w)).map(|w| self.idf(w) * (K1 + 1.0)).sum();
+        let rest: Vec<String> = words.iter().filter(|w| !self.common(w)).cloned().collect();
+        capped + self.score(&rest, &vec![t - 1; rest.len()])
     }
 }
 
@@ -353,8 +372,16 @@ mod tests {
         let q = TextQuery::parse("bill*").unwrap();
         let expanded = plan(&q, |_| Ok(Some(vec!["bill".into(), "billing".into()]))).unwrap();
         assert_eq!(expanded, Some(Plan::Words(ws("bill billing"))));
-        assert_eq!(Plan::Words(ws("bill billing bill")).candidates("X", 4), r#"(X) AND ("bill_4" OR "billing_4")"#);
-        assert_eq!(Plan::Single(ws("my plan")).candidates("X", 2), r#"(X) AND ("my_2" AND "plan_2")"#);
+        let stats = Stats { rows: 100, avgdl: 300.0, ..Stats::default() };
+        assert_eq!(
+            Plan::Words(ws("bill billing bill")).candidates(&stats, "X", 4),
+            r#"(X) AND ("bill_4" OR "billing_4")"#
+        );
+        assert_eq!(Plan::Single(ws("cancel my plan")).candidates(&stats, "X", 2), r#"(X) AND ("cancel_2")"#);
+        // A word in most rows adds at most 1e-6·(k₁+1): bounded, not a candidate.
+        let stats = Stats { word_rows: HashMap::from([("billing".to_owned(), 80)]), ..stats };
+        assert_eq!(Plan::Words(ws("bill billing")).candidates(&stats, "X", 4), r#"(X) AND ("bill_4")"#);
+        assert!(stats.bound(&ws("bill billing"), 1) <= 2.2e-6 + 1e-12);
     }
 
     #[test]

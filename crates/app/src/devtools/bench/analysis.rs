@@ -76,6 +76,9 @@ pub struct AnalysisBenchOptions {
     pub webhooks: usize,
     /// Show progress bars.
     pub progress: bool,
+    /// Keep the store in this SQLite file; a file that exists is reused as it is
+    /// (no seeding: the corpus figures are then not measured).
+    pub store_path: Option<std::path::PathBuf>,
 }
 
 impl Default for AnalysisBenchOptions {
@@ -86,6 +89,7 @@ impl Default for AnalysisBenchOptions {
             search_budget: Duration::from_secs(15),
             webhooks: 500,
             progress: true,
+            store_path: None,
         }
     }
 }
@@ -578,10 +582,10 @@ fn bar(progress: bool, len: u64, what: &str) -> indicatif::ProgressBar {
     )
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|it| it.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
-        .unwrap_or(0)
+/// The database file and its WAL.
+fn db_bytes(db: &Path) -> u64 {
+    let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+    [db, wal.as_path()].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum()
 }
 
 async fn count_transcripts(store: &dyn Storage) -> anyhow::Result<u64> {
@@ -603,7 +607,9 @@ pub async fn run(opts: AnalysisBenchOptions) -> anyhow::Result<AnalysisBenchRepo
     anyhow::ensure!(opts.search_samples >= 1 && opts.webhooks >= 1, "samples and webhooks must be at least 1");
     let machine = Machine::detect();
     let tmp = tempfile::Builder::new().prefix("switchboard-bench-analysis-").tempdir()?;
-    let store: Arc<dyn Storage> = Arc::new(SqliteStore::open(tmp.path().join("bench.db"), SqliteOptions::default())?);
+    let db = opts.store_path.clone().unwrap_or_else(|| tmp.path().join("bench.db"));
+    let reuse = opts.store_path.as_ref().is_some_and(|p| p.exists());
+    let store: Arc<dyn Storage> = Arc::new(SqliteStore::open(&db, SqliteOptions::default())?);
     store.migrate().await?;
 
     // 1 + 3. Seeding, with the analysis timed apart.
@@ -614,7 +620,12 @@ pub async fn run(opts: AnalysisBenchOptions) -> anyhow::Result<AnalysisBenchRepo
     let progress = bar(opts.progress, opts.transcripts, "seeding transcripts");
     tracing::info!(transcripts = opts.transcripts, "seeding transcripts");
     let wall = Instant::now();
-    let mut i = 0;
+    let mut i = if reuse {
+        tracing::info!(path = %db.display(), "reusing the seeded store: seeding skipped");
+        opts.transcripts
+    } else {
+        0
+    };
     while i < opts.transcripts {
         let n = BATCH.min(opts.transcripts - i);
         let mut batch: Vec<Transcript> = (i..i + n)
@@ -644,7 +655,7 @@ pub async fn run(opts: AnalysisBenchOptions) -> anyhow::Result<AnalysisBenchRepo
     }
     progress.finish_and_clear();
     let seed_wall = wall.elapsed();
-    let db_bytes = dir_bytes(tmp.path());
+    let db_bytes = db_bytes(&db);
     tracing::info!(secs = format!("{:.1}", seed_wall.as_secs_f64()), "seeded");
 
     // 2. Search.
