@@ -147,7 +147,7 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         transcripts: u64,
         /// Analysis suite: keep the seeded store in this SQLite file, and reuse it when it exists
-        /// (seeding skipped; each run's ingest phase adds its webhooks' transcripts to it).
+        /// (seeding skipped; the ingest phase replays the same conversations, so it does not grow).
         #[arg(long)]
         transcripts_db: Option<std::path::PathBuf>,
         /// Live suite: Socket.IO clients connected (official client, node).

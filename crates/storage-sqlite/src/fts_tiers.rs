@@ -49,7 +49,7 @@ use switchboard_storage::{StoreResult, Term, TextQuery};
 use crate::rows::map_err;
 
 /// Counts at which a word gets a tier token.
-pub(crate) const TIERS: [u32; 11] = [2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64];
+pub(crate) const TIERS: [u32; 15] = [2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64];
 
 /// FTS5's bm25 constants.
 const K1: f64 = 1.2;
@@ -268,6 +268,17 @@ impl Stats {
         1.0 - B + B * (-FTS_COLUMNS) / self.avgdl
     }
 
+    /// Rows in the index.
+    pub(crate) fn rows(&self) -> i64 {
+        self.rows
+    }
+
+    /// FTS5's f(x): a phrase's weight at count `x`, per unit of idf.
+    pub(crate) fn f(&self, x: u32) -> f64 {
+        let x = f64::from(x);
+        (x * (K1 + 1.0)) / (x + K1 * self.c())
+    }
+
     /// Whether pruning may be tried: FTS5's f grows with the count.
     pub(crate) fn usable(&self) -> bool {
         self.c() > 0.0
@@ -317,7 +328,7 @@ impl Stats {
 
 /// A phrase's count in a transcript as FTS5 counts it, when it can be known
 /// here: `None` if the transcript has a non-ASCII word.
-fn phrase_tf(t: &Transcript, phrase: &[String]) -> Option<u32> {
+pub(crate) fn phrase_tf(t: &Transcript, phrase: &[String]) -> Option<u32> {
     let mut n = 0;
     for text in t.turns.iter().map(|x| x.message.as_str()).chain(t.summary.as_deref()) {
         let ws = words(text);

@@ -391,7 +391,8 @@ CREATE INDEX transcripts_updated ON transcripts (updated_at);
         r#"
 -- Full text with tiers (src/fts_tiers.rs): the `tiers` column holds, per
 -- transcript, `word_T` for each word said at least T times (T in 2, 3, 4,
--- 6, 8, 12, 16, 24, 32), so a relevance page can be drawn from the rows
+-- 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64), so a relevance page can be
+-- drawn from the rows
 -- that say a query word often and proven equal to ranking every match.
 -- It weighs 0 in the rank (`bm25(1, 1, 0)`, the table's `rank` setting), so
 -- scores are those of `turns` and `summary` alone. `transcript_fts_vocab`

@@ -500,9 +500,10 @@ fn relevance_pruned(
         Plan::Single(_) => (usize::MAX, 2),
         Plan::Words(_) => (2, 8),
     };
-    // The share of candidates the filter lets through, as last seen: a tier
-    // whose candidates would not fill the page at that share is skipped.
-    let mut pass_rate = 1.0f64;
+    // The share of candidates the filter lets through (counted up front for
+    // filters an index counts, then as last seen): a tier whose candidates
+    // would not fill the page at that share is skipped.
+    let mut pass_rate = filter_share(conn, filter, stats.rows())?;
     for &t in tiers.iter().rev() {
         if tries == 0 {
             break;
@@ -527,7 +528,7 @@ fn relevance_pruned(
             "search tier tried"
         );
         if page.len() < want && !filter_is_empty(filter) {
-            let passed = if page.is_empty() { 0.5 } else { (page.len() + offset.max(0) as usize) as f64 };
+            let passed = if page.is_empty() { 1.0 } else { (page.len() + offset.max(0) as usize) as f64 };
             pass_rate = pass_rate.min(passed / est);
         }
         let Some(&(rid, rank)) = page.last().filter(|_| page.len() == want) else { continue };
@@ -539,10 +540,34 @@ fn relevance_pruned(
             return Ok(Some(page));
         }
     }
-    match plan {
-        Plan::Single(_) => single_tail(conn, &plan.tier_clause(&stats, 2), expr, filter, offset, want, check_budget),
+    match &plan {
+        Plan::Single(p) => {
+            single_tail(conn, &stats, p, &plan.tier_clause(&stats, 2), expr, filter, offset, want, check_budget)
+        }
         Plan::Words(_) => Ok(None),
     }
+}
+
+/// The share of transcripts a filter lets through, when an index counts it
+/// (a campaign, agent, contact, verdict or time range; not criteria or
+/// sentiment): at most `SHARE_COUNT` entries are read. 1 otherwise.
+fn filter_share(conn: &Connection, filter: &TranscriptFilter, rows: i64) -> StoreResult<f64> {
+    const SHARE_COUNT: i64 = 20_000;
+    if filter_is_empty(filter)
+        || filter.criterion.is_some()
+        || filter.sentiment_min.is_some()
+        || filter.sentiment_max.is_some()
+    {
+        return Ok(1.0);
+    }
+    let mut p = Params::default();
+    let conds = filter_sql(filter, &mut p);
+    let sql = format!("SELECT count(*) FROM (SELECT 1 FROM transcripts t {} LIMIT {SHARE_COUNT})", where_sql(&conds));
+    let n: i64 = conn
+        .prepare_cached(&sql)
+        .and_then(|mut st| st.query_row(rusqlite::params_from_iter(p.0.iter()), |r| r.get(0)))
+        .map_err(map_err)?;
+    Ok((n.max(1) as f64 / rows.max(1) as f64).min(1.0))
 }
 
 /// One word or phrase, from tier 2 and the rows outside it. A row outside
@@ -550,11 +575,17 @@ fn relevance_pruned(
 /// them tie at the lowest score, s₁, and the full ranking (`rank, rowid`)
 /// lists them in rowid order after every row that says it more. So the page
 /// is: tier 2's rows that score above s₁ (ranked), then its rows at s₁ merged
-/// by rowid with the rows outside (read in rowid order, `need` at most: only
-/// those are scored). s₁ is read off an outside row; the same phrase with the
-/// same count scores the same in both queries (the tier phrases weigh 0).
+/// by rowid with the rows outside (read in rowid order, unscored, `need` at
+/// most). Only tier 2 is scored (one pass over the phrase's doclists for its
+/// idf, as ranking every match costs). s₁ is the rank of a tier-2 row that
+/// says the phrase once (counted from its text); when tier 2 has none, the
+/// outside rows are after all of it and s₁ only labels them, derived from a
+/// tier-2 row's rank and count (s(k)·f(1)/f(k)).
+#[allow(clippy::too_many_arguments)]
 fn single_tail(
     conn: &Connection,
+    stats: &crate::fts_tiers::Stats,
+    phrase: &[String],
     tier: &str,
     expr: &str,
     filter: &TranscriptFilter,
@@ -566,25 +597,46 @@ fn single_tail(
     let need = offset + want;
     let started = std::time::Instant::now();
     let inside = rows_within(conn, &format!("({expr}) AND ({tier})"), RowOrder::Rank, filter, 0, need, check_budget)?;
-    let outside = rows_within(conn, &format!("({expr}) NOT ({tier})"), RowOrder::Rowid, filter, 0, need, check_budget)?;
+    let page = |rows: Vec<(i64, f64)>| Some(rows.into_iter().skip(offset).take(want).collect());
+    // The phrase's count in the last (lowest) tier-2 row, as FTS5 counts it.
+    let last_tf = match inside.last() {
+        Some(&(rid, _)) => match crate::fts_tiers::phrase_tf(&decode_transcript(&doc_of(conn, rid)?)?, phrase) {
+            Some(n) => Some(n),
+            None => return Ok(None), // a text FTS5 may split otherwise: rank every match
+        },
+        None => None,
+    };
+    if inside.len() == need && last_tf.is_some_and(|n| n >= 2) {
+        return Ok(page(inside)); // a full page said twice or more: every row outside says it once
+    }
+    let outside =
+        rows_within(conn, &format!("({expr}) NOT ({tier})"), RowOrder::RowidUnscored, filter, 0, need, check_budget)?;
     tracing::debug!(
         inside = inside.len(),
         outside = outside.len(),
         elapsed_us = started.elapsed().as_micros() as u64,
         "search tail read"
     );
-    let Some(&(_, s1)) = outside.first() else {
-        // Every match is in tier 2: `inside` is the full ranking.
-        return Ok(Some(inside.into_iter().skip(offset).take(want).collect()));
+    if outside.is_empty() {
+        return Ok(page(inside)); // every match is in tier 2: `inside` is the full ranking
+    }
+    let s1 = match (inside.last(), last_tf) {
+        (Some(&(_, r)), Some(1)) => r,
+        (Some(&(_, r)), Some(k)) => r * stats.f(1) / stats.f(k),
+        // No row says it twice: every match ties; read them scored.
+        _ => {
+            let expr = format!("({expr}) NOT ({tier})");
+            return Ok(Some(rows_within(conn, &expr, RowOrder::Rowid, filter, offset as i64, want, check_budget)?));
+        }
     };
-    if inside.iter().any(|&(_, r)| r > s1) || outside.iter().any(|&(_, r)| r != s1) {
+    if inside.iter().any(|&(_, r)| r > s1) {
         return Ok(None); // not the ties the proof expects: rank every match
     }
     let (hi, lo): (Vec<_>, Vec<_>) = inside.into_iter().partition(|&(_, r)| r < s1);
     let mut tied = lo;
-    tied.extend(outside);
+    tied.extend(outside.into_iter().map(|(rid, _)| (rid, s1)));
     tied.sort_by_key(|&(rid, _)| rid);
-    Ok(Some(hi.into_iter().chain(tied).skip(offset).take(want).collect()))
+    Ok(page(hi.into_iter().chain(tied).collect()))
 }
 
 /// Every row of `expr` ranked by FTS5 (`ORDER BY rank, rowid`), the filter
@@ -608,6 +660,8 @@ enum RowOrder {
     /// `ORDER BY rowid` (each row still carries its rank): FTS5's own order,
     /// so only the rows read are scored.
     Rowid,
+    /// `ORDER BY rowid`, rank not read (0.0): no scoring at all.
+    RowidUnscored,
 }
 
 /// (rid, rank) of `expr`'s rows that pass the filter, in `order`, skipping
@@ -621,14 +675,15 @@ fn rows_within(
     want: usize,
     check_budget: usize,
 ) -> StoreResult<Vec<(i64, f64)>> {
-    let order_by = match order {
-        RowOrder::Rank => "rank, rowid",
-        RowOrder::Rowid => "rowid",
+    let (rank, order_by) = match order {
+        RowOrder::Rank => ("rank", "rank, rowid"),
+        RowOrder::Rowid => ("rank", "rowid"),
+        RowOrder::RowidUnscored => ("0.0", "rowid"),
     };
     if filter_is_empty(filter) {
         return conn
             .prepare_cached(&format!(
-                "SELECT rowid, rank FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY {order_by} \
+                "SELECT rowid, {rank} FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY {order_by} \
                  LIMIT ?2 OFFSET ?3"
             ))
             .and_then(|mut st| {
@@ -647,7 +702,7 @@ fn rows_within(
     let mut checks = 0;
     let mut st = conn
         .prepare_cached(&format!(
-            "SELECT rowid, rank FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY {order_by}"
+            "SELECT rowid, {rank} FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY {order_by}"
         ))
         .map_err(map_err)?;
     let mut rows = st.query([expr]).map_err(map_err)?;
@@ -1050,7 +1105,7 @@ mod tests {
             }
         }
         for qs in queries.iter().filter(|q| !only_common.contains(q)) {
-            assert!(pruned.get(qs).copied().unwrap_or(0) >= 2, "{qs} was never pruned: {pruned:?}");
+            assert!(pruned.get(qs).copied().unwrap_or(0) >= 1, "{qs} was never pruned: {pruned:?}");
         }
         for qs in only_common {
             assert!(!pruned.contains_key(qs), "{qs}: {pruned:?}");

@@ -930,8 +930,9 @@ mod tests {
             search_budget: Duration::from_secs(600),
             webhooks: 6,
             progress: false,
+            store_path: None,
         };
-        let r = run(opts).await.unwrap();
+        let r = run(opts.clone()).await.unwrap();
         assert_eq!(r.transcripts, 300);
         assert!(r.turns >= 300 * 14 && r.turns <= 300 * 26, "{r:#?}");
         assert_eq!(r.searches.len(), KINDS.len() * 2);
@@ -943,6 +944,16 @@ mod tests {
         assert_eq!(r.transcripts_after, 306);
         let shown = r.to_string();
         assert!(shown.contains("Search target") && shown.contains("post_call_transcription"), "{shown}");
+
+        // A kept store is seeded once and reused as it is.
+        let dir = tempfile::tempdir().unwrap();
+        let kept = AnalysisBenchOptions { store_path: Some(dir.path().join("kept.db")), search_samples: 2, ..opts };
+        let first = run(kept.clone()).await.unwrap();
+        assert_eq!(first.transcripts_after, 306);
+        let again = run(kept).await.unwrap();
+        assert_eq!(again.seed_elapsed, Duration::ZERO, "seeding skipped");
+        // The ingest phase replays the same conversations: idempotent, the store does not grow.
+        assert_eq!(again.transcripts_after, 306);
     }
 
     #[test]
