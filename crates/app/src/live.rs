@@ -313,6 +313,13 @@ impl LiveFeed {
         self.stream(stream).lock().await.log.iter().cloned().collect()
     }
 
+    /// Holds `stream`'s lock until the guard is dropped, as a publisher does
+    /// while it emits (tests: a connect handler kept busy).
+    #[doc(hidden)]
+    pub async fn hold(&self, stream: &str) -> impl Drop + Send + use<> {
+        self.stream(stream).lock_owned().await
+    }
+
     /// `local` or `redis`.
     pub fn bus_name(&self) -> &'static str {
         match self.inner.bus {
@@ -731,18 +738,34 @@ async fn authenticate(TryData(auth): TryData<Value>, State(Tokens(tokens)): Stat
     }
 }
 
-async fn on_connect(s: SocketRef, TryData(auth): TryData<Value>, State(feed): State<LiveFeed>) {
-    // Subscribed to nothing yet: the dashboard. A reconnecting client passes
-    // `auth.after = {"dashboard": <last seq>}` and gets what it missed first,
-    // in order, before any live event (the result comes as `subscribed`).
-    let after = auth.ok().and_then(|a| a.get("after").and_then(|m| m.get("dashboard")).and_then(Value::as_u64));
-    let out = feed.subscribe(&s, "dashboard", after).await;
-    if after.is_some() {
-        let _ = s.emit("subscribed", &out);
+/// Per socket: held while the socket's default subscription (the dashboard)
+/// is made, and by each `subscribe`/`unsubscribe` handler, so a request that
+/// arrives while the connect handler still runs waits for it instead of
+/// racing it.
+#[derive(Clone, Default)]
+struct Setup(Arc<tokio::sync::Mutex<()>>);
+
+impl Setup {
+    async fn of(s: &SocketRef) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match s.extensions.get::<Setup>() {
+            Some(setup) => Some(setup.0.lock_owned().await),
+            None => None,
+        }
     }
+}
+
+async fn on_connect(s: SocketRef, TryData(auth): TryData<Value>, State(feed): State<LiveFeed>) {
+    // socketioxide sends the client its CONNECT before running this handler,
+    // so a client may emit `subscribe` at once: the handlers are registered
+    // first (an event with no handler yet would be dropped, its ack never
+    // sent), and wait on `Setup` until the default subscription is made.
+    let setup = Setup::default();
+    let making = setup.0.clone().lock_owned().await;
+    s.extensions.insert(setup);
     s.on(
         "subscribe",
         async |s: SocketRef, Data(req): Data<Subscribe>, ack: AckSender, State(feed): State<LiveFeed>| {
+            let _setup = Setup::of(&s).await;
             let out = if valid_room(&req.room) {
                 if req.room != "dashboard" && !s.extensions.get::<Explicit>().is_some_and(|e| e.0) {
                     s.leave("dashboard");
@@ -768,11 +791,21 @@ async fn on_connect(s: SocketRef, TryData(auth): TryData<Value>, State(feed): St
         },
     );
     s.on("unsubscribe", async |s: SocketRef, Data(room): Data<String>| {
+        let _setup = Setup::of(&s).await;
         if let Some(c) = s.extensions.get::<Covered>() {
             c.0.lock().expect("covered map").remove(&room);
         }
         s.leave(room);
     });
+    // Subscribed to nothing yet: the dashboard. A reconnecting client passes
+    // `auth.after = {"dashboard": <last seq>}` and gets what it missed first,
+    // in order, before any live event (the result comes as `subscribed`).
+    let after = auth.ok().and_then(|a| a.get("after").and_then(|m| m.get("dashboard")).and_then(Value::as_u64));
+    let out = feed.subscribe(&s, "dashboard", after).await;
+    if after.is_some() {
+        let _ = s.emit("subscribed", &out);
+    }
+    drop(making);
 }
 
 /// The client subscribed to `dashboard` itself (so joining another room keeps it).

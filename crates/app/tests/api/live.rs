@@ -395,6 +395,43 @@ async fn campaign_progress_and_job_status_reach_their_rooms() {
     let _ = child.wait().await;
 }
 
+/// A client subscribes the moment it is connected (the normal use), while
+/// the server's connect handler is still busy — here it waits for the
+/// dashboard stream, held as a publisher holds it mid-emit. socketioxide
+/// sends CONNECT before running that handler, and the `subscribe` handler
+/// used to be registered only after the default subscription: the request
+/// was dropped and its ack never came (the cause of the live tests' rare
+/// waits before `ready`). It now waits for the handler and is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscribe_sent_at_connect_is_answered_while_the_connect_handler_is_busy() {
+    let name = "a_subscribe_sent_at_connect_is_answered_while_the_connect_handler_is_busy";
+    if let Some(why) = client_missing() {
+        if std::env::var("CI").is_ok() {
+            panic!("{why}");
+        }
+        switchboard_storage::conformance::loud(&format!("SKIPPED {name}: {why}"));
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let held = app.state.live.hold("dashboard").await;
+    let mut child = tokio::process::Command::new("node")
+        .arg(live_dir().join("watch.mjs"))
+        .args([app.base.as_str(), API_TOKEN, "0", "jobs"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = NodeLines::of(&mut child);
+    // Time for node to start, connect and send its subscribe into the busy handler.
+    tokio::time::sleep(StdDuration::from_secs(2)).await;
+    drop(held);
+    let ready = out.next().await;
+    assert_eq!(ready["ready"][0]["ok"], true, "{ready}");
+    assert_eq!(ready["ready"][0]["room"], "jobs", "{ready}");
+    let _ = child.wait().await;
+}
+
 /// `[live] source = "change_stream"` on MongoDB: every committed change —
 /// through this app or written by another process — is published once, and
 /// a watcher started after a restart resumes from the saved token, so a
