@@ -38,6 +38,32 @@ fn live_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/live")
 }
 
+/// Whether the official client can run; without it a test fails in CI and
+/// is skipped (one loud line naming `test`) elsewhere.
+fn client_ready(test: &str) -> bool {
+    let Some(why) = client_missing() else { return true };
+    if std::env::var("CI").is_ok() {
+        panic!("{why}");
+    }
+    switchboard_storage::conformance::loud(&format!("SKIPPED {test}: {why}"));
+    false
+}
+
+/// `watch.mjs` on `app`: subscribes to `rooms`, then prints `n` events of each.
+fn watch(app: &TestApp, n: &str, rooms: &[&str]) -> (tokio::process::Child, NodeLines) {
+    let mut child = tokio::process::Command::new("node")
+        .arg(live_dir().join("watch.mjs"))
+        .args([app.base.as_str(), API_TOKEN, n])
+        .args(rooms)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = NodeLines::of(&mut child);
+    (child, out)
+}
+
 /// `node` and the npm client are there, or the loud reason they are not.
 fn client_missing() -> Option<String> {
     if std::process::Command::new("node").arg("--version").output().is_err() {
@@ -51,13 +77,7 @@ fn client_missing() -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_official_client_gets_rooms_auth_and_a_gap_free_resume() {
-    if let Some(why) = client_missing() {
-        if std::env::var("CI").is_ok() {
-            panic!("{why}");
-        }
-        switchboard_storage::conformance::loud(&format!(
-            "SKIPPED the_official_client_gets_rooms_auth_and_a_gap_free_resume: {why}"
-        ));
+    if !client_ready("the_official_client_gets_rooms_auth_and_a_gap_free_resume") {
         return;
     }
     // Rollups off: dashboard events are then exactly the call writes.
@@ -150,11 +170,7 @@ async fn two_instances_share_one_feed_through_redis() {
         switchboard_storage::conformance::loud(&format!("SKIPPED {name}: TEST_REDIS_URL is not set"));
         return;
     }
-    if let Some(why) = client_missing() {
-        if std::env::var("CI").is_ok() {
-            panic!("{why}");
-        }
-        switchboard_storage::conformance::loud(&format!("SKIPPED {name}: {why}"));
+    if !client_ready(name) {
         return;
     }
     // A private Redis: the feed's keys and channel are not shared with other tests.
@@ -341,11 +357,7 @@ async fn the_dashboard_page_shows_the_api_figures_and_updates_live_in_chromium()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn campaign_progress_and_job_status_reach_their_rooms() {
     let name = "campaign_progress_and_job_status_reach_their_rooms";
-    if let Some(why) = client_missing() {
-        if std::env::var("CI").is_ok() {
-            panic!("{why}");
-        }
-        switchboard_storage::conformance::loud(&format!("SKIPPED {name}: {why}"));
+    if !client_ready(name) {
         return;
     }
     let app = TestApp::spawn_with(|s| s.analytics.tick_ms = 100).await;
@@ -365,15 +377,7 @@ async fn campaign_progress_and_job_status_reach_their_rooms() {
     app.state.store.enroll(&cid, std::slice::from_ref(&contact), switchboard_domain::time::now_ms()).await.unwrap();
 
     let room = format!("campaign:{cid}");
-    let mut child = tokio::process::Command::new("node")
-        .arg(live_dir().join("watch.mjs"))
-        .args([app.base.as_str(), API_TOKEN, "2", room.as_str(), "jobs"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut out = NodeLines::of(&mut child);
+    let (mut child, mut out) = watch(&app, "2", &[room.as_str(), "jobs"]);
     let ready = out.next().await;
     assert!(ready["ready"].as_array().unwrap().iter().all(|a| a["ok"] == true), "{ready}");
     // Two changes to the enrollment, as the dialer makes them.
@@ -405,24 +409,12 @@ async fn campaign_progress_and_job_status_reach_their_rooms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_subscribe_sent_at_connect_is_answered_while_the_connect_handler_is_busy() {
     let name = "a_subscribe_sent_at_connect_is_answered_while_the_connect_handler_is_busy";
-    if let Some(why) = client_missing() {
-        if std::env::var("CI").is_ok() {
-            panic!("{why}");
-        }
-        switchboard_storage::conformance::loud(&format!("SKIPPED {name}: {why}"));
+    if !client_ready(name) {
         return;
     }
     let app = TestApp::spawn().await;
     let held = app.state.live.hold("dashboard").await;
-    let mut child = tokio::process::Command::new("node")
-        .arg(live_dir().join("watch.mjs"))
-        .args([app.base.as_str(), API_TOKEN, "0", "jobs"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut out = NodeLines::of(&mut child);
+    let (mut child, mut out) = watch(&app, "0", &["jobs"]);
     // Time for node to start, connect and send its subscribe into the busy handler.
     tokio::time::sleep(StdDuration::from_secs(2)).await;
     drop(held);
