@@ -1,43 +1,45 @@
-//! Exact top-k pruning for relevance search (migration 0011).
+//! Exact top-k pruning for relevance search (migrations 0011, 0012).
 //!
-//! FTS5 ranks a query by scoring every row that matches it; a word in most
-//! transcripts makes that tens of thousands of scores for one page. This
-//! module lets a relevance page be drawn from a small candidate set when that
-//! provably gives the same page.
+//! Ranking every row that matches a query word in most transcripts costs tens
+//! of thousands of scores for one page. This module lets a relevance page be
+//! drawn from a small candidate set when that provably gives the same page.
 //!
-//! **The score.** On our contentless index with `columnsize = 0`, FTS5's
-//! `bm25(1, 1, 0)` gives a row Σᵢ idfᵢ · f(tfᵢ) over the query's phrases, with
-//! tfᵢ the phrase's count in `turns` + `summary`, idfᵢ from the phrase's row
-//! count, and f(x) = x(k₁+1) / (x + k₁·c), c = 1 − b + b·D/avgdl, where D is
-//! −(number of columns) for every row (FTS5 has no per-row sizes to read) and
-//! avgdl is the table's tokens per row. So c is one number per query, and
-//! when c > 0 f is strictly increasing in tf.
+//! **The score.** `sb_bm25` (crates/fts5-rank) gives a row Σᵢ wᵢ · s(tfᵢ)
+//! over the expression's phrases, with tfᵢ the phrase's count in `turns` +
+//! `summary`, s(x) = x(k₁+1) / (x + k₁) strictly increasing (BM25 without
+//! length normalisation: the index keeps no row sizes), and wᵢ the phrase's
+//! idf: the sum of its words' idf(n) = ln(1 + (N − n + 0.5) / (n + 0.5))
+//! (Lucene's BM25 idf, always positive; a phrase weighs the sum of its
+//! words, as Lucene's phrase query does), N the transcripts indexed and n
+//! those holding the word, both read from `transcript_token_rows`, which the
+//! write transaction keeps (FTS5's own `bm25()` counted each phrase's rows on
+//! every query, a pass over whole doclists).
 //!
 //! **The tiers.** The `tiers` column holds, for each word a transcript says at
 //! least twice, one token `word_T` for each tier T in [`TIERS`] not above its
 //! count (counted over turns and summary, as FTS5 counts). `tiers` weighs 0 in
-//! the rank and its tokens never equal a query word (words have no `_`), so
-//! adding `AND (tiers…)` to a query narrows its rows without changing any
-//! row's score. A row outside `word_T` says the word fewer than T times.
+//! the score (not a counted column) and its tokens never equal a query word
+//! (words have no `_`), so adding `AND (tiers…)` to a query narrows its rows
+//! without changing any row's score. A row outside `word_T` says the word
+//! fewer than T times.
 //!
 //! **The proof obligation, checked per page.** With candidates C_T = the
 //! query's rows that have a tier-T token of a query phrase (every word of it),
 //! a row outside C_T has every phrase tf ≤ T − 1. If the page drawn from C_T
-//! (in FTS5's order, filter applied) is full and its last row beats every
-//! such row, it is exactly the page of the full ranking:
+//! (best first, filter applied) is full and its last row beats every such
+//! row, it is exactly the page of the full ranking:
 //! - one phrase (a word or a quoted phrase): the last row's tf ≥ T, counted
 //!   from its stored text; a transcript with non-ASCII words is not counted
 //!   (FTS5's tokenizer may split such a word where ours does not) and fails
 //!   the check;
 //! - several words (OR, prefix expansions, AND of words): the last row's
-//!   score > U(T) = Σᵢ idfᵢ · f(T − 1), from the words' row counts (the
-//!   `fts5vocab` table) and FTS5's averages record, computed as FTS5 does.
+//!   score > U(T) = Σᵢ wᵢ · s(T − 1) over the tier's words, plus wᵢ · (k₁ + 1)
+//!   (s's supremum) for a word left out of the tier clause.
 //!
 //! Otherwise the next lower tier is tried, and in the end the full ranking.
 //! Counting for tiers over-approximates FTS5's counts (see [`tier_text`]), so
 //! "outside C_T ⇒ tf ≤ T − 1" holds for any text. Quoted phrases among other
-//! terms, prefixes that FTS5 expands itself and c ≤ 0 (average transcripts of
-//! under ~10 tokens) are not pruned.
+//! terms and prefixes that FTS5 expands itself are not pruned.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -46,17 +48,12 @@ use switchboard_domain::Transcript;
 use switchboard_storage::transcripts::words;
 use switchboard_storage::{StoreResult, Term, TextQuery};
 
+use switchboard_fts5_rank::{K1, saturation};
+
 use crate::rows::map_err;
 
 /// Counts at which a word gets a tier token.
 pub(crate) const TIERS: [u32; 15] = [2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64];
-
-/// FTS5's bm25 constants.
-const K1: f64 = 1.2;
-const B: f64 = 0.75;
-
-/// Columns of `transcript_fts` (D = −this for every row).
-const FTS_COLUMNS: f64 = 3.0;
 
 /// The `tiers` text of a transcript: `word_T` for every ASCII word counted at
 /// least T times, for each tier T.
@@ -152,13 +149,18 @@ impl Plan {
     /// The words whose tier tokens select the candidates: a word; for a
     /// phrase, its longest word (every saying of the phrase is a saying of
     /// each of its words, and a long word is the likeliest to be rare); for
-    /// several words, those not in most rows (see [`Stats::common`]).
+    /// several words, those not in most rows (see [`Stats::common`]), or all
+    /// of them when every one is.
     fn clause_words<'a>(&'a self, stats: &Stats) -> Vec<&'a str> {
         match self {
             Plan::Single(p) => {
                 p.iter().map(String::as_str).max_by_key(|w| (w.len(), std::cmp::Reverse(*w))).into_iter().collect()
             }
-            Plan::Words(_) => self.distinct_words().into_iter().filter(|w| !stats.common(w)).collect(),
+            Plan::Words(_) => {
+                let all = self.distinct_words();
+                let rare: Vec<&str> = all.iter().copied().filter(|w| !stats.common(w)).collect();
+                if rare.is_empty() { all } else { rare }
+            }
         }
     }
 
@@ -175,72 +177,112 @@ impl Plan {
     }
 }
 
-/// Corpus figures FTS5's bm25 uses, the query words' row counts (several
-/// words only: their idf), and tier token row counts (read when asked).
+/// What a phrase of an FTS5 expression weighs, in FTS5's numbering (left
+/// to right).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Phrase {
+    /// These words in this order (a word is a phrase of one).
+    Words(Vec<String>),
+    /// A prefix FTS5 expands itself (wider than our expansion).
+    Prefix(String),
+    /// Under NOT: in no matching row, weighs nothing.
+    Excluded,
+}
+
+/// The token under which `transcript_token_rows` counts the transcripts.
+const ALL_ROWS: &str = "";
+
+/// The corpus size and the query words' row counts (for their idf), and tier
+/// token row counts (read when asked), from `transcript_token_rows`.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
-    /// Rows in the index.
+    /// Transcripts in the index (N).
     rows: i64,
-    /// Tokens per row (all columns).
-    avgdl: f64,
-    /// Rows holding each word.
+    /// Transcripts holding each query word.
     word_rows: HashMap<String, i64>,
     /// Rows holding `word_T`, by (word, T), as read.
     tier_rows: std::cell::RefCell<HashMap<(String, u32), u64>>,
 }
 
-/// A SQLite varint (as FTS5 writes its averages record).
-fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v: u64 = 0;
-    for i in 0..9 {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        if i == 8 {
-            return Some((v << 8) | u64::from(byte));
-        }
-        v = (v << 7) | u64::from(byte & 0x7f);
-        if byte & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// Rows holding a token (`fts5vocab` reads its doclist).
-fn token_rows(conn: &Connection, token: &str) -> StoreResult<i64> {
-    conn.prepare_cached("SELECT doc FROM transcript_fts_vocab WHERE term = ?1")
+/// Transcripts holding a token (0 when none ever did).
+pub(crate) fn token_rows(conn: &Connection, token: &str) -> StoreResult<i64> {
+    conn.prepare_cached("SELECT rows FROM transcript_token_rows WHERE token = ?1")
         .and_then(|mut st| st.query_row([token], |r| r.get(0)).optional())
         .map(|n| n.unwrap_or(0))
         .map_err(map_err)
 }
 
+/// Transcripts holding any word that starts with `prefix` (counted once
+/// per word: an upper bound).
+pub(crate) fn prefix_rows(conn: &Connection, prefix: &str) -> StoreResult<i64> {
+    let hi = format!("{prefix}{}", char::MAX);
+    conn.prepare_cached(
+        "SELECT coalesce(sum(rows), 0) FROM transcript_token_rows \
+         WHERE token >= ?1 AND token <= ?2 AND instr(token, '_') = 0",
+    )
+    .and_then(|mut st| st.query_row([prefix, hi.as_str()], |r| r.get(0)))
+    .map_err(map_err)
+}
+
+/// The number of transcripts indexed.
+pub(crate) fn indexed_rows(conn: &Connection) -> StoreResult<i64> {
+    token_rows(conn, ALL_ROWS)
+}
+
+/// At most how many transcripts match `q`, from the token counts: an AND
+/// group matches at most its terms' rows together, a phrase at most its
+/// rarest word's. (FTS5 may split a non-ASCII word where ours does not, so
+/// for such words this is an estimate; it only picks a strategy.)
+pub(crate) fn match_bound(conn: &Connection, q: &TextQuery) -> StoreResult<i64> {
+    let mut bound = i64::MAX;
+    for group in &q.all {
+        let mut sum = 0i64;
+        for term in group {
+            sum += match term {
+                Term::Word(w) => token_rows(conn, w)?,
+                Term::Phrase(ws) => {
+                    let mut least = i64::MAX;
+                    for w in ws {
+                        least = least.min(token_rows(conn, w)?);
+                    }
+                    if least == i64::MAX { 0 } else { least }
+                }
+                Term::Prefix(p) => prefix_rows(conn, p)?,
+            };
+        }
+        bound = bound.min(sum);
+    }
+    Ok(if bound == i64::MAX { 0 } else { bound })
+}
+
 impl Stats {
-    /// Reads FTS5's averages record and, for several words, their row counts.
-    pub(crate) fn read(conn: &Connection, plan: &Plan) -> StoreResult<Option<Stats>> {
-        let block: Option<Vec<u8>> = conn
-            .prepare_cached("SELECT block FROM transcript_fts_data WHERE id = 1")
-            .and_then(|mut st| st.query_row([], |r| r.get(0)).optional())
-            .map_err(map_err)?;
-        let Some(block) = block else { return Ok(None) };
-        let mut pos = 0;
-        let Some(rows) = varint(&block, &mut pos) else { return Ok(None) };
-        let mut tokens = 0u64;
-        while pos < block.len() {
-            match varint(&block, &mut pos) {
-                Some(n) => tokens += n,
-                None => return Ok(None),
+    /// Reads N and the row counts of the words of `phrases`.
+    pub(crate) fn read(conn: &Connection, phrases: &[Phrase]) -> StoreResult<Stats> {
+        let mut stats = Stats { rows: indexed_rows(conn)?, ..Stats::default() };
+        for p in phrases {
+            if let Phrase::Words(ws) = p {
+                for w in ws {
+                    if !stats.word_rows.contains_key(w) {
+                        stats.word_rows.insert(w.clone(), token_rows(conn, w)?);
+                    }
+                }
             }
         }
-        if rows == 0 {
-            return Ok(None);
-        }
-        let mut stats = Stats { rows: rows as i64, avgdl: tokens as f64 / rows as f64, ..Stats::default() };
-        if let Plan::Words(_) = plan {
-            for w in plan.distinct_words() {
-                stats.word_rows.insert(w.to_owned(), token_rows(conn, w)?);
-            }
-        }
-        Ok(Some(stats))
+        Ok(stats)
+    }
+
+    /// Each phrase's weight (`sb_bm25`'s argument): the sum of its words'
+    /// idf; a prefix FTS5 expands weighs as one word held by as many rows as
+    /// its words together (at most N); an excluded phrase 0.
+    pub(crate) fn weights(&self, conn: &Connection, phrases: &[Phrase]) -> StoreResult<Vec<f64>> {
+        phrases
+            .iter()
+            .map(|p| match p {
+                Phrase::Words(ws) => Ok(ws.iter().map(|w| self.idf(w)).sum()),
+                Phrase::Prefix(prefix) => Ok(self.idf_of(prefix_rows(conn, prefix)?)),
+                Phrase::Excluded => Ok(0.0),
+            })
+            .collect()
     }
 
     /// Rows holding `word_T`.
@@ -263,66 +305,54 @@ impl Stats {
         Ok(n)
     }
 
-    /// c in f(x) = x(k₁+1) / (x + k₁·c), as FTS5 computes it.
-    fn c(&self) -> f64 {
-        1.0 - B + B * (-FTS_COLUMNS) / self.avgdl
-    }
-
     /// Rows in the index.
     pub(crate) fn rows(&self) -> i64 {
         self.rows
     }
 
-    /// FTS5's f(x): a phrase's weight at count `x`, per unit of idf.
-    pub(crate) fn f(&self, x: u32) -> f64 {
-        let x = f64::from(x);
-        (x * (K1 + 1.0)) / (x + K1 * self.c())
+    /// The idf of a token held by `n` rows.
+    fn idf_of(&self, n: i64) -> f64 {
+        let big_n = self.rows.max(0) as f64;
+        let n = (n.max(0) as f64).min(big_n);
+        (1.0 + (big_n - n + 0.5) / (n + 0.5)).ln()
     }
 
-    /// Whether pruning may be tried: FTS5's f grows with the count.
-    pub(crate) fn usable(&self) -> bool {
-        self.c() > 0.0
+    /// A word's idf.
+    pub(crate) fn idf(&self, w: &str) -> f64 {
+        self.idf_of(self.word_rows.get(w).copied().unwrap_or(0))
     }
 
-    /// FTS5's raw idf of a word (before its floor).
-    fn raw_idf(&self, w: &str) -> f64 {
-        let hits = self.word_rows.get(w).copied().unwrap_or(0);
-        (((self.rows - hits) as f64 + 0.5) / (hits as f64 + 0.5)).ln()
-    }
-
-    /// FTS5's idf of a word.
-    fn idf(&self, w: &str) -> f64 {
-        let idf = self.raw_idf(w);
-        if idf <= 0.0 { 1e-6 } else { idf }
-    }
-
-    /// A word in at least half the rows: FTS5 floors its idf at 1e-6, so it
-    /// adds less than 1e-6·(k₁+1) to any score however often it is said, and
-    /// is left out of the tier clause (bounded by that instead).
+    /// A word in at least half the rows: left out of the tier clause when the
+    /// query has rarer words (bounded by idf·(k₁+1) instead), as its tier
+    /// tokens would select most rows.
     fn common(&self, w: &str) -> bool {
-        self.raw_idf(w) <= 0.0
+        2 * self.word_rows.get(w).copied().unwrap_or(0) >= self.rows
     }
 
-    /// FTS5's score of a row where each of `words` (its phrases) has the
-    /// count in `tfs`.
+    /// The score of a row where each of `words` (its phrases) has the count
+    /// in `tfs`, as `sb_bm25` computes it (positive).
+    #[cfg(test)]
     pub(crate) fn score(&self, words: &[String], tfs: &[u32]) -> f64 {
-        let c = self.c();
-        words
-            .iter()
-            .zip(tfs)
-            .map(|(w, tf)| {
-                let x = f64::from(*tf);
-                self.idf(w) * ((x * (K1 + 1.0)) / (x + K1 * c))
-            })
-            .sum()
+        let mut total = 0.0;
+        for (w, tf) in words.iter().zip(tfs) {
+            if *tf > 0 {
+                total += self.idf(w) * saturation(*tf);
+            }
+        }
+        total
     }
 
     /// The highest score a row outside tier `t`'s candidates can have: each
-    /// word said at most `t − 1` times, a common word any number of times.
-    fn bound(&self, words: &[String], t: u32) -> f64 {
-        let capped: f64 = words.iter().filter(|w| self.common(w)).map(|w| self.idf(w) * (K1 + 1.0)).sum();
-        let rest: Vec<String> = words.iter().filter(|w| !self.common(w)).cloned().collect();
-        capped + self.score(&rest, &vec![t - 1; rest.len()])
+    /// clause word said at most `t − 1` times, another any number of times.
+    fn bound(&self, plan: &Plan, t: u32) -> f64 {
+        let Plan::Words(words) = plan else { return f64::INFINITY };
+        let clause = plan.clause_words(self);
+        words
+            .iter()
+            .map(|w| {
+                if clause.contains(&w.as_str()) { self.idf(w) * saturation(t - 1) } else { self.idf(w) * (K1 + 1.0) }
+            })
+            .sum()
     }
 }
 
@@ -347,7 +377,7 @@ pub(crate) fn page_is_exact(plan: &Plan, stats: &Stats, t: u32, rank: f64, last:
     match plan {
         Plan::Single(p) => last.and_then(|l| phrase_tf(l, p)).is_some_and(|tf| tf >= t),
         // A margin far above float rounding, far below a score step.
-        Plan::Words(ws) => -rank > stats.bound(ws, t) * (1.0 + 1e-9),
+        Plan::Words(_) => -rank > stats.bound(plan, t) * (1.0 + 1e-9),
     }
 }
 
@@ -383,25 +413,25 @@ mod tests {
         let q = TextQuery::parse("bill*").unwrap();
         let expanded = plan(&q, |_| Ok(Some(vec!["bill".into(), "billing".into()]))).unwrap();
         assert_eq!(expanded, Some(Plan::Words(ws("bill billing"))));
-        let stats = Stats { rows: 100, avgdl: 300.0, ..Stats::default() };
+        let stats = Stats { rows: 100, ..Stats::default() };
         assert_eq!(
             Plan::Words(ws("bill billing bill")).candidates(&stats, "X", 4),
             r#"(X) AND ("bill_4" OR "billing_4")"#
         );
         assert_eq!(Plan::Single(ws("cancel my plan")).candidates(&stats, "X", 2), r#"(X) AND ("cancel_2")"#);
-        // A word in most rows adds at most 1e-6·(k₁+1): bounded, not a candidate.
-        let stats = Stats { word_rows: HashMap::from([("billing".to_owned(), 80)]), ..stats };
-        assert_eq!(Plan::Words(ws("bill billing")).candidates(&stats, "X", 4), r#"(X) AND ("bill_4")"#);
-        assert!(stats.bound(&ws("bill billing"), 1) <= 2.2e-6 + 1e-12);
-    }
-
-    #[test]
-    fn varints_decode_as_sqlite_writes_them() {
-        let mut pos = 0;
-        let b = [0x03, 0x81, 0x00, 0xff, 0x7f];
-        assert_eq!(varint(&b, &mut pos), Some(3));
-        assert_eq!(varint(&b, &mut pos), Some(128));
-        assert_eq!(varint(&b, &mut pos), Some(0x3fff));
-        assert_eq!(varint(&b, &mut pos), None);
+        // A word in most rows is bounded by idf·(k₁+1), not a candidate,
+        // when the query has a rarer word; every word is when none is rarer.
+        let stats = Stats { word_rows: HashMap::from([("billing".to_owned(), 80), ("bill".to_owned(), 5)]), ..stats };
+        let plan = Plan::Words(ws("bill billing"));
+        assert_eq!(plan.candidates(&stats, "X", 4), r#"(X) AND ("bill_4")"#);
+        let want = stats.idf("bill") * saturation(3) + stats.idf("billing") * (K1 + 1.0);
+        assert!((stats.bound(&plan, 4) - want).abs() < 1e-12);
+        let stats = Stats { word_rows: HashMap::from([("billing".to_owned(), 80), ("bill".to_owned(), 60)]), ..stats };
+        assert_eq!(plan.candidates(&stats, "X", 4), r#"(X) AND ("bill_4" OR "billing_4")"#);
+        let want = (stats.idf("bill") + stats.idf("billing")) * saturation(3);
+        assert!((stats.bound(&plan, 4) - want).abs() < 1e-12);
+        // Lucene's idf: positive however common, falling with the row count.
+        assert!(stats.idf("billing") > 0.0 && stats.idf("billing") < stats.idf("bill"));
+        assert!(stats.idf("never") > stats.idf("bill"));
     }
 }

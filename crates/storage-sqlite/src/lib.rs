@@ -155,6 +155,8 @@ fn configure(conn: &Connection, opts: &SqliteOptions) -> rusqlite::Result<()> {
     conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
     // Partial UPDATEs produce a handful of distinct statements; keep them all prepared.
     conn.set_prepared_statement_cache_capacity(256);
+    // Relevance ranking with our own idf (src/transcripts.rs).
+    switchboard_fts5_rank::register(conn)?;
     Ok(())
 }
 
@@ -309,9 +311,10 @@ fn migrate_conn(conn: &Connection) -> StoreResult<Vec<String>> {
         }
         conn.execute_batch(sql).map_err(map_err)?;
         // The index is refilled from the stored transcripts by the last
-        // migration that rebuilds it (0011; 0009's refill wrote the columns
-        // 0011 replaced, so a database upgraded past both is filled once).
-        if *name == schema::TRANSCRIPT_FTS_TIERS {
+        // migration that rebuilds it (0012, which adds the token counts the
+        // refill writes; earlier refills wrote what later ones replaced, so
+        // a database upgraded past several is filled once).
+        if *name == schema::TRANSCRIPT_TOKEN_ROWS {
             transcripts::fill_fts(conn)?;
         }
         conn.pragma_update(None, "user_version", version).map_err(map_err)?;

@@ -412,7 +412,38 @@ INSERT INTO transcript_fts (transcript_fts, rank) VALUES ('rank', 'bm25(1.0, 1.0
 CREATE VIRTUAL TABLE transcript_fts_vocab USING fts5vocab (transcript_fts, 'row');
 "#,
     ),
+    (
+        TRANSCRIPT_TOKEN_ROWS,
+        r#"
+-- Row counts of every indexed token (src/fts_tiers.rs): each word and each
+-- `word_T` tier token, with how many transcripts hold it, and under the
+-- empty token the number of indexed transcripts. Written in the same
+-- transaction as the index row, so ranking (`sb_bm25`, crates/fts5-rank)
+-- takes each phrase's idf from here instead of FTS5 counting the phrase's
+-- rows on every query. FTS5's `rank` setting and the fts5vocab table are no
+-- longer read. This migration's data step refills the index and the counts
+-- from the stored transcripts.
+DROP TABLE transcript_fts_vocab;
+DROP TABLE transcript_fts;
+CREATE VIRTUAL TABLE transcript_fts USING fts5 (
+    turns,
+    summary,
+    tiers,
+    content = '',
+    columnsize = 0,
+    tokenize = 'unicode61 remove_diacritics 0 tokenchars ''_''',
+    prefix = '2 3'
+);
+CREATE TABLE transcript_token_rows (
+    token  TEXT    PRIMARY KEY CHECK (length(token) <= 1000),
+    rows   INTEGER NOT NULL CHECK (typeof(rows) = 'integer' AND rows >= 0)
+) STRICT, WITHOUT ROWID;
+"#,
+    ),
 ];
 
-/// Migration 0011's name: its data step (`transcripts::fill_fts`) runs after its SQL.
+/// Migration 0011's name.
 pub(crate) const TRANSCRIPT_FTS_TIERS: &str = "0011_transcript_fts_tiers";
+
+/// Migration 0012's name: its data step (`transcripts::fill_fts`) runs after its SQL.
+pub(crate) const TRANSCRIPT_TOKEN_ROWS: &str = "0012_transcript_token_rows";

@@ -19,7 +19,9 @@
 //! quoted FTS5 string (`"refund"`, `"cancel"*`, `"credit card"`, quotes
 //! doubled), so user text is never FTS5 syntax.
 //!
-//! Ranking: FTS5's `bm25()` over the transcript's two columns. The hit's
+//! Ranking: BM25 over the transcript's two text columns, by `sb_bm25`
+//! (crates/fts5-rank) with each phrase's idf from our own row counts
+//! (`transcript_token_rows`, migration 0012; see `fts_tiers`). The hit's
 //! turn (`SearchHit::turn`) is chosen in Rust (`TextQuery::best_turn`, as on
 //! MongoDB). Relevance pages use an offset cursor: BM25 depends on the whole
 //! corpus, so a score keyset would not be stable under writes either, and an
@@ -41,6 +43,7 @@ use switchboard_storage::{
 };
 
 use crate::SqliteStore;
+use crate::fts_tiers::Phrase;
 use crate::rows::{decode_cursor, json_err, map_err, to_doc};
 
 fn recording_by_key(conn: &Connection, provider: &str, key: &str) -> StoreResult<Option<Recording>> {
@@ -140,6 +143,7 @@ fn upsert_transcript_in_tx(conn: &Connection, t: &Transcript) -> StoreResult<Tra
             })
             .map_err(map_err)?;
             let text = fts_text(old);
+            count_tokens(conn, &text, -1)?;
             conn.prepare_cached(
                 "INSERT INTO transcript_fts (transcript_fts, rowid, turns, summary, tiers) \
                  VALUES ('delete', ?1, ?2, ?3, ?4)",
@@ -203,19 +207,39 @@ fn fts_text(t: &Transcript) -> FtsText {
 
 /// The transcript's full-text row and its new words in `transcript_terms`.
 fn index_text(conn: &Connection, rid: i64, t: &Transcript) -> StoreResult<()> {
-    let FtsText { turns, summary, tiers, vocab } = fts_text(t);
+    let text = fts_text(t);
     conn.prepare_cached("INSERT INTO transcript_fts (rowid, turns, summary, tiers) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut st| st.execute(params![rid, turns, summary, tiers]))
+        .and_then(|mut st| st.execute(params![rid, text.turns, text.summary, text.tiers]))
         .map_err(map_err)?;
     let mut term = conn.prepare_cached("INSERT OR IGNORE INTO transcript_terms (term) VALUES (?1)").map_err(map_err)?;
-    for w in vocab {
+    for w in &text.vocab {
         term.execute([w]).map_err(map_err)?;
+    }
+    count_tokens(conn, &text, 1)
+}
+
+/// Adds `delta` (1: indexed, −1: removed) to the row counts of a
+/// transcript's tokens: its words, its tier tokens, and the empty token
+/// (transcripts indexed). A count never goes below 0 (the table's CHECK).
+fn count_tokens(conn: &Connection, text: &FtsText, delta: i64) -> StoreResult<()> {
+    // An upsert's CHECKs apply to the row it would insert, so a decrement is
+    // an UPDATE (its token was counted when the row was indexed).
+    let sql = if delta > 0 {
+        "INSERT INTO transcript_token_rows (token, rows) VALUES (?1, ?2) \
+         ON CONFLICT (token) DO UPDATE SET rows = rows + excluded.rows"
+    } else {
+        "UPDATE transcript_token_rows SET rows = rows + ?2 WHERE token = ?1"
+    };
+    let mut st = conn.prepare_cached(sql).map_err(map_err)?;
+    let tiers = text.tiers.split(' ').filter(|t| !t.is_empty());
+    for token in std::iter::once("").chain(text.vocab.iter().map(String::as_str)).chain(tiers) {
+        st.execute(params![token, delta]).map_err(map_err)?;
     }
     Ok(())
 }
 
-/// Migration 0011's data step: the index (0011's columns) from every stored
-/// transcript (0007's per-turn rows and 0009's two columns were dropped).
+/// Migration 0012's data step: the index (0011's columns) and the token
+/// counts from every stored transcript (earlier indexes were dropped).
 pub(crate) fn fill_fts(conn: &Connection) -> StoreResult<()> {
     let mut st = conn.prepare("SELECT rid, doc FROM transcripts").map_err(map_err)?;
     let mut rows = st.query([]).map_err(map_err)?;
@@ -303,23 +327,54 @@ fn prefix_words(conn: &Connection, p: &str) -> StoreResult<Option<Vec<String>>> 
     Ok((!words.is_empty() && words.len() <= MAX_EXPANSION).then_some(words))
 }
 
-fn fts_term_expanded(conn: &Connection, t: &Term) -> StoreResult<String> {
-    let Term::Prefix(p) = t else { return Ok(fts_term(t)) };
-    Ok(match prefix_words(conn, p)? {
-        Some(words) => words.iter().map(|w| fts_string(w)).collect::<Vec<_>>().join(" OR "),
-        None => fts_term(t),
+/// A term as FTS5 text, its phrases appended to `phrases`.
+fn fts_term_expanded(conn: &Connection, t: &Term, phrases: &mut Vec<Phrase>) -> StoreResult<String> {
+    Ok(match t {
+        Term::Word(w) => {
+            phrases.push(Phrase::Words(vec![w.clone()]));
+            fts_term(t)
+        }
+        Term::Phrase(ws) => {
+            phrases.push(Phrase::Words(ws.clone()));
+            fts_term(t)
+        }
+        Term::Prefix(p) => match prefix_words(conn, p)? {
+            Some(words) => {
+                phrases.extend(words.iter().map(|w| Phrase::Words(vec![w.clone()])));
+                words.iter().map(|w| fts_string(w)).collect::<Vec<_>>().join(" OR ")
+            }
+            None => {
+                phrases.push(Phrase::Prefix(p.clone()));
+                fts_term(t)
+            }
+        },
     })
 }
 
-fn fts_group(conn: &Connection, g: &[Term]) -> StoreResult<String> {
-    let parts = g.iter().map(|t| fts_term_expanded(conn, t)).collect::<StoreResult<Vec<_>>>()?;
+fn fts_group(conn: &Connection, g: &[Term], phrases: &mut Vec<Phrase>) -> StoreResult<String> {
+    let parts = g.iter().map(|t| fts_term_expanded(conn, t, phrases)).collect::<StoreResult<Vec<_>>>()?;
     Ok(format!("({})", parts.join(" OR ")))
 }
 
+/// An FTS5 expression and its phrases, in FTS5's numbering (left to right).
+#[derive(Debug)]
+struct Expr {
+    text: String,
+    phrases: Vec<Phrase>,
+}
+
 /// The whole query as one FTS5 expression: `(g1) AND (g2) … NOT (n)`.
-fn fts_expression(conn: &Connection, q: &TextQuery) -> StoreResult<String> {
-    let all = q.all.iter().map(|g| fts_group(conn, g)).collect::<StoreResult<Vec<_>>>()?.join(" AND ");
-    if q.not.is_empty() { Ok(all) } else { Ok(format!("({all}) NOT {}", fts_group(conn, &q.not)?)) }
+fn fts_expression(conn: &Connection, q: &TextQuery) -> StoreResult<Expr> {
+    let mut phrases = Vec::new();
+    let all =
+        q.all.iter().map(|g| fts_group(conn, g, &mut phrases)).collect::<StoreResult<Vec<_>>>()?.join(" AND ");
+    if q.not.is_empty() {
+        return Ok(Expr { text: all, phrases });
+    }
+    let mut excluded = Vec::new();
+    let not = fts_group(conn, &q.not, &mut excluded)?;
+    phrases.extend(excluded.into_iter().map(|_| Phrase::Excluded));
+    Ok(Expr { text: format!("({all}) NOT {not}"), phrases })
 }
 
 fn decode_transcript(doc: &str) -> StoreResult<Transcript> {
@@ -363,10 +418,14 @@ const SMALL_SET: usize = 4_000;
 /// (`MATCH … AND rowid = ?`), stopping at `want` hits. If `PROBE_BUDGET`
 /// probes find too few (sparse matches), read the match set once: a small
 /// one is joined and sorted directly; a large one is walked against from the
-/// index (a hash lookup per transcript instead of a probe).
+/// index (a hash lookup per transcript instead of a probe). When the token
+/// counts say `PROBE_BUDGET` probes could not be expected to find `want`
+/// hits (`sparse`), the probing is skipped (a probe is an FTS5 query, ~50 µs
+/// at a million transcripts).
 fn newest_rids(
     conn: &Connection,
     expr: &str,
+    sparse: bool,
     filter: &TranscriptFilter,
     cursor: &Option<Cursor>,
     want: usize,
@@ -379,7 +438,7 @@ fn newest_rids(
         .prepare_cached("SELECT 1 FROM transcript_fts WHERE transcript_fts MATCH ?1 AND rowid = ?2")
         .map_err(map_err)?;
     let mut out = Vec::with_capacity(want);
-    {
+    if !sparse {
         let mut st = conn.prepare_cached(&walk).map_err(map_err)?;
         let mut rows = st.query(rusqlite::params_from_iter(p.0.iter())).map_err(map_err)?;
         let mut probes = 0;
@@ -446,42 +505,62 @@ fn newest_rids(
 /// one has a small set.
 const CHECK_BUDGET: usize = 2_000;
 
-/// Best first: (rid, bm25) of the matching transcripts that pass the
-/// filter, skipping `offset`, at most `want`: from a tier's candidates when
-/// that provably gives the same page (`fts_tiers`), else from every match.
+/// How a relevance search scores rows: the corpus figures and `sb_bm25`'s
+/// weights blob for the expression's phrases.
+struct Scoring {
+    stats: crate::fts_tiers::Stats,
+    weights: Vec<u8>,
+}
+
+impl Scoring {
+    fn read(conn: &Connection, expr: &Expr) -> StoreResult<Scoring> {
+        let stats = crate::fts_tiers::Stats::read(conn, &expr.phrases)?;
+        let weights = switchboard_fts5_rank::weights_blob(&stats.weights(conn, &expr.phrases)?);
+        Ok(Scoring { stats, weights })
+    }
+}
+
+/// Best first: (rid, score) of the matching transcripts that pass the
+/// filter, skipping `offset`, at most `want` (score negative, as FTS5's
+/// ranks: lower is better): from a tier's candidates when that provably
+/// gives the same page (`fts_tiers`), else from every match.
 fn relevance_rids(
     conn: &Connection,
     q: &TextQuery,
-    expr: &str,
+    expr: &Expr,
     filter: &TranscriptFilter,
     offset: i64,
     want: usize,
 ) -> StoreResult<Vec<(i64, f64)>> {
-    if let Some(page) = relevance_pruned(conn, q, expr, filter, offset, want, CHECK_BUDGET)? {
+    let started = std::time::Instant::now();
+    let scoring = Scoring::read(conn, expr)?;
+    tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "search scoring read");
+    if let Some(page) = relevance_pruned(conn, q, &expr.text, &scoring, filter, offset, want, CHECK_BUDGET)? {
         return Ok(page);
     }
     let started = std::time::Instant::now();
-    let page = relevance_rids_within(conn, expr, filter, offset, want, CHECK_BUDGET)?;
+    let page = relevance_rids_within(conn, &expr.text, &scoring.weights, filter, offset, want, CHECK_BUDGET)?;
     tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "search ranked every match");
     Ok(page)
 }
 
 /// The page from the highest tier whose candidates prove it exact, if any.
+#[allow(clippy::too_many_arguments)]
 fn relevance_pruned(
     conn: &Connection,
     q: &TextQuery,
     expr: &str,
+    scoring: &Scoring,
     filter: &TranscriptFilter,
     offset: i64,
     want: usize,
     check_budget: usize,
 ) -> StoreResult<Option<Vec<(i64, f64)>>> {
-    use crate::fts_tiers::{Plan, Stats, page_is_exact, plan};
+    use crate::fts_tiers::{Plan, page_is_exact, plan};
     let Some(plan) = plan(q, |p| prefix_words(conn, p))? else { return Ok(None) };
-    let started = std::time::Instant::now();
-    let Some(stats) = Stats::read(conn, &plan)? else { return Ok(None) };
-    tracing::debug!(?plan, elapsed_us = started.elapsed().as_micros() as u64, "search tier stats read");
-    if !stats.usable() || plan.tier_clause(&stats, 2).is_empty() {
+    let stats = &scoring.stats;
+    tracing::debug!(?plan, "search plan");
+    if plan.tier_clause(stats, 2).is_empty() {
         return Ok(None);
     }
     let need = offset.max(0) as usize + want;
@@ -518,7 +597,8 @@ fn relevance_pruned(
         }
         tries -= 1;
         let started = std::time::Instant::now();
-        let page = relevance_rids_within(conn, &plan.candidates(&stats, expr, t), filter, offset, want, check_budget)?;
+        let candidates = plan.candidates(stats, expr, t);
+        let page = relevance_rids_within(conn, &candidates, &scoring.weights, filter, offset, want, check_budget)?;
         tracing::debug!(
             tier = t,
             estimate = est,
@@ -536,13 +616,13 @@ fn relevance_pruned(
             Plan::Single(_) => Some(decode_transcript(&doc_of(conn, rid)?)?),
             Plan::Words(_) => None,
         };
-        if page_is_exact(&plan, &stats, t, rank, last.as_ref()) {
+        if page_is_exact(&plan, stats, t, rank, last.as_ref()) {
             return Ok(Some(page));
         }
     }
     match &plan {
         Plan::Single(p) => {
-            single_tail(conn, &stats, p, &plan.tier_clause(&stats, 2), expr, filter, offset, want, check_budget)
+            single_tail(conn, scoring, p, &plan.tier_clause(stats, 2), expr, filter, offset, want, check_budget)
         }
         Plan::Words(_) => Ok(None),
     }
@@ -572,19 +652,15 @@ fn filter_share(conn: &Connection, filter: &TranscriptFilter, rows: i64) -> Stor
 
 /// One word or phrase, from tier 2 and the rows outside it. A row outside
 /// tier 2 says the phrase once (a word of it fewer than twice), so all of
-/// them tie at the lowest score, s₁, and the full ranking (`rank, rowid`)
-/// lists them in rowid order after every row that says it more. So the page
-/// is: tier 2's rows that score above s₁ (ranked), then its rows at s₁ merged
-/// by rowid with the rows outside (read in rowid order, unscored, `need` at
-/// most). Only tier 2 is scored (one pass over the phrase's doclists for its
-/// idf, as ranking every match costs). s₁ is the rank of a tier-2 row that
-/// says the phrase once (counted from its text); when tier 2 has none, the
-/// outside rows are after all of it and s₁ only labels them, derived from a
-/// tier-2 row's rank and count (s(k)·f(1)/f(k)).
+/// them tie at the lowest score, s₁ = −w·s(1), and the full ranking
+/// (`score, rowid`) lists them in rowid order after every row that says it
+/// more. So the page is: tier 2's rows that score above s₁ (ranked), then its
+/// rows at s₁ merged by rowid with the rows outside (read in rowid order,
+/// unscored, `need` at most). Only tier 2 is scored.
 #[allow(clippy::too_many_arguments)]
 fn single_tail(
     conn: &Connection,
-    stats: &crate::fts_tiers::Stats,
+    scoring: &Scoring,
     phrase: &[String],
     tier: &str,
     expr: &str,
@@ -596,7 +672,8 @@ fn single_tail(
     let offset = offset.max(0) as usize;
     let need = offset + want;
     let started = std::time::Instant::now();
-    let inside = rows_within(conn, &format!("({expr}) AND ({tier})"), RowOrder::Rank, filter, 0, need, check_budget)?;
+    let weights = &scoring.weights;
+    let inside = rows_within(conn, &format!("({expr}) AND ({tier})"), RowOrder::Rank(weights), filter, 0, need, check_budget)?;
     let page = |rows: Vec<(i64, f64)>| Some(rows.into_iter().skip(offset).take(want).collect());
     // The phrase's count in the last (lowest) tier-2 row, as FTS5 counts it.
     let last_tf = match inside.last() {
@@ -620,15 +697,16 @@ fn single_tail(
     if outside.is_empty() {
         return Ok(page(inside)); // every match is in tier 2: `inside` is the full ranking
     }
-    let s1 = match (inside.last(), last_tf) {
-        (Some(&(_, r)), Some(1)) => r,
-        (Some(&(_, r)), Some(k)) => r * stats.f(1) / stats.f(k),
+    // The phrase's weight is the sum of its words' (`Stats::weights`), and
+    // sb_bm25 scores one saying as −(0 + w·s(1)): the same operations here.
+    let w: f64 = phrase.iter().map(|x| scoring.stats.idf(x)).sum();
+    let s1 = -(0.0 + w * switchboard_fts5_rank::saturation(1));
+    if inside.is_empty() {
         // No row says it twice: every match ties; read them scored.
-        _ => {
-            let expr = format!("({expr}) NOT ({tier})");
-            return Ok(Some(rows_within(conn, &expr, RowOrder::Rowid, filter, offset as i64, want, check_budget)?));
-        }
-    };
+        let expr = format!("({expr}) NOT ({tier})");
+        let order = RowOrder::Rowid(weights);
+        return Ok(Some(rows_within(conn, &expr, order, filter, offset as i64, want, check_budget)?));
+    }
     if inside.iter().any(|&(_, r)| r > s1) {
         return Ok(None); // not the ties the proof expects: rank every match
     }
@@ -639,28 +717,30 @@ fn single_tail(
     Ok(page(hi.into_iter().chain(tied).collect()))
 }
 
-/// Every row of `expr` ranked by FTS5 (`ORDER BY rank, rowid`), the filter
-/// applied in that order.
+/// Every row of `expr` ranked (`ORDER BY score, rowid`, `sb_bm25` with
+/// these weights), the filter applied in that order.
 fn relevance_rids_within(
     conn: &Connection,
     expr: &str,
+    weights: &[u8],
     filter: &TranscriptFilter,
     offset: i64,
     want: usize,
     check_budget: usize,
 ) -> StoreResult<Vec<(i64, f64)>> {
-    rows_within(conn, expr, RowOrder::Rank, filter, offset, want, check_budget)
+    rows_within(conn, expr, RowOrder::Rank(weights), filter, offset, want, check_budget)
 }
 
-/// How `rows_within` orders the rows of an expression.
+/// How `rows_within` orders the rows of an expression (scored by `sb_bm25`
+/// with the weights given).
 #[derive(Clone, Copy)]
-enum RowOrder {
-    /// `ORDER BY rank, rowid`: every row is scored.
-    Rank,
-    /// `ORDER BY rowid` (each row still carries its rank): FTS5's own order,
-    /// so only the rows read are scored.
-    Rowid,
-    /// `ORDER BY rowid`, rank not read (0.0): no scoring at all.
+enum RowOrder<'a> {
+    /// `ORDER BY score, rowid`: every row is scored.
+    Rank(&'a [u8]),
+    /// `ORDER BY rowid` (each row still carries its score): FTS5's own
+    /// order, so only the rows read are scored.
+    Rowid(&'a [u8]),
+    /// `ORDER BY rowid`, not scored (0.0).
     RowidUnscored,
 }
 
@@ -669,25 +749,29 @@ enum RowOrder {
 fn rows_within(
     conn: &Connection,
     expr: &str,
-    order: RowOrder,
+    order: RowOrder<'_>,
     filter: &TranscriptFilter,
     offset: i64,
     want: usize,
     check_budget: usize,
 ) -> StoreResult<Vec<(i64, f64)>> {
-    let (rank, order_by) = match order {
-        RowOrder::Rank => ("rank", "rank, rowid"),
-        RowOrder::Rowid => ("rank", "rowid"),
-        RowOrder::RowidUnscored => ("0.0", "rowid"),
+    // The weights are the statement's last parameter, when it scores.
+    let (score, order_by, weights) = match order {
+        RowOrder::Rank(w) => ("sb_bm25(transcript_fts, 2, ?W) AS score", "score, rowid", Some(w)),
+        RowOrder::Rowid(w) => ("sb_bm25(transcript_fts, 2, ?W) AS score", "rowid", Some(w)),
+        RowOrder::RowidUnscored => ("0.0", "rowid", None),
     };
     if filter_is_empty(filter) {
+        let score = score.replace("?W", "?4");
+        let mut values: Vec<Value> = vec![expr.to_owned().into(), (want as i64).into(), offset.into()];
+        values.extend(weights.map(|w| Value::Blob(w.to_vec())));
         return conn
             .prepare_cached(&format!(
-                "SELECT rowid, {rank} FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY {order_by} \
+                "SELECT rowid, {score} FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY {order_by} \
                  LIMIT ?2 OFFSET ?3"
             ))
             .and_then(|mut st| {
-                st.query_map(params![expr, want as i64, offset], |r| Ok((r.get(0)?, r.get(1)?)))
+                st.query_map(rusqlite::params_from_iter(values.iter()), |r| Ok((r.get(0)?, r.get(1)?)))
                     .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             })
             .map_err(map_err);
@@ -700,12 +784,15 @@ fn rows_within(
         conn.prepare_cached(&format!("SELECT 1 FROM transcripts t {}", where_sql(&conds))).map_err(map_err)?;
     let mut allowed: Option<std::collections::HashSet<i64>> = None;
     let mut checks = 0;
+    let score = score.replace("?W", "?2");
     let mut st = conn
         .prepare_cached(&format!(
-            "SELECT rowid, {rank} FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY {order_by}"
+            "SELECT rowid, {score} FROM transcript_fts WHERE transcript_fts MATCH ?1 ORDER BY {order_by}"
         ))
         .map_err(map_err)?;
-    let mut rows = st.query([expr]).map_err(map_err)?;
+    let mut values: Vec<Value> = vec![expr.to_owned().into()];
+    values.extend(weights.map(|w| Value::Blob(w.to_vec())));
+    let mut rows = st.query(rusqlite::params_from_iter(values.iter())).map_err(map_err)?;
     let mut out = Vec::with_capacity(want);
     let mut skip = offset;
     while let Some(r) = rows.next().map_err(map_err)? {
@@ -763,7 +850,13 @@ fn search_in(
     let expr = fts_expression(conn, q)?;
     let want = limit as usize + 1;
     let picked: Vec<(i64, Option<f64>)> = match order {
-        SearchOrder::Newest => newest_rids(conn, &expr, filter, cursor, want)?.into_iter().map(|r| (r, None)).collect(),
+        SearchOrder::Newest => {
+            // Expected hits among the first probes, if matches are spread evenly.
+            let indexed = crate::fts_tiers::indexed_rows(conn)?.max(1) as f64;
+            let expected = crate::fts_tiers::match_bound(conn, q)? as f64 * PROBE_BUDGET as f64 / indexed;
+            let sparse = expected < want as f64;
+            newest_rids(conn, &expr.text, sparse, filter, cursor, want)?.into_iter().map(|r| (r, None)).collect()
+        }
         SearchOrder::Relevance => {
             relevance_rids(conn, q, &expr, filter, offset, want)?.into_iter().map(|(r, s)| (r, Some(s))).collect()
         }
@@ -950,15 +1043,17 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         crate::migrate_conn(&conn).unwrap();
         let q = TextQuery::parse(r#"refund OR cancel* "credit card" -angry"#).unwrap();
-        assert_eq!(
-            fts_expression(&conn, &q).unwrap(),
-            r#"(("refund" OR "cancel"*) AND ("credit card")) NOT ("angry")"#
-        );
+        let expr = fts_expression(&conn, &q).unwrap();
+        assert_eq!(expr.text, r#"(("refund" OR "cancel"*) AND ("credit card")) NOT ("angry")"#);
+        let w = |s: &str| Phrase::Words(words(s));
+        assert_eq!(expr.phrases, [w("refund"), Phrase::Prefix("cancel".into()), w("credit card"), Phrase::Excluded]);
         for w in ["cancel", "cancelled", "cancer", "can"] {
             conn.execute("INSERT INTO transcript_terms (term) VALUES (?1)", [w]).unwrap();
         }
         let q = TextQuery::parse("cance* OR x").unwrap();
-        assert_eq!(fts_expression(&conn, &q).unwrap(), r#"("cancel" OR "cancelled" OR "cancer" OR "x")"#);
+        let expr = fts_expression(&conn, &q).unwrap();
+        assert_eq!(expr.text, r#"("cancel" OR "cancelled" OR "cancer" OR "x")"#);
+        assert_eq!(expr.phrases, [w("cancel"), w("cancelled"), w("cancer"), w("x")]);
         assert_eq!(fts_term(&Term::Word("a\"b".into())), r#""a""b""#);
     }
 
@@ -1011,10 +1106,12 @@ mod tests {
     /// A relevance page drawn from a tier's candidates is returned only when
     /// it equals the page of ranking every match; on a skewed corpus (common
     /// words said 0–40 times, rewrites, non-ASCII words, filters, deep pages)
-    /// that happens for every kind of query, and our score formula is FTS5's.
+    /// that happens for every kind of query; the token counts follow every
+    /// write, and `Stats::score` is `sb_bm25`'s score.
     #[test]
     fn pruned_relevance_pages_equal_ranking_every_match() {
         let conn = Connection::open_in_memory().unwrap();
+        switchboard_fts5_rank::register(&conn).unwrap();
         crate::migrate_conn(&conn).unwrap();
         let vocab: Vec<String> =
             ["the", "refund", "invoice", "cancel", "my", "plan", "bill", "billing", "bills", "angry"]
@@ -1072,6 +1169,25 @@ mod tests {
             t.summary = Some("refund".into());
             upsert_transcript_in_tx(&conn, &t).unwrap();
         }
+        // The counts equal a recount of the stored transcripts' tokens.
+        let mut recount: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+        let mut st = conn.prepare("SELECT doc FROM transcripts").unwrap();
+        for doc in st.query_map([], |r| r.get::<_, String>(0)).unwrap() {
+            let text = fts_text(&decode_transcript(&doc.unwrap()).unwrap());
+            let tiers = text.tiers.split(' ').filter(|t| !t.is_empty()).map(str::to_owned);
+            for token in std::iter::once(String::new()).chain(text.vocab).chain(tiers) {
+                *recount.entry(token).or_default() += 1;
+            }
+        }
+        let counted: std::collections::BTreeMap<String, i64> = conn
+            .prepare("SELECT token, rows FROM transcript_token_rows WHERE rows > 0")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(counted, recount);
+        assert_eq!(counted[""], 1_500);
         let queries = [
             "refund",
             "the",
@@ -1085,39 +1201,40 @@ mod tests {
             "w4 w12",
             "refund OR w25",
         ];
-        // Words in most transcripts (refund, invoice, bill…) are bounded, not
-        // candidates: a query of only those is never pruned, and says so.
-        let only_common = ["refund OR invoice", "bill*", "refund invoice"];
         let filters =
             [TranscriptFilter::default(), TranscriptFilter { agent_id: Some("agent_2".into()), ..Default::default() }];
         let mut pruned = std::collections::BTreeMap::new();
         for qs in queries {
             let q = TextQuery::parse(qs).unwrap();
             let expr = fts_expression(&conn, &q).unwrap();
+            let scoring = Scoring::read(&conn, &expr).unwrap();
+            let (text, weights) = (&expr.text, &scoring.weights);
             for f in &filters {
                 for (offset, want) in [(0, 21), (0, 3), (20, 21), (200, 21), (300, 40), (330, 21), (700, 21)] {
-                    let full = relevance_rids_within(&conn, &expr, f, offset, want, CHECK_BUDGET).unwrap();
-                    if let Some(page) = relevance_pruned(&conn, &q, &expr, f, offset, want, CHECK_BUDGET).unwrap() {
+                    let full = relevance_rids_within(&conn, text, weights, f, offset, want, CHECK_BUDGET).unwrap();
+                    let pruned_page =
+                        relevance_pruned(&conn, &q, text, &scoring, f, offset, want, CHECK_BUDGET).unwrap();
+                    if let Some(page) = pruned_page {
                         assert_eq!(page, full, "{qs} {f:?} offset {offset}");
                         *pruned.entry(qs).or_insert(0) += 1;
                     }
                 }
             }
         }
-        for qs in queries.iter().filter(|q| !only_common.contains(q)) {
+        // Every query, even one whose words are all in most transcripts
+        // (refund, invoice, bill…), has pages drawn from a tier.
+        for qs in queries {
             assert!(pruned.get(qs).copied().unwrap_or(0) >= 1, "{qs} was never pruned: {pruned:?}");
         }
-        for qs in only_common {
-            assert!(!pruned.contains_key(qs), "{qs}: {pruned:?}");
-        }
 
-        // Our bm25 is FTS5's: scores of the top rows of a several-word query.
+        // Stats::score is sb_bm25's: scores of the top rows of a several-word query.
         let q = TextQuery::parse("refund OR invoice OR the").unwrap();
         let expr = fts_expression(&conn, &q).unwrap();
-        let plan = crate::fts_tiers::plan(&q, |p| prefix_words(&conn, p)).unwrap().unwrap();
-        let stats = crate::fts_tiers::Stats::read(&conn, &plan).unwrap().unwrap();
+        let scoring = Scoring::read(&conn, &expr).unwrap();
+        let stats = &scoring.stats;
         let qwords: Vec<String> = ["refund", "invoice", "the"].iter().map(|w| w.to_string()).collect();
-        let top = relevance_rids_within(&conn, &expr, &TranscriptFilter::default(), 0, 50, CHECK_BUDGET).unwrap();
+        let all = TranscriptFilter::default();
+        let top = relevance_rids_within(&conn, &expr.text, &scoring.weights, &all, 0, 50, CHECK_BUDGET).unwrap();
         let mut compared = 0;
         for (rid, rank) in top {
             let t = decode_transcript(&doc_of(&conn, rid).unwrap()).unwrap();
@@ -1129,7 +1246,7 @@ mod tests {
             let tfs: Vec<u32> =
                 qwords.iter().map(|q| texts.iter().flatten().filter(|w| *w == q).count() as u32).collect();
             let ours = stats.score(&qwords, &tfs);
-            assert!((ours + rank).abs() <= 1e-9 * ours.abs(), "ours {ours} fts5 {}", -rank);
+            assert!((ours + rank).abs() <= 1e-12 * ours.abs(), "ours {ours} sb_bm25 {}", -rank);
             compared += 1;
         }
         assert!(compared > 40);
@@ -1140,6 +1257,7 @@ mod tests {
     #[test]
     fn relevance_filters_the_same_by_checks_and_by_set() {
         let conn = Connection::open_in_memory().unwrap();
+        switchboard_fts5_rank::register(&conn).unwrap();
         crate::migrate_conn(&conn).unwrap();
         let base: Transcript = serde_json::from_value(serde_json::json!({
             "id": "trn_01a22ec63d9773008e4a21b85070d3f4", "conversation_id": "c", "call_id": null,
@@ -1161,15 +1279,17 @@ mod tests {
         }
         let q = TextQuery::parse("refund").unwrap();
         let expr = fts_expression(&conn, &q).unwrap();
+        let weights = Scoring::read(&conn, &expr).unwrap().weights;
+        let expr = expr.text.as_str();
         let f = TranscriptFilter { agent_id: Some("agent_1".into()), ..Default::default() };
         for offset in [0, 3, 10] {
-            let by_checks = relevance_rids_within(&conn, &expr, &f, offset, 4, usize::MAX).unwrap();
-            let by_set = relevance_rids_within(&conn, &expr, &f, offset, 4, 0).unwrap();
-            let mixed = relevance_rids_within(&conn, &expr, &f, offset, 4, 2).unwrap();
+            let by_checks = relevance_rids_within(&conn, expr, &weights, &f, offset, 4, usize::MAX).unwrap();
+            let by_set = relevance_rids_within(&conn, expr, &weights, &f, offset, 4, 0).unwrap();
+            let mixed = relevance_rids_within(&conn, expr, &weights, &f, offset, 4, 2).unwrap();
             assert_eq!(by_checks, by_set, "offset {offset}");
             assert_eq!(by_checks, mixed, "offset {offset}");
             assert!(offset >= 13 || !by_checks.is_empty());
         }
-        assert_eq!(relevance_rids_within(&conn, &expr, &f, 0, 100, 0).unwrap().len(), 13);
+        assert_eq!(relevance_rids_within(&conn, expr, &weights, &f, 0, 100, 0).unwrap().len(), 13);
     }
 }
