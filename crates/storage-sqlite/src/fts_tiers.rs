@@ -146,29 +146,33 @@ impl Plan {
         ws
     }
 
-    /// The words whose tier tokens select the candidates: a word; for a
-    /// phrase, its longest word (every saying of the phrase is a saying of
-    /// each of its words, and a long word is the likeliest to be rare); for
-    /// several words, those not in most rows (see [`Stats::common`]), or all
-    /// of them when every one is.
+    /// The words whose tier tokens select the candidates: for one phrase,
+    /// every word of it (ANDed: every saying of the phrase is a saying of
+    /// each word); for several words, those that some transcript says twice
+    /// (a word never said twice has no tier token and is bounded by its
+    /// count of one instead), and of those the ones not in most rows (see
+    /// [`Stats::common`]) unless every one is.
     fn clause_words<'a>(&'a self, stats: &Stats) -> Vec<&'a str> {
         match self {
-            Plan::Single(p) => {
-                p.iter().map(String::as_str).max_by_key(|w| (w.len(), std::cmp::Reverse(*w))).into_iter().collect()
-            }
+            Plan::Single(_) => self.distinct_words(),
             Plan::Words(_) => {
-                let all = self.distinct_words();
-                let rare: Vec<&str> = all.iter().copied().filter(|w| !stats.common(w)).collect();
-                if rare.is_empty() { all } else { rare }
+                let repeated: Vec<&str> =
+                    self.distinct_words().into_iter().filter(|w| stats.tier_rows(w, 2) > 0).collect();
+                let rare: Vec<&str> = repeated.iter().copied().filter(|w| !stats.common(w)).collect();
+                if rare.is_empty() { repeated } else { rare }
             }
         }
     }
 
-    /// The rows that may say a query phrase at least `t` times (a row
-    /// outside says each at most `t − 1` times, a common word of several any
-    /// number of times).
+    /// The rows that may say the query's phrase (one phrase: ANDed words)
+    /// or a query word (several: ORed) at least `t` times; a row outside
+    /// says it at most `t − 1` times. Empty when no word can be a candidate.
     pub(crate) fn tier_clause(&self, stats: &Stats, t: u32) -> String {
-        self.clause_words(stats).iter().map(|w| quoted(&format!("{w}_{t}"))).collect::<Vec<_>>().join(" OR ")
+        let op = match self {
+            Plan::Single(_) => " AND ",
+            Plan::Words(_) => " OR ",
+        };
+        self.clause_words(stats).iter().map(|w| quoted(&format!("{w}_{t}"))).collect::<Vec<_>>().join(op)
     }
 
     /// The query narrowed to tier `t`'s candidates.
@@ -192,16 +196,17 @@ pub(crate) enum Phrase {
 /// The token under which `transcript_token_rows` counts the transcripts.
 const ALL_ROWS: &str = "";
 
-/// The corpus size and the query words' row counts (for their idf), and tier
-/// token row counts (read when asked), from `transcript_token_rows`.
+/// The corpus size, the query words' row counts (for their idf) and their
+/// tier tokens' row counts, from `transcript_token_rows`, read once per
+/// search (in the search's read snapshot, so they are the index's counts).
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     /// Transcripts in the index (N).
     rows: i64,
     /// Transcripts holding each query word.
     word_rows: HashMap<String, i64>,
-    /// Rows holding `word_T`, by (word, T), as read.
-    tier_rows: std::cell::RefCell<HashMap<(String, u32), u64>>,
+    /// Rows holding `word_T`, by (word, T); absent: none.
+    tier_rows: HashMap<(String, u32), u64>,
 }
 
 /// Transcripts holding a token (0 when none ever did).
@@ -259,11 +264,29 @@ impl Stats {
     /// Reads N and the row counts of the words of `phrases`.
     pub(crate) fn read(conn: &Connection, phrases: &[Phrase]) -> StoreResult<Stats> {
         let mut stats = Stats { rows: indexed_rows(conn)?, ..Stats::default() };
+        let mut tiers = conn
+            .prepare_cached("SELECT token, rows FROM transcript_token_rows WHERE token > ?1 AND token < ?2")
+            .map_err(map_err)?;
         for p in phrases {
             if let Phrase::Words(ws) = p {
                 for w in ws {
-                    if !stats.word_rows.contains_key(w) {
-                        stats.word_rows.insert(w.clone(), token_rows(conn, w)?);
+                    if stats.word_rows.contains_key(w) {
+                        continue;
+                    }
+                    stats.word_rows.insert(w.clone(), token_rows(conn, w)?);
+                    // `w_2` … `w_64` sort between `w_` and `w``.
+                    let rows = tiers
+                        .query_map([format!("{w}_"), format!("{w}`")], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                        })
+                        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                        .map_err(map_err)?;
+                    for (token, n) in rows {
+                        if let Some(t) = token.strip_prefix(w.as_str()).and_then(|r| r.strip_prefix('_')) {
+                            if let Ok(t) = t.parse::<u32>() {
+                                stats.tier_rows.insert((w.clone(), t), n.max(0) as u64);
+                            }
+                        }
                     }
                 }
             }
@@ -286,23 +309,26 @@ impl Stats {
     }
 
     /// Rows holding `word_T`.
-    fn tier_rows(&self, conn: &Connection, w: &str, t: u32) -> StoreResult<u64> {
-        let key = (w.to_owned(), t);
-        if let Some(n) = self.tier_rows.borrow().get(&key) {
-            return Ok(*n);
+    fn tier_rows(&self, w: &str, t: u32) -> u64 {
+        self.tier_rows.get(&(w.to_owned(), t)).copied().unwrap_or(0)
+    }
+
+    /// The most times any transcript says `w`, as far as its tiers tell
+    /// (one less than its first empty tier; `None`: beyond the last tier).
+    fn max_tf(&self, w: &str) -> Option<u32> {
+        if self.word_rows.get(w).copied().unwrap_or(0) <= 0 {
+            return Some(0);
         }
-        let n = token_rows(conn, &format!("{w}_{t}"))?.max(0) as u64;
-        self.tier_rows.borrow_mut().insert(key, n);
-        Ok(n)
+        TIERS.iter().find(|t| self.tier_rows(w, **t) == 0).map(|t| t - 1)
     }
 
     /// An upper bound of tier `t`'s candidate count.
-    pub(crate) fn estimate(&self, conn: &Connection, plan: &Plan, t: u32) -> StoreResult<u64> {
-        let mut n = 0;
-        for w in plan.clause_words(self) {
-            n += self.tier_rows(conn, w, t)?;
+    pub(crate) fn estimate(&self, plan: &Plan, t: u32) -> u64 {
+        let counts = plan.clause_words(self).into_iter().map(|w| self.tier_rows(w, t));
+        match plan {
+            Plan::Single(_) => counts.min().unwrap_or(0),
+            Plan::Words(_) => counts.sum(),
         }
-        Ok(n)
     }
 
     /// Rows in the index.
@@ -343,14 +369,20 @@ impl Stats {
     }
 
     /// The highest score a row outside tier `t`'s candidates can have: each
-    /// clause word said at most `t − 1` times, another any number of times.
+    /// clause word said at most `t − 1` times, any word at most its
+    /// [`Stats::max_tf`] (unbounded: s's supremum, k₁ + 1).
     fn bound(&self, plan: &Plan, t: u32) -> f64 {
         let Plan::Words(words) = plan else { return f64::INFINITY };
         let clause = plan.clause_words(self);
         words
             .iter()
             .map(|w| {
-                if clause.contains(&w.as_str()) { self.idf(w) * saturation(t - 1) } else { self.idf(w) * (K1 + 1.0) }
+                let cap = if clause.contains(&w.as_str()) {
+                    Some(self.max_tf(w).map_or(t - 1, |m| m.min(t - 1)))
+                } else {
+                    self.max_tf(w)
+                };
+                self.idf(w) * cap.map_or(K1 + 1.0, saturation)
             })
             .sum()
     }
@@ -413,20 +445,40 @@ mod tests {
         let q = TextQuery::parse("bill*").unwrap();
         let expanded = plan(&q, |_| Ok(Some(vec!["bill".into(), "billing".into()]))).unwrap();
         assert_eq!(expanded, Some(Plan::Words(ws("bill billing"))));
-        let stats = Stats { rows: 100, ..Stats::default() };
+        // bill and billing said up to 5 times (tiers 2–5), plan never twice.
+        let tier_rows = ["bill", "billing"]
+            .into_iter()
+            .flat_map(|w| [2, 3, 4, 5].map(|t| ((w.to_owned(), t), 3)))
+            .collect::<HashMap<_, _>>();
+        let word_rows = HashMap::from([("bill".to_owned(), 5), ("billing".to_owned(), 5), ("plan".to_owned(), 9)]);
+        let stats = Stats { rows: 100, word_rows, tier_rows };
         assert_eq!(
-            Plan::Words(ws("bill billing bill")).candidates(&stats, "X", 4),
+            Plan::Words(ws("bill billing bill plan")).candidates(&stats, "X", 4),
             r#"(X) AND ("bill_4" OR "billing_4")"#
         );
-        assert_eq!(Plan::Single(ws("cancel my plan")).candidates(&stats, "X", 2), r#"(X) AND ("cancel_2")"#);
-        // A word in most rows is bounded by idf·(k₁+1), not a candidate,
+        assert_eq!(
+            Plan::Single(ws("cancel my plan my")).candidates(&stats, "X", 2),
+            r#"(X) AND ("cancel_2" AND "my_2" AND "plan_2")"#
+        );
+        assert_eq!(stats.max_tf("bill"), Some(5));
+        assert_eq!(stats.max_tf("plan"), Some(1));
+        assert_eq!(stats.max_tf("never"), Some(0));
+        // Said at most once: bounded by idf·s(1), whatever the tier.
+        let plan = Plan::Words(ws("bill plan"));
+        let want = stats.idf("bill") * saturation(3) + stats.idf("plan") * saturation(1);
+        assert!((stats.bound(&plan, 4) - want).abs() < 1e-12);
+        let want = stats.idf("bill") * saturation(5) + stats.idf("plan") * saturation(1);
+        assert!((stats.bound(&plan, 64) - want).abs() < 1e-12, "capped by the max count");
+        // A word in most rows is bounded by idf·s(max), not a candidate,
         // when the query has a rarer word; every word is when none is rarer.
-        let stats = Stats { word_rows: HashMap::from([("billing".to_owned(), 80), ("bill".to_owned(), 5)]), ..stats };
+        let word_rows = HashMap::from([("billing".to_owned(), 80), ("bill".to_owned(), 5)]);
+        let stats = Stats { word_rows, ..stats };
         let plan = Plan::Words(ws("bill billing"));
         assert_eq!(plan.candidates(&stats, "X", 4), r#"(X) AND ("bill_4")"#);
-        let want = stats.idf("bill") * saturation(3) + stats.idf("billing") * (K1 + 1.0);
+        let want = stats.idf("bill") * saturation(3) + stats.idf("billing") * saturation(5);
         assert!((stats.bound(&plan, 4) - want).abs() < 1e-12);
-        let stats = Stats { word_rows: HashMap::from([("billing".to_owned(), 80), ("bill".to_owned(), 60)]), ..stats };
+        let word_rows = HashMap::from([("billing".to_owned(), 80), ("bill".to_owned(), 60)]);
+        let stats = Stats { word_rows, ..stats };
         assert_eq!(plan.candidates(&stats, "X", 4), r#"(X) AND ("bill_4" OR "billing_4")"#);
         let want = (stats.idf("bill") + stats.idf("billing")) * saturation(3);
         assert!((stats.bound(&plan, 4) - want).abs() < 1e-12);

@@ -211,10 +211,10 @@ fn index_text(conn: &Connection, rid: i64, t: &Transcript) -> StoreResult<()> {
     conn.prepare_cached("INSERT INTO transcript_fts (rowid, turns, summary, tiers) VALUES (?1, ?2, ?3, ?4)")
         .and_then(|mut st| st.execute(params![rid, text.turns, text.summary, text.tiers]))
         .map_err(map_err)?;
-    let mut term = conn.prepare_cached("INSERT OR IGNORE INTO transcript_terms (term) VALUES (?1)").map_err(map_err)?;
-    for w in &text.vocab {
-        term.execute([w]).map_err(map_err)?;
-    }
+    let vocab = serde_json::to_string(&text.vocab).map_err(json_err)?;
+    conn.prepare_cached("INSERT OR IGNORE INTO transcript_terms (term) SELECT value FROM json_each(?1)")
+        .and_then(|mut st| st.execute([vocab]))
+        .map_err(map_err)?;
     count_tokens(conn, &text, 1)
 }
 
@@ -222,19 +222,19 @@ fn index_text(conn: &Connection, rid: i64, t: &Transcript) -> StoreResult<()> {
 /// transcript's tokens: its words, its tier tokens, and the empty token
 /// (transcripts indexed). A count never goes below 0 (the table's CHECK).
 fn count_tokens(conn: &Connection, text: &FtsText, delta: i64) -> StoreResult<()> {
-    // An upsert's CHECKs apply to the row it would insert, so a decrement is
-    // an UPDATE (its token was counted when the row was indexed).
+    // One statement over a JSON array of the tokens (each distinct). An
+    // upsert's CHECKs apply to the row it would insert, so a decrement is an
+    // UPDATE (its tokens were counted when the row was indexed).
     let sql = if delta > 0 {
-        "INSERT INTO transcript_token_rows (token, rows) VALUES (?1, ?2) \
+        "INSERT INTO transcript_token_rows (token, rows) SELECT value, ?2 FROM json_each(?1) WHERE true \
          ON CONFLICT (token) DO UPDATE SET rows = rows + excluded.rows"
     } else {
-        "UPDATE transcript_token_rows SET rows = rows + ?2 WHERE token = ?1"
+        "UPDATE transcript_token_rows SET rows = rows + ?2 WHERE token IN (SELECT value FROM json_each(?1))"
     };
-    let mut st = conn.prepare_cached(sql).map_err(map_err)?;
     let tiers = text.tiers.split(' ').filter(|t| !t.is_empty());
-    for token in std::iter::once("").chain(text.vocab.iter().map(String::as_str)).chain(tiers) {
-        st.execute(params![token, delta]).map_err(map_err)?;
-    }
+    let tokens: Vec<&str> = std::iter::once("").chain(text.vocab.iter().map(String::as_str)).chain(tiers).collect();
+    let tokens = serde_json::to_string(&tokens).map_err(json_err)?;
+    conn.prepare_cached(sql).and_then(|mut st| st.execute(params![tokens, delta])).map_err(map_err)?;
     Ok(())
 }
 
@@ -564,11 +564,9 @@ fn relevance_pruned(
         return Ok(None);
     }
     let need = offset.max(0) as usize + want;
-    // A quoted phrase is rarely said twice in one transcript, so its pages
-    // are mostly ties at one saying: straight to the tie-aware tail (also a
-    // word's last resort, as its tier 2).
+    // One word or phrase: tiers down to 3, then the tie-aware tail (tier 2
+    // and the rows outside it). Several words: tiers down to 2.
     let tiers: &[u32] = match &plan {
-        Plan::Single(p) if p.len() > 1 => &[],
         Plan::Single(_) => &crate::fts_tiers::TIERS[1..],
         Plan::Words(_) => &crate::fts_tiers::TIERS,
     };
@@ -591,7 +589,7 @@ fn relevance_pruned(
         if last_try && t != 2 {
             continue;
         }
-        let est = stats.estimate(conn, &plan, t)? as f64;
+        let est = stats.estimate(&plan, t) as f64;
         if est * pass_rate < (need * room) as f64 && !last_try {
             continue;
         }
@@ -837,8 +835,28 @@ fn filter_is_empty(f: &TranscriptFilter) -> bool {
     f == &TranscriptFilter::default()
 }
 
-/// One page of search hits (`limit + 1` at most, for the overfetch).
+/// One page of search hits (`limit + 1` at most, for the overfetch), read
+/// in one snapshot: the token counts a pruning proof uses are then the
+/// counts of the index it reads.
 fn search_in(
+    conn: &Connection,
+    q: &TextQuery,
+    filter: &TranscriptFilter,
+    order: SearchOrder,
+    cursor: &Option<Cursor>,
+    offset: i64,
+    limit: u32,
+) -> StoreResult<Vec<SearchHit>> {
+    // A savepoint is a (deferred) read transaction outside one, and nests
+    // inside the in-memory store's write transaction.
+    conn.execute_batch("SAVEPOINT search").map_err(map_err)?;
+    let result = search_snapshot(conn, q, filter, order, cursor, offset, limit);
+    let end = if result.is_ok() { "RELEASE search" } else { "ROLLBACK TO search; RELEASE search" };
+    conn.execute_batch(end).map_err(map_err)?;
+    result
+}
+
+fn search_snapshot(
     conn: &Connection,
     q: &TextQuery,
     filter: &TranscriptFilter,
@@ -1221,6 +1239,25 @@ mod tests {
                 }
             }
         }
+        // Newest first: probing and the match set give the same pages, and
+        // the counts bound the matches.
+        for qs in queries.iter().chain(&["refundé", "w39 w38", "\"my plan\" OR nothinglikeit"]) {
+            let q = TextQuery::parse(qs).unwrap();
+            let expr = fts_expression(&conn, &q).unwrap();
+            let matched = matched_set(&conn, &expr.text).unwrap().len() as i64;
+            if qs.is_ascii() {
+                assert!(crate::fts_tiers::match_bound(&conn, &q).unwrap() >= matched, "{qs}");
+            }
+            for f in &filters {
+                for want in [1, 21, 400] {
+                    let probed = newest_rids(&conn, &expr.text, false, f, &None, want).unwrap();
+                    let from_set = newest_rids(&conn, &expr.text, true, f, &None, want).unwrap();
+                    assert_eq!(probed, from_set, "{qs} {f:?} {want}");
+                    assert!(probed.len() == want || probed.len() as i64 <= matched);
+                }
+            }
+        }
+
         // Every query, even one whose words are all in most transcripts
         // (refund, invoice, bill…), has pages drawn from a tier.
         for qs in queries {
