@@ -85,13 +85,8 @@ fn fts5_api(conn: &Connection) -> rusqlite::Result<*mut ffi::fts5_api> {
         if rc != ffi::SQLITE_OK {
             return Err(failure(rc, "SELECT fts5(?1) failed to prepare (is FTS5 compiled in?)"));
         }
-        let mut rc = ffi::sqlite3_bind_pointer(
-            stmt,
-            1,
-            (&raw mut api).cast::<c_void>(),
-            c"fts5_api_ptr".as_ptr(),
-            None,
-        );
+        let mut rc =
+            ffi::sqlite3_bind_pointer(stmt, 1, (&raw mut api).cast::<c_void>(), c"fts5_api_ptr".as_ptr(), None);
         if rc == ffi::SQLITE_OK {
             rc = ffi::sqlite3_step(stmt);
         }
@@ -121,11 +116,7 @@ unsafe extern "C" fn sb_bm25(
     // the table), all valid for this call.
     unsafe {
         if n != 2 {
-            ffi::sqlite3_result_error(
-                ctx,
-                c"sb_bm25(table, columns, weights): wrong number of arguments".as_ptr(),
-                -1,
-            );
+            ffi::sqlite3_result_error(ctx, c"sb_bm25(table, columns, weights): wrong number of arguments".as_ptr(), -1);
             return;
         }
         let columns = ffi::sqlite3_value_int(*args);
@@ -205,14 +196,12 @@ mod tests {
     }
 
     fn scores(conn: &Connection, expr: &str, columns: i64, weights: &[f64]) -> Vec<(i64, f64)> {
-        conn.prepare(
-            "SELECT rowid, sb_bm25(t, ?2, ?3) AS s FROM t WHERE t MATCH ?1 ORDER BY s, rowid",
-        )
-        .unwrap()
-        .query_map(rusqlite::params![expr, columns, weights_blob(weights)], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        conn.prepare("SELECT rowid, sb_bm25(t, ?2, ?3) AS s FROM t WHERE t MATCH ?1 ORDER BY s, rowid")
+            .unwrap()
+            .query_map(rusqlite::params![expr, columns, weights_blob(weights)], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 
     #[test]

@@ -179,6 +179,82 @@ impl Plan {
     pub(crate) fn candidates(&self, stats: &Stats, expr: &str, t: u32) -> String {
         format!("({expr}) AND ({})", self.tier_clause(stats, t))
     }
+
+    /// Several words, once some row is known to score `floor`: a clause
+    /// whose rows hold every row scoring at least `floor`, and an upper
+    /// bound of its row count. Each word gets a threshold — left out (a row
+    /// may say it up to its most sayings), a tier T (a row outside says it
+    /// at most T − 1 times) or the word itself (a row outside does not say
+    /// it) — so that Σ idf·s(cap) over the words, the best a row outside
+    /// can score, is below `floor`; thresholds are lowered one step at a
+    /// time where that cuts the bound most per candidate row added. Then
+    /// the top rows of the query all lie in the clause's rows: a page of
+    /// those ranks is the full ranking's page, whatever the page holds.
+    pub(crate) fn floor_clause(&self, stats: &Stats, floor: f64) -> Option<(String, u64)> {
+        let Plan::Words(words) = self else { return None };
+        if floor.is_nan() || floor <= 0.0 {
+            return None;
+        }
+        struct Word<'a> {
+            word: &'a str,
+            weight: f64,
+            max_tf: Option<u32>,
+            // Steps, loosest first: left out, tiers (high to low), the word.
+            ladder: Vec<Option<u32>>,
+            at: usize,
+        }
+        let mut ws: Vec<Word> = Vec::new();
+        for w in self.distinct_words() {
+            let times = words.iter().filter(|x| x.as_str() == w).count() as f64;
+            let mut ladder = vec![None];
+            ladder.extend(TIERS.iter().rev().filter(|t| stats.tier_rows(w, **t) > 0).map(|t| Some(*t)));
+            ladder.push(Some(1));
+            ws.push(Word { word: w, weight: stats.idf(w) * times, max_tf: stats.max_tf(w), ladder, at: 0 });
+        }
+        let cap = |w: &Word, step: usize| -> f64 {
+            let most = match w.ladder[step] {
+                None => w.max_tf,
+                Some(t) => Some(w.max_tf.map_or(t - 1, |m| m.min(t - 1))),
+            };
+            w.weight * most.map_or(K1 + 1.0, saturation)
+        };
+        let rows = |w: &Word, step: usize| -> u64 {
+            match w.ladder[step] {
+                None => 0,
+                Some(1) => stats.word_rows.get(w.word).copied().unwrap_or(0).max(0) as u64,
+                Some(t) => stats.tier_rows(w.word, t),
+            }
+        };
+        loop {
+            let bound: f64 = ws.iter().map(|w| cap(w, w.at)).sum();
+            // A margin far above float rounding, far below a score step.
+            if bound * (1.0 + 1e-9) < floor {
+                break;
+            }
+            let best = ws
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.at + 1 < w.ladder.len())
+                .map(|(i, w)| {
+                    let cut = cap(w, w.at) - cap(w, w.at + 1);
+                    let added = rows(w, w.at + 1).saturating_sub(rows(w, w.at)).max(1) as f64;
+                    (i, cut / added)
+                })
+                .max_by(|a, b| a.1.total_cmp(&b.1))?;
+            ws[best.0].at += 1;
+        }
+        let mut tokens = Vec::new();
+        let mut estimate = 0;
+        for w in &ws {
+            match w.ladder[w.at] {
+                None => {}
+                Some(1) => tokens.push(quoted(w.word)),
+                Some(t) => tokens.push(quoted(&format!("{}_{t}", w.word))),
+            }
+            estimate += rows(w, w.at);
+        }
+        (!tokens.is_empty()).then(|| (tokens.join(" OR "), estimate))
+    }
 }
 
 /// What a phrase of an FTS5 expression weighs, in FTS5's numbering (left

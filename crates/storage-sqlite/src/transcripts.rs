@@ -366,8 +366,7 @@ struct Expr {
 /// The whole query as one FTS5 expression: `(g1) AND (g2) … NOT (n)`.
 fn fts_expression(conn: &Connection, q: &TextQuery) -> StoreResult<Expr> {
     let mut phrases = Vec::new();
-    let all =
-        q.all.iter().map(|g| fts_group(conn, g, &mut phrases)).collect::<StoreResult<Vec<_>>>()?.join(" AND ");
+    let all = q.all.iter().map(|g| fts_group(conn, g, &mut phrases)).collect::<StoreResult<Vec<_>>>()?.join(" AND ");
     if q.not.is_empty() {
         return Ok(Expr { text: all, phrases });
     }
@@ -617,6 +616,20 @@ fn relevance_pruned(
         if page_is_exact(&plan, stats, t, rank, last.as_ref()) {
             return Ok(Some(page));
         }
+        // Several words: the page's last row scores `-rank`, so the full
+        // ranking's page scores at least that; rank the rows that can.
+        if let Some((clause, estimate)) = plan.floor_clause(stats, -rank) {
+            let started = std::time::Instant::now();
+            let expr = format!("({expr}) AND ({clause})");
+            let page = relevance_rids_within(conn, &expr, &scoring.weights, filter, offset, want, check_budget)?;
+            tracing::debug!(
+                estimate,
+                rows = page.len(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "search floor tried"
+            );
+            return Ok(Some(page));
+        }
     }
     match &plan {
         Plan::Single(p) => {
@@ -671,7 +684,8 @@ fn single_tail(
     let need = offset + want;
     let started = std::time::Instant::now();
     let weights = &scoring.weights;
-    let inside = rows_within(conn, &format!("({expr}) AND ({tier})"), RowOrder::Rank(weights), filter, 0, need, check_budget)?;
+    let inside =
+        rows_within(conn, &format!("({expr}) AND ({tier})"), RowOrder::Rank(weights), filter, 0, need, check_budget)?;
     let page = |rows: Vec<(i64, f64)>| Some(rows.into_iter().skip(offset).take(want).collect());
     // The phrase's count in the last (lowest) tier-2 row, as FTS5 counts it.
     let last_tf = match inside.last() {
@@ -1287,6 +1301,58 @@ mod tests {
             compared += 1;
         }
         assert!(compared > 40);
+    }
+
+    /// Several words whose best rows say each word once: a tier of rows
+    /// saying one word ten times gives a page whose last score is only a
+    /// floor; the rows that can beat it (here: saying `bb` or `cc` at all,
+    /// or `aa`) are ranked, and the page is the full ranking's.
+    #[test]
+    fn a_floor_from_a_tier_page_finds_rows_outside_every_tier() {
+        let conn = Connection::open_in_memory().unwrap();
+        switchboard_fts5_rank::register(&conn).unwrap();
+        crate::migrate_conn(&conn).unwrap();
+        let texts = std::iter::repeat_n("aa ".repeat(10), 30)
+            .chain(std::iter::repeat_n("bb cc".to_owned(), 3))
+            .chain(std::iter::repeat_n("bb".to_owned(), 5))
+            .chain(std::iter::repeat_n("cc cc".to_owned(), 5))
+            .chain(std::iter::repeat_n("filler words only".to_owned(), 100));
+        for (k, text) in texts.enumerate() {
+            let t: Transcript = serde_json::from_value(serde_json::json!({
+                "id": switchboard_domain::TranscriptId::new(), "conversation_id": format!("conv_{k}"),
+                "call_id": null, "campaign_id": null, "contact_id": null, "agent_id": null, "status": "done",
+                "turns": [{"role": "user", "message": text, "time_in_call_secs": 1.0}], "language": null,
+                "duration_secs": 60, "cost": null, "termination_reason": null, "call_successful": null,
+                "summary": null, "criteria": [], "data_collection": [], "has_audio": false,
+                "started_at": "2026-11-01T10:00:00Z", "analysis": null, "analyzer_version": null, "sentiment": null,
+                "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-01T10:00:00Z"
+            }))
+            .unwrap();
+            upsert_transcript_in_tx(&conn, &t).unwrap();
+        }
+        let q = TextQuery::parse("aa OR bb OR cc").unwrap();
+        let expr = fts_expression(&conn, &q).unwrap();
+        let scoring = Scoring::read(&conn, &expr).unwrap();
+        let all = TranscriptFilter::default();
+        let full = relevance_rids_within(&conn, &expr.text, &scoring.weights, &all, 0, 3, CHECK_BUDGET).unwrap();
+        // The best rows say `bb` and `cc` once each (rids 31–33).
+        assert_eq!(full.iter().map(|r| r.0).collect::<Vec<_>>(), [31, 32, 33]);
+        let plan = crate::fts_tiers::plan(&q, |p| prefix_words(&conn, p)).unwrap().unwrap();
+        let tier_page = relevance_rids_within(
+            &conn,
+            &plan.candidates(&scoring.stats, &expr.text, 10),
+            &scoring.weights,
+            &all,
+            0,
+            3,
+            0,
+        )
+        .unwrap();
+        let floor = -tier_page[2].1;
+        let (clause, _) = plan.floor_clause(&scoring.stats, floor).unwrap();
+        assert!(clause.contains("\"bb\"") || clause.contains("\"cc\""), "{clause}");
+        let pruned = relevance_pruned(&conn, &q, &expr.text, &scoring, &all, 0, 3, CHECK_BUDGET).unwrap();
+        assert_eq!(pruned, Some(full));
     }
 
     /// The filter's set (after the check budget) and per-row checks agree,
