@@ -418,9 +418,8 @@ const SMALL_SET: usize = 4_000;
 /// probes find too few (sparse matches), read the match set once: a small
 /// one is joined and sorted directly; a large one is walked against from the
 /// index (a hash lookup per transcript instead of a probe). When the token
-/// counts say `PROBE_BUDGET` probes could not be expected to find `want`
-/// hits (`sparse`), the probing is skipped (a probe is an FTS5 query, ~50 µs
-/// at a million transcripts).
+/// counts say reading the set is cheaper (`sparse`, see [`probing_loses`]),
+/// the probing is skipped.
 fn newest_rids(
     conn: &Connection,
     expr: &str,
@@ -496,6 +495,29 @@ fn newest_rids(
         }
     }
     Ok(out)
+}
+
+/// Whether a newest search should read the match set at once rather than
+/// probe the newest transcripts one by one (a strategy only: both give the
+/// same rows). From the token counts, an upper bound of the matches, so of
+/// their density d: probing needs about `want / d` probes, each an FTS5
+/// query (~30 µs per phrase of the expression); the set costs ~0.1 µs per
+/// matching row (~0.6 µs when a quoted phrase's positions must be checked).
+/// Probing also loses when `PROBE_BUDGET` probes cannot be expected to find
+/// `want` hits.
+fn probing_loses(conn: &Connection, q: &TextQuery, expr: &Expr, want: usize) -> StoreResult<bool> {
+    let indexed = crate::fts_tiers::indexed_rows(conn)?.max(1) as f64;
+    let bound = crate::fts_tiers::match_bound(conn, q)? as f64;
+    let density = (bound / indexed).clamp(1e-9, 1.0);
+    let probes = want as f64 / density;
+    if probes > PROBE_BUDGET as f64 {
+        return Ok(true);
+    }
+    let phrases = expr.phrases.iter().filter(|p| !matches!(p, Phrase::Excluded)).count().max(1) as f64;
+    let quoted = expr.phrases.iter().any(|p| matches!(p, Phrase::Words(ws) if ws.len() > 1));
+    let probe_us = probes * 30.0 * phrases;
+    let set_us = bound * if quoted { 0.6 } else { 0.1 };
+    Ok(set_us < probe_us)
 }
 
 /// Ranked rows checked against the filter one by one (a primary-key lookup
@@ -883,10 +905,7 @@ fn search_snapshot(
     let want = limit as usize + 1;
     let picked: Vec<(i64, Option<f64>)> = match order {
         SearchOrder::Newest => {
-            // Expected hits among the first probes, if matches are spread evenly.
-            let indexed = crate::fts_tiers::indexed_rows(conn)?.max(1) as f64;
-            let expected = crate::fts_tiers::match_bound(conn, q)? as f64 * PROBE_BUDGET as f64 / indexed;
-            let sparse = expected < want as f64;
+            let sparse = probing_loses(conn, q, &expr, want)?;
             newest_rids(conn, &expr.text, sparse, filter, cursor, want)?.into_iter().map(|r| (r, None)).collect()
         }
         SearchOrder::Relevance => {
