@@ -282,6 +282,31 @@ impl App {
                     .await;
             })
         });
+        // Search-index upkeep (SQLite: FTS5 segment merging; a no-op on MongoDB).
+        let search_index = {
+            let store = self.state.store.clone();
+            let runner = runner.clone();
+            let stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let schedule = jobs::runner::Schedule {
+                    name: jobs::search_index::NAME.into(),
+                    every: chrono::Duration::seconds(60),
+                    lease: chrono::Duration::minutes(10),
+                };
+                runner
+                    .run_every(schedule, std::time::Duration::from_secs(30), stop, |_| {
+                        let store = store.clone();
+                        async move {
+                            let steps = jobs::search_index::compact(&*store, jobs::search_index::MAX_STEPS).await?;
+                            if steps > 0 {
+                                tracing::info!(steps, "search index merged");
+                            }
+                            Ok::<_, anyhow::Error>(steps)
+                        }
+                    })
+                    .await;
+            })
+        };
         // The live feed's change-stream source: one leased watcher (any instance), resuming from its saved token.
         let live_changes = (self.state.settings.live.source == config::LiveSource::ChangeStream).then(|| {
             let store = self.state.store.clone();
@@ -378,6 +403,7 @@ impl App {
         if let Some(r) = retention {
             let _ = r.await;
         }
+        let _ = search_index.await;
         if let Some(r) = rollups {
             let _ = r.await;
         }

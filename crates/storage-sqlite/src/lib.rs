@@ -344,6 +344,11 @@ impl Storage for SqliteStore {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(map_err)).await
     }
 
+    async fn maintain_search_index(&self, pages: u32) -> StoreResult<bool> {
+        let pages = i64::from(pages.max(1));
+        self.write(move |conn| transcripts::merge_fts(conn, pages)).await
+    }
+
     async fn migrate(&self) -> StoreResult<MigrationReport> {
         // Runs on the writer: one transaction, so a failed migration leaves nothing behind.
         let applied = self.write(migrate_conn).await?;

@@ -440,6 +440,17 @@ CREATE TABLE transcript_token_rows (
 ) STRICT, WITHOUT ROWID;
 "#,
     ),
+    (
+        "0013_transcript_fts_usermerge",
+        r#"
+-- Search-index upkeep (Storage::maintain_search_index, the `search_index`
+-- job): every write adds an FTS5 segment and every lookup visits each
+-- segment, so the job merges them in small steps ('merge', N). usermerge 2
+-- lets it merge any level holding two segments (FTS5's own automerge, on
+-- writes, waits for 4). Stored in transcript_fts_config.
+INSERT INTO transcript_fts (transcript_fts, rank) VALUES ('usermerge', 2);
+"#,
+    ),
 ];
 
 /// Migration 0011's name.

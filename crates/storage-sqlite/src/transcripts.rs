@@ -251,6 +251,17 @@ pub(crate) fn fill_fts(conn: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
+/// One step of FTS5's incremental merge (about `pages` pages written):
+/// whether it did any work (FTS5 documents that a step with nothing to merge
+/// changes fewer than two rows).
+pub(crate) fn merge_fts(conn: &Connection, pages: i64) -> StoreResult<bool> {
+    let before = conn.total_changes();
+    conn.prepare_cached("INSERT INTO transcript_fts (transcript_fts, rank) VALUES ('merge', ?1)")
+        .and_then(|mut st| st.execute([pages]))
+        .map_err(map_err)?;
+    Ok(conn.total_changes() - before >= 2)
+}
+
 /// Numbered parameters of one statement.
 #[derive(Default)]
 struct Params(Vec<Value>);
@@ -1372,6 +1383,52 @@ mod tests {
         assert!(clause.contains("\"bb\"") || clause.contains("\"cc\""), "{clause}");
         let pruned = relevance_pruned(&conn, &q, &expr.text, &scoring, &all, 0, 3, CHECK_BUDGET).unwrap();
         assert_eq!(pruned, Some(full));
+    }
+
+    /// Migration 0013 lets the upkeep merge any level of two segments, and
+    /// merging leaves fewer segments and the same matches.
+    #[test]
+    fn merging_leaves_fewer_segments_and_the_same_matches() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::migrate_conn(&conn).unwrap();
+        let usermerge: i64 =
+            conn.query_row("SELECT v FROM transcript_fts_config WHERE k = 'usermerge'", [], |r| r.get(0)).unwrap();
+        assert_eq!(usermerge, 2);
+        for k in 0..300 {
+            let t: Transcript = serde_json::from_value(serde_json::json!({
+                "id": switchboard_domain::TranscriptId::new(), "conversation_id": format!("conv_{k}"),
+                "call_id": null, "campaign_id": null, "contact_id": null, "agent_id": null, "status": "done",
+                "turns": [{"role": "user", "message": format!("refund w{} w{}", k % 7, k % 13), "time_in_call_secs": 1.0}],
+                "language": null, "duration_secs": 60, "cost": null, "termination_reason": null,
+                "call_successful": null, "summary": null, "criteria": [], "data_collection": [], "has_audio": false,
+                "started_at": "2026-11-01T10:00:00Z", "analysis": null, "analyzer_version": null, "sentiment": null,
+                "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-01T10:00:00Z"
+            }))
+            .unwrap();
+            upsert_transcript_in_tx(&conn, &t).unwrap();
+        }
+        let segments = || -> i64 {
+            conn.query_row("SELECT count(DISTINCT segid) FROM transcript_fts_idx", [], |r| r.get(0)).unwrap()
+        };
+        let matches = |q: &str| {
+            let mut v: Vec<i64> =
+                matched_set(&conn, &fts_expression(&conn, &TextQuery::parse(q).unwrap()).unwrap().text)
+                    .unwrap()
+                    .into_iter()
+                    .collect();
+            v.sort_unstable();
+            v
+        };
+        let (before, w3) = (segments(), matches("w3 OR \"refund w5\""));
+        assert!(before > 3, "{before} segments");
+        let mut steps = 0;
+        while merge_fts(&conn, 50).unwrap() {
+            steps += 1;
+            assert!(steps < 10_000);
+        }
+        assert!(steps > 0 && segments() < before, "{before} → {}", segments());
+        assert_eq!(matches("w3 OR \"refund w5\""), w3);
+        assert!(!w3.is_empty());
     }
 
     /// The filter's set (after the check budget) and per-row checks agree,

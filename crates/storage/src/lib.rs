@@ -152,6 +152,15 @@ pub trait Storage:
         Ok(())
     }
 
+    /// One step of search-index upkeep (SQLite: merging FTS5 segments, which
+    /// every write adds and every lookup must visit), doing at most about
+    /// `pages` pages of work in one short write. `Ok(false)` when there was
+    /// nothing to do (the default: the backend's index needs no upkeep).
+    async fn maintain_search_index(&self, pages: u32) -> StoreResult<bool> {
+        let _ = pages;
+        Ok(false)
+    }
+
     /// Records one provider webhook: if an event with its dedupe key is
     /// stored, nothing is written ([`WebhookOutcome::Replay`]); otherwise the
     /// update is merged into its call and the event stored with it.

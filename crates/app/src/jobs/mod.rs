@@ -6,6 +6,7 @@
 //!   flight (asking the providers about quiet ones) and completes campaigns.
 //! - [`import_sweeper`]: undoes contact imports whose writer died.
 //! - [`rollups`]: keeps the `analytics` rollups equal to the calls (incremental and repair).
+//! - [`search_index`]: merges the SQLite full-text index's segments.
 //!
 //! Where new jobs go: the Sheets sync, analytics rollups, the archiver. A job
 //! takes `now` as an argument for its step (tests drive the clock) and never
@@ -18,4 +19,5 @@ pub mod reconciler;
 pub mod retention;
 pub mod rollups;
 pub mod runner;
+pub mod search_index;
 pub mod sheets;
