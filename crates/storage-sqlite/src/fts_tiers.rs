@@ -358,10 +358,9 @@ impl Stats {
                         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                         .map_err(map_err)?;
                     for (token, n) in rows {
-                        if let Some(t) = token.strip_prefix(w.as_str()).and_then(|r| r.strip_prefix('_')) {
-                            if let Ok(t) = t.parse::<u32>() {
-                                stats.tier_rows.insert((w.clone(), t), n.max(0) as u64);
-                            }
+                        let tier = token.strip_prefix(w.as_str()).and_then(|r| r.strip_prefix('_'));
+                        if let Some(t) = tier.and_then(|t| t.parse::<u32>().ok()) {
+                            stats.tier_rows.insert((w.clone(), t), n.max(0) as u64);
                         }
                     }
                 }
