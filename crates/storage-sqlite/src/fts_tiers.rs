@@ -376,11 +376,18 @@ impl Stats {
         phrases
             .iter()
             .map(|p| match p {
-                Phrase::Words(ws) => Ok(ws.iter().map(|w| self.idf(w)).sum()),
+                Phrase::Words(ws) => Ok(self.phrase_weight(ws)),
                 Phrase::Prefix(prefix) => Ok(self.idf_of(prefix_rows(conn, prefix)?)),
                 Phrase::Excluded => Ok(0.0),
             })
             .collect()
+    }
+
+    /// A phrase's weight: the sum of its words' idf (one place, so the
+    /// weight passed to `sb_bm25` and the tie score computed from it agree
+    /// to the bit).
+    pub(crate) fn phrase_weight(&self, words: &[String]) -> f64 {
+        words.iter().map(|w| self.idf(w)).sum()
     }
 
     /// Rows holding `word_T`.

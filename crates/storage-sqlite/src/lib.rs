@@ -141,6 +141,21 @@ fn spawn_checkpointer(path: PathBuf, alive: std::sync::Weak<()>, opts: &SqliteOp
     Ok(())
 }
 
+/// Runs `f` inside `SAVEPOINT name`: released when it succeeds, rolled back
+/// when it fails. Outside a transaction a savepoint begins one (deferred:
+/// for reads, one snapshot); inside one it nests.
+pub(crate) fn in_savepoint<T>(
+    conn: &Connection,
+    name: &str,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.execute_batch(&format!("SAVEPOINT {name}")).map_err(map_err)?;
+    let r = f(conn);
+    let end = if r.is_ok() { format!("RELEASE {name}") } else { format!("ROLLBACK TO {name}; RELEASE {name}") };
+    conn.execute_batch(&end).map_err(map_err)?;
+    r
+}
+
 fn configure(conn: &Connection, opts: &SqliteOptions) -> rusqlite::Result<()> {
     conn.busy_timeout(opts.busy_timeout)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -214,17 +229,7 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let (tx, rx) = oneshot::channel::<StoreResult<T>>();
         let job: Job = Box::new(move |conn| {
-            let r = match conn.execute_batch("SAVEPOINT w") {
-                Ok(()) => {
-                    let r = f(conn);
-                    let end = if r.is_ok() { "RELEASE w" } else { "ROLLBACK TO w; RELEASE w" };
-                    match conn.execute_batch(end) {
-                        Ok(()) => r,
-                        Err(e) => Err(map_err(e)),
-                    }
-                }
-                Err(e) => Err(map_err(e)),
-            };
+            let r = in_savepoint(conn, "w", f);
             Box::new(move |commit_err| {
                 let _ = tx.send(match commit_err {
                     None => r,

@@ -742,9 +742,8 @@ fn single_tail(
     if outside.is_empty() {
         return Ok(page(inside)); // every match is in tier 2: `inside` is the full ranking
     }
-    // The phrase's weight is the sum of its words' (`Stats::weights`), and
     // sb_bm25 scores one saying as −(0 + w·s(1)): the same operations here.
-    let w: f64 = phrase.iter().map(|x| scoring.stats.idf(x)).sum();
+    let w = scoring.stats.phrase_weight(phrase);
     let s1 = -(0.0 + w * switchboard_fts5_rank::saturation(1));
     if inside.is_empty() {
         // No row says it twice: every match ties; read them scored.
@@ -894,13 +893,8 @@ fn search_in(
     offset: i64,
     limit: u32,
 ) -> StoreResult<Vec<SearchHit>> {
-    // A savepoint is a (deferred) read transaction outside one, and nests
-    // inside the in-memory store's write transaction.
-    conn.execute_batch("SAVEPOINT search").map_err(map_err)?;
-    let result = search_snapshot(conn, q, filter, order, cursor, offset, limit);
-    let end = if result.is_ok() { "RELEASE search" } else { "ROLLBACK TO search; RELEASE search" };
-    conn.execute_batch(end).map_err(map_err)?;
-    result
+    // Nests inside the in-memory store's write transaction.
+    crate::in_savepoint(conn, "search", |conn| search_snapshot(conn, q, filter, order, cursor, offset, limit))
 }
 
 fn search_snapshot(
