@@ -181,80 +181,254 @@ impl Plan {
     }
 
     /// Several words, once some row is known to score `floor`: a clause
-    /// whose rows hold every row scoring at least `floor`, and an upper
-    /// bound of its row count. Each word gets a threshold — left out (a row
-    /// may say it up to its most sayings), a tier T (a row outside says it
-    /// at most T − 1 times) or the word itself (a row outside does not say
-    /// it) — so that Σ idf·s(cap) over the words, the best a row outside
-    /// can score, is below `floor`; thresholds are lowered one step at a
-    /// time where that cuts the bound most per candidate row added. Then
-    /// the top rows of the query all lie in the clause's rows: a page of
-    /// those ranks is the full ranking's page, whatever the page holds.
+    /// whose rows hold every row scoring at least `floor` (ties included:
+    /// the full ranking breaks them by rowid), and an upper bound of its row
+    /// count. Then the top rows of the query all lie in the clause's rows: a
+    /// page of those ranks is the full ranking's page, whatever it holds.
+    ///
+    /// Each word has a ladder of levels (see [`Ladder`]): a row at level j
+    /// holds that level's token and says the word at most `cap` times, so
+    /// scores at most Σ of its words' level scores. The rows that can reach
+    /// the floor are those whose level vector does, an up-set of the level
+    /// grid, and [`exact_cover`] writes it as an OR of ANDs of level tokens
+    /// (a staircase: "says `bill` 4+ times and `billing` at all, or `bill`
+    /// 6+ times, or …"). When that takes more than [`COVER_TOKENS`] tokens,
+    /// [`loose_cover`]'s OR of one threshold per word is used instead (a
+    /// superset: rows outside it score below the floor by a sum of per-word
+    /// caps).
     pub(crate) fn floor_clause(&self, stats: &Stats, floor: f64) -> Option<(String, u64)> {
         let Plan::Words(words) = self else { return None };
         if floor.is_nan() || floor <= 0.0 {
             return None;
         }
-        struct Word<'a> {
-            word: &'a str,
-            weight: f64,
-            max_tf: Option<u32>,
-            // Steps, loosest first: left out, tiers (high to low), the word.
-            ladder: Vec<Option<u32>>,
-            at: usize,
-        }
-        let mut ws: Vec<Word> = Vec::new();
-        for w in self.distinct_words() {
-            let times = words.iter().filter(|x| x.as_str() == w).count() as f64;
-            let mut ladder = vec![None];
-            ladder.extend(TIERS.iter().rev().filter(|t| stats.tier_rows(w, **t) > 0).map(|t| Some(*t)));
-            ladder.push(Some(1));
-            ws.push(Word { word: w, weight: stats.idf(w) * times, max_tf: stats.max_tf(w), ladder, at: 0 });
-        }
-        let cap = |w: &Word, step: usize| -> f64 {
-            let most = match w.ladder[step] {
-                None => w.max_tf,
-                Some(t) => Some(w.max_tf.map_or(t - 1, |m| m.min(t - 1))),
-            };
-            w.weight * most.map_or(K1 + 1.0, saturation)
-        };
-        let rows = |w: &Word, step: usize| -> u64 {
-            match w.ladder[step] {
-                None => 0,
-                Some(1) => stats.word_rows.get(w.word).copied().unwrap_or(0).max(0) as u64,
-                Some(t) => stats.tier_rows(w.word, t),
-            }
-        };
-        loop {
-            let bound: f64 = ws.iter().map(|w| cap(w, w.at)).sum();
-            // A margin far above float rounding, far below a score step.
-            if bound * (1.0 + 1e-9) < floor {
-                break;
-            }
-            let best = ws
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| w.at + 1 < w.ladder.len())
-                .map(|(i, w)| {
-                    let cut = cap(w, w.at) - cap(w, w.at + 1);
-                    let added = rows(w, w.at + 1).saturating_sub(rows(w, w.at)).max(1) as f64;
-                    (i, cut / added)
-                })
-                .max_by(|a, b| a.1.total_cmp(&b.1))?;
-            ws[best.0].at += 1;
-        }
-        let mut tokens = Vec::new();
-        let mut estimate = 0;
-        for w in &ws {
-            match w.ladder[w.at] {
-                None => {}
-                Some(1) => tokens.push(quoted(w.word)),
-                Some(t) => tokens.push(quoted(&format!("{}_{t}", w.word))),
-            }
-            estimate += rows(w, w.at);
-        }
-        (!tokens.is_empty()).then(|| (tokens.join(" OR "), estimate))
+        let mut ladders: Vec<Ladder> = self
+            .distinct_words()
+            .into_iter()
+            .map(|w| Ladder::new(stats, w, words.iter().filter(|x| x.as_str() == w).count() as f64))
+            .collect();
+        // Most telling words first: fewer, larger steps near the top.
+        ladders.sort_by(|a, b| b.top().total_cmp(&a.top()).then(a.word.cmp(b.word)));
+        // Rows outside must score below the floor by a margin far above
+        // float rounding, far below a score step.
+        let target = floor / (1.0 + 1e-9);
+        let cover = match exact_cover(&ladders, target, stats.rows.max(0) as u64, COVER_TOKENS) {
+            Ok(c) => c,
+            Err(TooBig) => loose_cover(&ladders, target),
+        }?;
+        cover.clause.map(|c| (c.render(), cover.estimate))
     }
+}
+
+/// At most this many tokens in an exact floor cover (each is a doclist FTS5
+/// reads); beyond it the looser one-threshold-per-word cover is used.
+pub(crate) const COVER_TOKENS: usize = 24;
+
+/// One query word's levels, lowest first: level 0 (no token: the row may
+/// not say the word), the word itself (says it at least once), then each
+/// tier token some row holds. A row holding level j's token and not level
+/// j + 1's says the word at most `cap` times, one less than the next level's
+/// count (the top level: its most sayings, [`Stats::max_tf`]).
+struct Ladder<'a> {
+    word: &'a str,
+    levels: Vec<Level>,
+}
+
+struct Level {
+    /// The token a row at this level holds (`None`: level 0).
+    token: Option<String>,
+    /// The most a row at this level (and not above) adds to the score.
+    score: f64,
+    /// Rows holding the token (level 0: every row).
+    rows: u64,
+}
+
+impl<'a> Ladder<'a> {
+    /// `weight`: the word's idf times its phrases in the query.
+    fn new(stats: &Stats, word: &'a str, times: f64) -> Ladder<'a> {
+        let weight = stats.idf(word) * times;
+        let said = stats.word_rows.get(word).copied().unwrap_or(0).max(0) as u64;
+        // (count a row at the level says the word at least, token, rows)
+        let mut steps: Vec<(u32, Option<String>, u64)> = vec![(0, None, stats.rows.max(0) as u64)];
+        if said > 0 {
+            steps.push((1, Some(word.to_owned()), said));
+            for &t in TIERS.iter() {
+                let rows = stats.tier_rows(word, t);
+                if rows == 0 {
+                    break;
+                }
+                steps.push((t, Some(format!("{word}_{t}")), rows));
+            }
+        }
+        let most = stats.max_tf(word);
+        let levels = (0..steps.len())
+            .map(|j| {
+                let cap = match steps.get(j + 1) {
+                    Some(next) => Some(next.0 - 1),
+                    None => most,
+                };
+                let score = if j == 0 { 0.0 } else { weight * cap.map_or(K1 + 1.0, saturation) };
+                Level { token: steps[j].1.clone(), score, rows: steps[j].2 }
+            })
+            .collect();
+        Ladder { word, levels }
+    }
+
+    /// The most the word adds to any row's score.
+    fn top(&self) -> f64 {
+        self.levels.last().map_or(0.0, |l| l.score)
+    }
+}
+
+/// An FTS5 clause over level tokens.
+#[derive(Debug, Clone, PartialEq)]
+enum Clause {
+    Token(String),
+    And(Box<Clause>, Box<Clause>),
+    Or(Vec<Clause>),
+}
+
+impl Clause {
+    /// FTS5 syntax.
+    fn render(&self) -> String {
+        match self {
+            Clause::Token(t) => quoted(t),
+            Clause::And(a, b) => format!("{} AND {}", a.render_operand(), b.render_operand()),
+            Clause::Or(cs) => cs.iter().map(Clause::render_operand).collect::<Vec<_>>().join(" OR "),
+        }
+    }
+
+    fn render_operand(&self) -> String {
+        match self {
+            Clause::Token(_) => self.render(),
+            _ => format!("({})", self.render()),
+        }
+    }
+
+    /// Whether a row holding the tokens `holds` says yes is in the clause.
+    #[cfg(test)]
+    fn matches(&self, holds: &dyn Fn(&str) -> bool) -> bool {
+        match self {
+            Clause::Token(t) => holds(t),
+            Clause::And(a, b) => a.matches(holds) && b.matches(holds),
+            Clause::Or(cs) => cs.iter().any(|c| c.matches(holds)),
+        }
+    }
+}
+
+/// Rows given by a clause (`None`: every row), the tokens it names and an
+/// upper bound of its rows.
+#[derive(Debug, Clone, PartialEq)]
+struct Cover {
+    clause: Option<Clause>,
+    tokens: usize,
+    estimate: u64,
+}
+
+/// An exact cover needs more tokens than allowed.
+#[derive(Debug)]
+struct TooBig;
+
+/// The rows whose levels of `ls` can add up to `target`, exactly (as far as
+/// levels tell): `None` when none can. Level j of the first word with the
+/// rows of the rest that can reach the remainder, for each j; a level whose
+/// rest is the same as a lower one's adds nothing (its rows are in that
+/// term already), and once the rest is every row the higher levels add
+/// nothing either.
+fn exact_cover(ls: &[Ladder], target: f64, all_rows: u64, budget: usize) -> Result<Option<Cover>, TooBig> {
+    let every = Cover { clause: None, tokens: 0, estimate: all_rows };
+    if target <= 0.0 {
+        return Ok(Some(every));
+    }
+    if ls.iter().map(Ladder::top).sum::<f64>() < target {
+        return Ok(None);
+    }
+    let Some((first, rest)) = ls.split_first() else { return Ok(None) };
+    let mut terms: Vec<Clause> = Vec::new();
+    let (mut tokens, mut estimate) = (0usize, 0u64);
+    let mut previous: Option<Option<Clause>> = None;
+    for level in &first.levels {
+        let Some(r) = exact_cover(rest, target - level.score, all_rows, budget.saturating_sub(tokens))? else {
+            continue;
+        };
+        if previous.as_ref() == Some(&r.clause) {
+            continue;
+        }
+        previous = Some(r.clause.clone());
+        let rest_is_every_row = r.clause.is_none();
+        let own = level.token.clone().map(Clause::Token);
+        let term = match (own, r.clause) {
+            (None, None) => return Ok(Some(every)),
+            (None, Some(c)) | (Some(c), None) => c,
+            (Some(t), Some(c)) => Clause::And(Box::new(t), Box::new(c)),
+        };
+        tokens += r.tokens + usize::from(level.token.is_some());
+        estimate = estimate.saturating_add(level.rows.min(r.estimate));
+        if tokens > budget {
+            return Err(TooBig);
+        }
+        terms.push(term);
+        if rest_is_every_row {
+            break; // the rest is every row: higher levels are inside this term
+        }
+    }
+    let clause = match terms.len() {
+        0 => return Ok(None),
+        1 => terms.pop(),
+        _ => Some(Clause::Or(terms)),
+    };
+    Ok(Some(Cover { clause, tokens, estimate }))
+}
+
+/// A looser cover with one threshold per word: a row outside it is at most
+/// at level j − 1 of each word whose threshold is level j (any level of a
+/// word left out), so its score is at most the sum of those levels' scores,
+/// kept below `target`. Thresholds start at "left out" and are raised one
+/// level at a time where that cuts the bound most per candidate row added.
+/// `None` when no threshold makes the bound small enough (cannot happen
+/// for a target some row reached: the word thresholds at level 1 give 0).
+fn loose_cover(ls: &[Ladder], target: f64) -> Option<Cover> {
+    // at[i]: word i's threshold level (0: left out); a row outside is at
+    // most at level at[i] − 1, or its top level when left out.
+    let mut at: Vec<usize> = vec![0; ls.len()];
+    let cap = |l: &Ladder, a: usize| -> f64 { if a == 0 { l.top() } else { l.levels[a - 1].score } };
+    let rows = |l: &Ladder, a: usize| -> u64 { if a == 0 { 0 } else { l.levels[a].rows } };
+    loop {
+        let bound: f64 = ls.iter().zip(&at).map(|(l, &a)| cap(l, a)).sum();
+        if bound < target {
+            break;
+        }
+        // Next threshold of a word: left out → its top level, then down.
+        let next = |l: &Ladder, a: usize| -> Option<usize> {
+            match a {
+                0 => (l.levels.len() > 1).then_some(l.levels.len() - 1),
+                1 => None,
+                a => Some(a - 1),
+            }
+        };
+        let best = ls
+            .iter()
+            .zip(&at)
+            .enumerate()
+            .filter_map(|(i, (l, &a))| {
+                let n = next(l, a)?;
+                let cut = cap(l, a) - cap(l, n);
+                let added = rows(l, n).saturating_sub(rows(l, a)).max(1) as f64;
+                Some((i, n, cut / added))
+            })
+            .max_by(|a, b| a.2.total_cmp(&b.2))?;
+        at[best.0] = best.1;
+    }
+    let mut tokens = Vec::new();
+    let mut estimate = 0u64;
+    for (l, &a) in ls.iter().zip(&at) {
+        if a > 0 {
+            tokens.extend(l.levels[a].token.clone().map(Clause::Token));
+            estimate = estimate.saturating_add(l.levels[a].rows);
+        }
+    }
+    let n = tokens.len();
+    let clause = if n == 1 { tokens.pop() } else { Some(Clause::Or(tokens)) };
+    (n > 0).then_some(Cover { clause, tokens: n, estimate })
 }
 
 /// What a phrase of an FTS5 expression weighs, in FTS5's numbering (left
@@ -567,5 +741,68 @@ mod tests {
         // Lucene's idf: positive however common, falling with the row count.
         assert!(stats.idf("billing") > 0.0 && stats.idf("billing") < stats.idf("bill"));
         assert!(stats.idf("never") > stats.idf("bill"));
+    }
+
+    /// Every level vector of three words (a row at level j of a word holds
+    /// that level's token and the lower ones'): the exact cover holds the
+    /// vectors whose level scores can reach the floor and no other; the
+    /// loose cover holds at least those; a small budget gives `TooBig`.
+    #[test]
+    fn floor_covers_hold_every_row_that_can_reach_the_floor() {
+        let mut tier_rows = HashMap::new();
+        for (w, top, rows) in [("aa", 12, 400u64), ("bb", 5, 300), ("cc", 3, 900)] {
+            for (k, t) in TIERS.iter().take_while(|t| **t <= top).enumerate() {
+                tier_rows.insert((w.to_owned(), *t), rows >> k);
+            }
+        }
+        let word_rows = HashMap::from([("aa".to_owned(), 1_000), ("bb".to_owned(), 2_000), ("cc".to_owned(), 6_000)]);
+        let stats = Stats { rows: 10_000, word_rows, tier_rows };
+        let ladders: Vec<Ladder> = ["aa", "bb", "cc"].into_iter().map(|w| Ladder::new(&stats, w, 1.0)).collect();
+        assert_eq!(ladders[0].levels.len(), 2 + 8, "aa: none, aa, tiers 2 to 12");
+        assert_eq!(stats.max_tf("aa"), Some(15));
+        let best: f64 = ladders.iter().map(Ladder::top).sum();
+        let mut vectors = Vec::new();
+        for a in 0..ladders[0].levels.len() {
+            for b in 0..ladders[1].levels.len() {
+                for c in 0..ladders[2].levels.len() {
+                    vectors.push([a, b, c]);
+                }
+            }
+        }
+        let mut exact_sizes = Vec::new();
+        for share in [0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95, 0.999_999, 1.01] {
+            let target = best * share;
+            let exact = exact_cover(&ladders, target, 10_000, 10_000).unwrap();
+            let loose = loose_cover(&ladders, target);
+            for v in &vectors {
+                let reach = v.iter().zip(&ladders).map(|(&j, l)| l.levels[j].score).sum::<f64>() >= target;
+                let holds = |token: &str| {
+                    v.iter()
+                        .zip(&ladders)
+                        .any(|(&j, l)| l.levels[1..=j].iter().any(|x| x.token.as_deref() == Some(token)))
+                };
+                let in_exact = exact.as_ref().is_some_and(|c| c.clause.as_ref().is_none_or(|c| c.matches(&holds)));
+                assert_eq!(in_exact, reach, "exact, {share} of the best, levels {v:?}");
+                if reach {
+                    let in_loose = loose.as_ref().is_some_and(|c| c.clause.as_ref().is_none_or(|c| c.matches(&holds)));
+                    assert!(in_loose, "loose, {share} of the best, levels {v:?}");
+                }
+            }
+            if let Some(c) = &exact {
+                exact_sizes.push(c.tokens);
+                if c.tokens > 1 {
+                    assert!(matches!(exact_cover(&ladders, target, 10_000, c.tokens - 1), Err(TooBig)));
+                }
+                assert!(loose.is_some(), "a floor some row reaches has a loose cover");
+            }
+        }
+        assert!(exact_sizes.iter().any(|n| *n > 3), "some floor needs a staircase: {exact_sizes:?}");
+        assert_eq!(exact_cover(&ladders, best * 1.01, 10_000, 10_000).unwrap(), None);
+        // Rendered as FTS5 syntax.
+        let c = Clause::Or(vec![
+            Clause::And(Box::new(Clause::Token("aa_4".into())), Box::new(Clause::Token("bb".into()))),
+            Clause::Token("aa_8".into()),
+        ]);
+        assert_eq!(c.render(), r#"("aa_4" AND "bb") OR "aa_8""#);
     }
 }
