@@ -613,6 +613,17 @@ fn relevance_pruned(
     // filters an index counts, then as last seen): a tier whose candidates
     // would not fill the page at that share is skipped.
     let mut pass_rate = filter_share(conn, filter, stats.rows())?;
+    if let Plan::Single(phrase) = &plan {
+        let enough = stats.estimate(&plan, 3) as f64 * pass_rate >= (need * 2) as f64;
+        if !filter_is_empty(filter) && enough {
+            let started = std::time::Instant::now();
+            let page = single_walk(conn, scoring, &plan, phrase, expr, filter, offset, want)?;
+            tracing::debug!(found = page.is_some(), elapsed_us = started.elapsed().as_micros() as u64, "search walk");
+            if page.is_some() {
+                return Ok(page);
+            }
+        }
+    }
     for &t in tiers.iter().rev() {
         if tries == 0 {
             break;
@@ -670,6 +681,76 @@ fn relevance_pruned(
         }
         Plan::Words(_) => Ok(None),
     }
+}
+
+/// One word or phrase under a filter: its tiers' bands are walked from the
+/// top without reading the words' own doclists. A band (the rows holding
+/// tier t's tokens and not the tier above's: tier tokens only, short
+/// doclists, rowid order, unscored) is checked against the filter, and each
+/// row that passes is probed for the expression (a match and its score).
+/// Once the bands read hold `need` matching rows that pass, their best
+/// `need` is the full ranking's page if the last of them says the phrase at
+/// least t times as FTS5 counts it: a row outside the bands read says it at
+/// most t − 1 times, and one phrase's score grows with its count (ties are
+/// all inside the bands read, ordered by rowid as the full ranking orders
+/// them). `None`: not proven (fewer rows, or a text FTS5 may count otherwise).
+#[allow(clippy::too_many_arguments)]
+fn single_walk(
+    conn: &Connection,
+    scoring: &Scoring,
+    plan: &crate::fts_tiers::Plan,
+    phrase: &[String],
+    expr: &str,
+    filter: &TranscriptFilter,
+    offset: i64,
+    want: usize,
+) -> StoreResult<Option<Vec<(i64, f64)>>> {
+    let offset = offset.max(0) as usize;
+    let need = offset + want;
+    let stats = &scoring.stats;
+    let mut check = FilterCheck::new(conn, filter, CHECK_BUDGET)?;
+    let mut band_rows =
+        conn.prepare_cached("SELECT rowid FROM transcript_fts WHERE transcript_fts MATCH ?1").map_err(map_err)?;
+    let mut probe = conn
+        .prepare_cached(
+            "SELECT sb_bm25(transcript_fts, 2, ?3) FROM transcript_fts WHERE transcript_fts MATCH ?1 AND rowid = ?2",
+        )
+        .map_err(map_err)?;
+    let mut found: Vec<(i64, f64)> = Vec::new();
+    let mut above: Option<String> = None;
+    for &t in crate::fts_tiers::TIERS[1..].iter().rev() {
+        if stats.estimate(plan, t) == 0 {
+            continue;
+        }
+        let tier = plan.tier_clause(stats, t);
+        let band = match &above {
+            None => tier.clone(),
+            Some(a) => format!("({tier}) NOT ({a})"),
+        };
+        let rids: Vec<i64> = band_rows
+            .query_map([&band], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<_, _>>())
+            .map_err(map_err)?;
+        for rid in rids {
+            if !check.passes(rid)? {
+                continue;
+            }
+            let score = probe
+                .query_row(params![expr, rid, scoring.weights.as_slice()], |r| r.get::<_, f64>(0))
+                .optional()
+                .map_err(map_err)?;
+            found.extend(score.map(|s| (rid, s)));
+        }
+        above = Some(tier);
+        if found.len() >= need {
+            found.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            found.truncate(need);
+            let last = decode_transcript(&doc_of(conn, found[need - 1].0)?)?;
+            let proven = crate::fts_tiers::phrase_tf(&last, phrase).is_some_and(|n| n >= t);
+            return Ok(proven.then(|| found.into_iter().skip(offset).collect()));
+        }
+    }
+    Ok(None)
 }
 
 /// The share of transcripts a filter lets through, when an index counts it
@@ -820,14 +901,7 @@ fn rows_within(
             })
             .map_err(map_err);
     }
-    let mut p = Params::default();
-    let rid_param = p.bind(0);
-    let mut conds = filter_sql(filter, &mut p);
-    conds.push(format!("t.rid = {rid_param}"));
-    let mut passes =
-        conn.prepare_cached(&format!("SELECT 1 FROM transcripts t {}", where_sql(&conds))).map_err(map_err)?;
-    let mut allowed: Option<std::collections::HashSet<i64>> = None;
-    let mut checks = 0;
+    let mut check = FilterCheck::new(conn, filter, check_budget)?;
     let score = score.replace("?W", "?2");
     let mut st = conn
         .prepare_cached(&format!(
@@ -841,27 +915,7 @@ fn rows_within(
     let mut skip = offset;
     while let Some(r) = rows.next().map_err(map_err)? {
         let rid: i64 = r.get(0).map_err(map_err)?;
-        if allowed.is_none() && checks == check_budget {
-            let mut p2 = Params::default();
-            let conds = filter_sql(filter, &mut p2);
-            let sql = format!("SELECT t.rid FROM transcripts t {}", where_sql(&conds));
-            allowed = Some(
-                conn.prepare_cached(&sql)
-                    .and_then(|mut st| {
-                        st.query_map(rusqlite::params_from_iter(p2.0.iter()), |r| r.get(0))
-                            .and_then(|rows| rows.collect())
-                    })
-                    .map_err(map_err)?,
-            );
-        }
-        let pass = match &allowed {
-            Some(a) => a.contains(&rid),
-            None => {
-                checks += 1;
-                p.0[0] = Value::Integer(rid);
-                passes.exists(rusqlite::params_from_iter(p.0.iter())).map_err(map_err)?
-            }
-        };
+        let pass = check.passes(rid)?;
         if !pass {
             continue;
         }
@@ -875,6 +929,56 @@ fn rows_within(
         }
     }
     Ok(out)
+}
+
+/// Whether rows pass a filter: a primary-key lookup each for the first
+/// `budget` rows, then a hash lookup in the filter's whole set, read once
+/// (a loose filter fills a page long before the budget, a tight one has a
+/// small set).
+struct FilterCheck<'c> {
+    conn: &'c Connection,
+    filter: &'c TranscriptFilter,
+    lookup: rusqlite::CachedStatement<'c>,
+    params: Params,
+    allowed: Option<std::collections::HashSet<i64>>,
+    checks: usize,
+    budget: usize,
+}
+
+impl<'c> FilterCheck<'c> {
+    fn new(conn: &'c Connection, filter: &'c TranscriptFilter, budget: usize) -> StoreResult<FilterCheck<'c>> {
+        let mut params = Params::default();
+        let rid = params.bind(0);
+        let mut conds = filter_sql(filter, &mut params);
+        conds.push(format!("t.rid = {rid}"));
+        let lookup = conn.prepare_cached(&format!("SELECT 1 FROM transcripts t {}", where_sql(&conds))).map_err(map_err)?;
+        Ok(FilterCheck { conn, filter, lookup, params, allowed: None, checks: 0, budget })
+    }
+
+    fn passes(&mut self, rid: i64) -> StoreResult<bool> {
+        if self.allowed.is_none() && self.checks == self.budget {
+            let mut p = Params::default();
+            let conds = filter_sql(self.filter, &mut p);
+            let sql = format!("SELECT t.rid FROM transcripts t {}", where_sql(&conds));
+            self.allowed = Some(
+                self.conn
+                    .prepare_cached(&sql)
+                    .and_then(|mut st| {
+                        st.query_map(rusqlite::params_from_iter(p.0.iter()), |r| r.get(0))
+                            .and_then(|rows| rows.collect())
+                    })
+                    .map_err(map_err)?,
+            );
+        }
+        match &self.allowed {
+            Some(a) => Ok(a.contains(&rid)),
+            None => {
+                self.checks += 1;
+                self.params.0[0] = Value::Integer(rid);
+                self.lookup.exists(rusqlite::params_from_iter(self.params.0.iter())).map_err(map_err)
+            }
+        }
+    }
 }
 
 fn filter_is_empty(f: &TranscriptFilter) -> bool {
@@ -907,6 +1011,7 @@ fn search_snapshot(
     limit: u32,
 ) -> StoreResult<Vec<SearchHit>> {
     let expr = fts_expression(conn, q)?;
+    tracing::debug!(expr = %expr.text, ?filter, ?order, offset, "search");
     let want = limit as usize + 1;
     let picked: Vec<(i64, Option<f64>)> = match order {
         SearchOrder::Newest => {
@@ -1260,6 +1365,7 @@ mod tests {
         let filters =
             [TranscriptFilter::default(), TranscriptFilter { agent_id: Some("agent_2".into()), ..Default::default() }];
         let mut pruned = std::collections::BTreeMap::new();
+        let mut walks = std::collections::BTreeMap::new();
         for qs in queries {
             let q = TextQuery::parse(qs).unwrap();
             let expr = fts_expression(&conn, &q).unwrap();
@@ -1273,6 +1379,14 @@ mod tests {
                     if let Some(page) = pruned_page {
                         assert_eq!(page, full, "{qs} {f:?} offset {offset}");
                         *pruned.entry(qs).or_insert(0) += 1;
+                    }
+                    let plan = crate::fts_tiers::plan(&q, |p| prefix_words(&conn, p)).unwrap();
+                    if let Some(plan @ crate::fts_tiers::Plan::Single(phrase)) = &plan {
+                        let walked = single_walk(&conn, &scoring, plan, phrase, text, f, offset, want).unwrap();
+                        if let Some(page) = walked {
+                            assert_eq!(page, full, "walk: {qs} {f:?} offset {offset}");
+                            *walks.entry(qs).or_insert(0) += 1;
+                        }
                     }
                 }
             }
@@ -1300,6 +1414,10 @@ mod tests {
         // (refund, invoice, bill…), has pages drawn from a tier.
         for qs in queries {
             assert!(pruned.get(qs).copied().unwrap_or(0) >= 1, "{qs} was never pruned: {pruned:?}");
+        }
+        // The filtered walk of one word's or phrase's bands proves pages too.
+        for qs in ["refund", "the", "\"cancel my plan\""] {
+            assert!(walks.get(qs).copied().unwrap_or(0) >= 2, "{qs} was never walked: {walks:?}");
         }
 
         // Stats::score is sb_bm25's: scores of the top rows of a several-word query.
