@@ -613,17 +613,10 @@ fn relevance_pruned(
     // filters an index counts, then as last seen): a tier whose candidates
     // would not fill the page at that share is skipped.
     let mut pass_rate = filter_share(conn, filter, stats.rows())?;
-    if let Plan::Single(phrase) = &plan {
-        let enough = stats.estimate(&plan, 3) as f64 * pass_rate >= (need * 2) as f64;
-        if !filter_is_empty(filter) && enough {
-            let started = std::time::Instant::now();
-            let page = single_walk(conn, scoring, &plan, phrase, expr, filter, offset, want)?;
-            tracing::debug!(found = page.is_some(), elapsed_us = started.elapsed().as_micros() as u64, "search walk");
-            if page.is_some() {
-                return Ok(page);
-            }
-        }
-    }
+    // One phrase: once a tier's page ends with a row saying it f times, the
+    // full ranking's page says it at least f times, so lies in every tier
+    // up to f: the tiers above are skipped, and the next one holds the page.
+    let mut said: Option<u32> = None;
     for &t in tiers.iter().rev() {
         if tries == 0 {
             break;
@@ -632,8 +625,11 @@ fn relevance_pruned(
         if last_try && t != 2 {
             continue;
         }
+        if said.is_some_and(|f| t > f) {
+            continue;
+        }
         let est = stats.estimate(&plan, t) as f64;
-        if est * pass_rate < (need * room) as f64 && !last_try {
+        if est * pass_rate < (need * room) as f64 && !last_try && said.is_none() {
             continue;
         }
         tries -= 1;
@@ -660,6 +656,9 @@ fn relevance_pruned(
         if page_is_exact(&plan, stats, t, rank, last.as_ref()) {
             return Ok(Some(page));
         }
+        if let (Plan::Single(p), Some(last)) = (&plan, &last) {
+            said = crate::fts_tiers::phrase_tf(last, p);
+        }
         // Several words: the page's last row scores `-rank`, so the full
         // ranking's page scores at least that; rank the rows that can.
         if let Some((clause, estimate)) = plan.floor_clause(stats, -rank) {
@@ -681,76 +680,6 @@ fn relevance_pruned(
         }
         Plan::Words(_) => Ok(None),
     }
-}
-
-/// One word or phrase under a filter: its tiers' bands are walked from the
-/// top without reading the words' own doclists. A band (the rows holding
-/// tier t's tokens and not the tier above's: tier tokens only, short
-/// doclists, rowid order, unscored) is checked against the filter, and each
-/// row that passes is probed for the expression (a match and its score).
-/// Once the bands read hold `need` matching rows that pass, their best
-/// `need` is the full ranking's page if the last of them says the phrase at
-/// least t times as FTS5 counts it: a row outside the bands read says it at
-/// most t − 1 times, and one phrase's score grows with its count (ties are
-/// all inside the bands read, ordered by rowid as the full ranking orders
-/// them). `None`: not proven (fewer rows, or a text FTS5 may count otherwise).
-#[allow(clippy::too_many_arguments)]
-fn single_walk(
-    conn: &Connection,
-    scoring: &Scoring,
-    plan: &crate::fts_tiers::Plan,
-    phrase: &[String],
-    expr: &str,
-    filter: &TranscriptFilter,
-    offset: i64,
-    want: usize,
-) -> StoreResult<Option<Vec<(i64, f64)>>> {
-    let offset = offset.max(0) as usize;
-    let need = offset + want;
-    let stats = &scoring.stats;
-    let mut check = FilterCheck::new(conn, filter, CHECK_BUDGET)?;
-    let mut band_rows =
-        conn.prepare_cached("SELECT rowid FROM transcript_fts WHERE transcript_fts MATCH ?1").map_err(map_err)?;
-    let mut probe = conn
-        .prepare_cached(
-            "SELECT sb_bm25(transcript_fts, 2, ?3) FROM transcript_fts WHERE transcript_fts MATCH ?1 AND rowid = ?2",
-        )
-        .map_err(map_err)?;
-    let mut found: Vec<(i64, f64)> = Vec::new();
-    let mut above: Option<String> = None;
-    for &t in crate::fts_tiers::TIERS[1..].iter().rev() {
-        if stats.estimate(plan, t) == 0 {
-            continue;
-        }
-        let tier = plan.tier_clause(stats, t);
-        let band = match &above {
-            None => tier.clone(),
-            Some(a) => format!("({tier}) NOT ({a})"),
-        };
-        let rids: Vec<i64> = band_rows
-            .query_map([&band], |r| r.get(0))
-            .and_then(|rows| rows.collect::<Result<_, _>>())
-            .map_err(map_err)?;
-        for rid in rids {
-            if !check.passes(rid)? {
-                continue;
-            }
-            let score = probe
-                .query_row(params![expr, rid, scoring.weights.as_slice()], |r| r.get::<_, f64>(0))
-                .optional()
-                .map_err(map_err)?;
-            found.extend(score.map(|s| (rid, s)));
-        }
-        above = Some(tier);
-        if found.len() >= need {
-            found.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-            found.truncate(need);
-            let last = decode_transcript(&doc_of(conn, found[need - 1].0)?)?;
-            let proven = crate::fts_tiers::phrase_tf(&last, phrase).is_some_and(|n| n >= t);
-            return Ok(proven.then(|| found.into_iter().skip(offset).collect()));
-        }
-    }
-    Ok(None)
 }
 
 /// The share of transcripts a filter lets through, when an index counts it
@@ -1365,7 +1294,6 @@ mod tests {
         let filters =
             [TranscriptFilter::default(), TranscriptFilter { agent_id: Some("agent_2".into()), ..Default::default() }];
         let mut pruned = std::collections::BTreeMap::new();
-        let mut walks = std::collections::BTreeMap::new();
         for qs in queries {
             let q = TextQuery::parse(qs).unwrap();
             let expr = fts_expression(&conn, &q).unwrap();
@@ -1379,14 +1307,6 @@ mod tests {
                     if let Some(page) = pruned_page {
                         assert_eq!(page, full, "{qs} {f:?} offset {offset}");
                         *pruned.entry(qs).or_insert(0) += 1;
-                    }
-                    let plan = crate::fts_tiers::plan(&q, |p| prefix_words(&conn, p)).unwrap();
-                    if let Some(plan @ crate::fts_tiers::Plan::Single(phrase)) = &plan {
-                        let walked = single_walk(&conn, &scoring, plan, phrase, text, f, offset, want).unwrap();
-                        if let Some(page) = walked {
-                            assert_eq!(page, full, "walk: {qs} {f:?} offset {offset}");
-                            *walks.entry(qs).or_insert(0) += 1;
-                        }
                     }
                 }
             }
@@ -1415,11 +1335,6 @@ mod tests {
         for qs in queries {
             assert!(pruned.get(qs).copied().unwrap_or(0) >= 1, "{qs} was never pruned: {pruned:?}");
         }
-        // The filtered walk of one word's or phrase's bands proves pages too.
-        for qs in ["refund", "the", "\"cancel my plan\""] {
-            assert!(walks.get(qs).copied().unwrap_or(0) >= 2, "{qs} was never walked: {walks:?}");
-        }
-
         // Stats::score is sb_bm25's: scores of the top rows of a several-word query.
         let q = TextQuery::parse("refund OR invoice OR the").unwrap();
         let expr = fts_expression(&conn, &q).unwrap();
