@@ -880,7 +880,8 @@ impl<'c> FilterCheck<'c> {
         let rid = params.bind(0);
         let mut conds = filter_sql(filter, &mut params);
         conds.push(format!("t.rid = {rid}"));
-        let lookup = conn.prepare_cached(&format!("SELECT 1 FROM transcripts t {}", where_sql(&conds))).map_err(map_err)?;
+        let lookup =
+            conn.prepare_cached(&format!("SELECT 1 FROM transcripts t {}", where_sql(&conds))).map_err(map_err)?;
         Ok(FilterCheck { conn, filter, lookup, params, allowed: None, checks: 0, budget })
     }
 
