@@ -411,6 +411,28 @@ pub struct LiveSettings {
     pub source: LiveSource,
 }
 
+/// Search-index upkeep (`[search_index]`): the leased job that merges the
+/// SQLite full-text index's segments (a no-op on MongoDB).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchIndexSettings {
+    /// Seconds between runs (`SWITCHBOARD_SEARCH_INDEX__EVERY_SECS`).
+    pub every_secs: u64,
+    /// Lease of the job (seconds; renewed while a run lasts): how long the
+    /// upkeep waits after an instance dies mid-run before another takes over.
+    pub lease_secs: u64,
+    /// FTS5 pages merged per step, one short write each (webhooks interleave).
+    pub pages_per_step: u32,
+    /// Milliseconds between steps (0: none), to leave writers more room.
+    pub pause_ms: u64,
+}
+
+impl Default for SearchIndexSettings {
+    fn default() -> Self {
+        SearchIndexSettings { every_secs: 60, lease_secs: 600, pages_per_step: 200, pause_ms: 0 }
+    }
+}
+
 /// Analytics rollups (`[analytics]`): the job that keeps `analytics` in step
 /// with the calls, and the time zone of day buckets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -584,6 +606,9 @@ pub struct Settings {
     /// Analytics rollups and their reporting time zone.
     #[serde(default)]
     pub analytics: AnalyticsSettings,
+    /// Search-index upkeep.
+    #[serde(default)]
+    pub search_index: SearchIndexSettings,
     /// The read cache.
     #[serde(default)]
     pub cache: CacheSettings,
@@ -732,6 +757,13 @@ impl Settings {
             || self.analytics.lease_secs == 0
         {
             return Err(err("analytics", "tick_ms, repair_every_secs, repair_hours and lease_secs must be at least 1"));
+        }
+        let si = &self.search_index;
+        if si.every_secs == 0 || si.lease_secs < 5 || !(1..=100_000).contains(&si.pages_per_step) {
+            return Err(err(
+                "search_index",
+                "every_secs must be at least 1, lease_secs at least 5 and pages_per_step 1 to 100000",
+            ));
         }
         if self.recordings.retention_days == Some(0) {
             return Err(err("recordings.retention_days", "must be at least 1 (unset it to keep recordings forever)"));
@@ -914,6 +946,24 @@ mod tests {
             let s = load(&[]).unwrap();
             let dbg = format!("{s:?}");
             assert!(!dbg.contains("supersecretvalue123") && !dbg.contains("hunter2pass"), "{dbg}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn search_index_settings_are_read_and_checked() {
+        Jail::expect_with(|j| {
+            j.set_env("SWITCHBOARD_SEARCH_INDEX__PAGES_PER_STEP", "1");
+            j.set_env("SWITCHBOARD_SEARCH_INDEX__PAUSE_MS", "20");
+            let s = load(&[]).unwrap();
+            assert_eq!((s.search_index.every_secs, s.search_index.lease_secs), (60, 600));
+            assert_eq!((s.search_index.pages_per_step, s.search_index.pause_ms), (1, 20));
+            j.set_env("SWITCHBOARD_SEARCH_INDEX__PAGES_PER_STEP", "0");
+            let e = load(&[]).unwrap_err();
+            assert!(e.key.contains("search_index") && e.reason.contains("pages_per_step"), "{e}");
+            j.set_env("SWITCHBOARD_SEARCH_INDEX__PAGES_PER_STEP", "200");
+            j.set_env("SWITCHBOARD_SEARCH_INDEX__LEASE_SECS", "2");
+            assert!(load(&[]).unwrap_err().reason.contains("lease_secs"));
             Ok(())
         });
     }

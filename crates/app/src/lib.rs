@@ -287,17 +287,21 @@ impl App {
             let store = self.state.store.clone();
             let runner = runner.clone();
             let stop = stop_rx.clone();
+            let si = self.state.settings.search_index.clone();
             tokio::spawn(async move {
                 let schedule = jobs::runner::Schedule {
                     name: jobs::search_index::NAME.into(),
-                    every: chrono::Duration::seconds(60),
-                    lease: chrono::Duration::minutes(10),
+                    every: chrono::Duration::seconds(si.every_secs as i64),
+                    lease: chrono::Duration::seconds(si.lease_secs as i64),
                 };
+                let poll = std::time::Duration::from_secs(si.every_secs.clamp(1, 30));
+                let (pages, pause) = (si.pages_per_step, std::time::Duration::from_millis(si.pause_ms));
                 runner
-                    .run_every(schedule, std::time::Duration::from_secs(30), stop, |_| {
+                    .run_every(schedule, poll, stop, |_| {
                         let store = store.clone();
                         async move {
-                            let steps = jobs::search_index::compact(&*store, jobs::search_index::MAX_STEPS).await?;
+                            let max = jobs::search_index::MAX_STEPS;
+                            let steps = jobs::search_index::compact(&*store, max, pages, pause).await?;
                             if steps > 0 {
                                 tracing::info!(steps, "search index merged");
                             }

@@ -691,3 +691,110 @@ fn a_rollup_job_killed_with_sigkill_mid_run_is_taken_over_and_the_rollups_conver
     assert!(taken_over, "the second instance ran the job after the dead holder's lease lapsed");
     assert_eq!(total, CALLS, "every seeded call is in the day rollups after the takeover");
 }
+
+/// `serve` on `port` in `dir` with the search-index upkeep every second, a
+/// 5 s lease and one page per merge step, 20 ms apart (so a run lasts a few
+/// seconds); no dialer, no rollups.
+fn serve_search_index(dir: &std::path::Path, port: u16) -> std::process::Child {
+    switchboard(dir)
+        .env("SWITCHBOARD_DIALER__ENABLED", "false")
+        .env("SWITCHBOARD_ANALYTICS__ENABLED", "false")
+        .env("SWITCHBOARD_API_TOKENS", "sb_cli_token_0123456789abcdefghij")
+        .env("SWITCHBOARD_SEARCH_INDEX__EVERY_SECS", "1")
+        .env("SWITCHBOARD_SEARCH_INDEX__LEASE_SECS", "5")
+        .env("SWITCHBOARD_SEARCH_INDEX__PAGES_PER_STEP", "1")
+        .env("SWITCHBOARD_SEARCH_INDEX__PAUSE_MS", "20")
+        .args(["--listen", &format!("127.0.0.1:{port}"), "serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn search_index_job(port: u16) -> Option<serde_json::Value> {
+    let jobs = get_json(port, "/api/v1/jobs")?;
+    let list = jobs["data"].as_array()?.clone();
+    list.into_iter().find(|j| j["name"] == "search_index")
+}
+
+/// Transcripts matching `q`, newest first, counted over every page.
+async fn count_matches(store: &dyn switchboard_storage::Storage, q: &str) -> usize {
+    use switchboard_storage::{PageRequest, SearchOrder, TextQuery, TranscriptFilter};
+    let q = TextQuery::parse(q).unwrap();
+    let (mut n, mut page) = (0, PageRequest::first(200));
+    loop {
+        let p = store.search_transcripts(&q, &TranscriptFilter::default(), SearchOrder::Newest, &page).await.unwrap();
+        n += p.items.len();
+        match p.next_cursor {
+            Some(c) => page.cursor = Some(c),
+            None => return n,
+        }
+    }
+}
+
+#[test]
+fn a_search_index_merge_killed_with_sigkill_is_continued_and_the_index_stays_whole() {
+    use switchboard_storage::{JobStore, Storage, TranscriptStore};
+    let dir = tempfile::tempdir().unwrap();
+    assert!(switchboard(dir.path()).arg("migrate").output().unwrap().status.success());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = switchboard_storage_sqlite::SqliteStore::open(dir.path().join("cli.db"), Default::default()).unwrap();
+    // One write per transcript: FTS5 leaves segments for the job to merge.
+    const N: u64 = 3_000;
+    rt.block_on(async {
+        for k in 0..N {
+            let words: Vec<String> = (0..60).map(|i| format!("w{}x{}", (k * 7 + i * 13) % 997, i % 5)).collect();
+            let t = switchboard::conversations::transcript_from(&serde_json::json!({
+                "conversation_id": format!("conv_kill_{k}"), "agent_id": "agent_1", "status": "done",
+                "transcript": [{"role": "user", "message": format!("refund {}", words.join(" ")), "time_in_call_secs": 1}],
+                "metadata": {"start_time_unix_secs": 1_764_000_000 + k},
+            }))
+            .unwrap();
+            store.upsert_transcript(&t).await.unwrap();
+        }
+    });
+    assert_eq!(rt.block_on(count_matches(&store, "refund")), N as usize);
+
+    // Instance A, killed with SIGKILL while its first run merges.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut a = serve_search_index(dir.path(), port);
+    let started = std::time::Instant::now();
+    loop {
+        if search_index_job(port).is_some_and(|j| j["running"] == true) {
+            break;
+        }
+        assert!(a.try_wait().unwrap().is_none(), "serve exited");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the search_index job never ran");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    a.kill().unwrap();
+    let _ = a.wait();
+    let killed_at = chrono::Utc::now();
+    let held = rt.block_on(store.get_job("search_index")).unwrap().expect("the job's record");
+    assert_eq!(held.runs, 0, "the run was killed before it finished");
+    let lapse = held.lease_expires_at.expect("the dead instance still holds the lease");
+    assert!(lapse > killed_at, "the lease outlives its holder until it lapses");
+
+    // Instance B waits out the lease, then runs the job to the end.
+    let port_b = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut b = serve_search_index(dir.path(), port_b);
+    let started = std::time::Instant::now();
+    let finished = loop {
+        if let Some(j) = search_index_job(port_b)
+            && j["runs"].as_i64().unwrap_or(0) >= 1
+        {
+            break j;
+        }
+        assert!(b.try_wait().unwrap().is_none(), "serve exited");
+        assert!(started.elapsed() < std::time::Duration::from_secs(90), "no run finished after the takeover");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = b.kill();
+    let _ = b.wait();
+    assert!(finished["last_error"].is_null(), "{finished}");
+    let b_started: chrono::DateTime<chrono::Utc> = finished["last_started_at"].as_str().unwrap().parse().unwrap();
+    assert!(b_started >= lapse, "B ran only after A's lease lapsed ({b_started} < {lapse})");
+    // Nothing is left to merge, and the index holds every transcript.
+    assert!(!rt.block_on(store.maintain_search_index(200)).unwrap(), "the takeover merged what was left");
+    assert_eq!(rt.block_on(count_matches(&store, "refund")), N as usize);
+}

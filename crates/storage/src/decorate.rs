@@ -121,6 +121,9 @@ macro_rules! decorate_storage {
             async fn save_change_token(&self, name: &str, token: &str) -> $crate::StoreResult<()> {
                 self.$wrap("save_change_token", self.$field.save_change_token(name, token)).await
             }
+            async fn maintain_search_index(&self, pages: u32) -> $crate::StoreResult<bool> {
+                self.$wrap("maintain_search_index", self.$field.maintain_search_index(pages)).await
+            }
             async fn ping(&self) -> $crate::StoreResult<()> {
                 self.$wrap("ping", self.$field.ping()).await
             }

@@ -1,4 +1,5 @@
-//! Search-index upkeep (`search_index`, leased; every 60 s in `serve`).
+//! Search-index upkeep (`search_index`, leased; every 60 s in `serve`,
+//! `[search_index]` settings).
 //!
 //! On SQLite every transcript write adds an FTS5 segment and every lookup
 //! visits each segment: FTS5's own automerge (on writes) keeps a dozen or more
@@ -13,21 +14,28 @@
 //! Nothing here holds state between steps: a crash mid-run leaves a merged
 //! index part way, which the next run (after the lease lapses) continues.
 
+use std::time::Duration;
+
 use switchboard_storage::{Storage, StoreResult};
 
 /// Lease name of the job.
 pub const NAME: &str = "search_index";
-/// Pages merged per step (one write; ~20 ms at 100,000 transcripts).
+/// Pages merged per step by default (one write; ~20 ms at 100,000
+/// transcripts; `search_index.pages_per_step`).
 pub const PAGES_PER_STEP: u32 = 200;
 /// Most steps one run takes (the next run goes on).
 pub const MAX_STEPS: u32 = 5_000;
 
-/// Merges until there is nothing to merge or `max_steps` steps ran; the
-/// number of steps that did work.
-pub async fn compact(store: &dyn Storage, max_steps: u32) -> StoreResult<u32> {
+/// Merges, `pages` per step and `pause` between steps, until there is
+/// nothing to merge or `max_steps` steps ran; the number of steps that did
+/// work.
+pub async fn compact(store: &dyn Storage, max_steps: u32, pages: u32, pause: Duration) -> StoreResult<u32> {
     let mut steps = 0;
-    while steps < max_steps && store.maintain_search_index(PAGES_PER_STEP).await? {
+    while steps < max_steps && store.maintain_search_index(pages).await? {
         steps += 1;
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
     }
     Ok(steps)
 }
@@ -65,11 +73,11 @@ mod tests {
         };
         let before = search().await;
         assert_eq!(before.len(), 200);
-        let steps = compact(&store, MAX_STEPS).await.unwrap();
+        let steps = compact(&store, MAX_STEPS, PAGES_PER_STEP, Duration::ZERO).await.unwrap();
         assert!(steps > 0, "400 single-transcript writes leave segments to merge");
-        assert_eq!(compact(&store, MAX_STEPS).await.unwrap(), 0, "nothing left");
+        assert_eq!(compact(&store, MAX_STEPS, PAGES_PER_STEP, Duration::ZERO).await.unwrap(), 0, "nothing left");
         assert_eq!(search().await, before);
         // A budget stops a run part way; the next goes on.
-        assert_eq!(compact(&store, 0).await.unwrap(), 0);
+        assert_eq!(compact(&store, 0, PAGES_PER_STEP, Duration::ZERO).await.unwrap(), 0);
     }
 }

@@ -664,7 +664,13 @@ pub async fn run(opts: AnalysisBenchOptions) -> anyhow::Result<AnalysisBenchRepo
     let seed_wall = wall.elapsed();
     tracing::info!(secs = format!("{:.1}", seed_wall.as_secs_f64()), "seeded");
     let started = Instant::now();
-    let merge_steps = crate::jobs::search_index::compact(&*store, u32::MAX).await?;
+    let merge_steps = crate::jobs::search_index::compact(
+        &*store,
+        u32::MAX,
+        crate::jobs::search_index::PAGES_PER_STEP,
+        Duration::ZERO,
+    )
+    .await?;
     let merge_elapsed = started.elapsed();
     tracing::info!(steps = merge_steps, secs = format!("{:.1}", merge_elapsed.as_secs_f64()), "search index merged");
     let db_bytes = db_bytes(&db);
