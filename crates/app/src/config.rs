@@ -759,10 +759,15 @@ impl Settings {
             return Err(err("analytics", "tick_ms, repair_every_secs, repair_hours and lease_secs must be at least 1"));
         }
         let si = &self.search_index;
-        if si.every_secs == 0 || si.lease_secs < 5 || !(1..=100_000).contains(&si.pages_per_step) {
+        // Upper bounds: the seconds become chrono durations (a day is plenty).
+        if !(1..=86_400).contains(&si.every_secs)
+            || !(5..=86_400).contains(&si.lease_secs)
+            || !(1..=100_000).contains(&si.pages_per_step)
+            || si.pause_ms > 60_000
+        {
             return Err(err(
                 "search_index",
-                "every_secs must be at least 1, lease_secs at least 5 and pages_per_step 1 to 100000",
+                "every_secs must be 1 to 86400, lease_secs 5 to 86400, pages_per_step 1 to 100000 and pause_ms at most 60000",
             ));
         }
         if self.recordings.retention_days == Some(0) {
@@ -964,6 +969,10 @@ mod tests {
             j.set_env("SWITCHBOARD_SEARCH_INDEX__PAGES_PER_STEP", "200");
             j.set_env("SWITCHBOARD_SEARCH_INDEX__LEASE_SECS", "2");
             assert!(load(&[]).unwrap_err().reason.contains("lease_secs"));
+            // Past what a chrono duration holds once in milliseconds: refused, not a panic.
+            j.set_env("SWITCHBOARD_SEARCH_INDEX__LEASE_SECS", "600");
+            j.set_env("SWITCHBOARD_SEARCH_INDEX__EVERY_SECS", "18446744073709551615");
+            assert!(load(&[]).unwrap_err().key.contains("search_index"));
             Ok(())
         });
     }

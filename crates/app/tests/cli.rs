@@ -599,18 +599,23 @@ fn a_sheets_sync_killed_with_sigkill_releases_its_link_when_the_lease_lapses() {
     drop(rt);
 }
 
-/// `serve` on `port` in `dir` (rollups every 100 ms with a 2 s lease; no dialer).
-fn serve_rollups(dir: &std::path::Path, port: u16) -> std::process::Child {
-    switchboard(dir)
-        .env("SWITCHBOARD_DIALER__ENABLED", "false")
-        .env("SWITCHBOARD_API_TOKENS", "sb_cli_token_0123456789abcdefghij")
-        .env("SWITCHBOARD_ANALYTICS__TICK_MS", "100")
-        .env("SWITCHBOARD_ANALYTICS__LEASE_SECS", "2")
-        .args(["--listen", &format!("127.0.0.1:{port}"), "serve"])
+/// `serve` on `port` in `dir` with the test token, no dialer, and `env`.
+fn serve_with(dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> std::process::Child {
+    let mut c = switchboard(dir);
+    c.env("SWITCHBOARD_DIALER__ENABLED", "false").env("SWITCHBOARD_API_TOKENS", "sb_cli_token_0123456789abcdefghij");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(["--listen", &format!("127.0.0.1:{port}"), "serve"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// `serve` on `port` in `dir` (rollups every 100 ms with a 2 s lease; no dialer).
+fn serve_rollups(dir: &std::path::Path, port: u16) -> std::process::Child {
+    serve_with(dir, port, &[("SWITCHBOARD_ANALYTICS__TICK_MS", "100"), ("SWITCHBOARD_ANALYTICS__LEASE_SECS", "2")])
 }
 
 /// GET `path` on `port` with the test token; `None` while the server is not up.
@@ -633,10 +638,11 @@ fn get_json(port: u16, path: &str) -> Option<serde_json::Value> {
     serde_json::from_str(&body[start..=end]).ok()
 }
 
-fn rollup_job(port: u16) -> Option<serde_json::Value> {
+/// The record of job `name` at `GET /api/v1/jobs`.
+fn job(port: u16, name: &str) -> Option<serde_json::Value> {
     let jobs = get_json(port, "/api/v1/jobs")?;
     let list = jobs["data"].as_array()?.clone();
-    list.into_iter().find(|j| j["name"] == "analytics_rollups")
+    list.into_iter().find(|j| j["name"] == name)
 }
 
 #[test]
@@ -651,7 +657,7 @@ fn a_rollup_job_killed_with_sigkill_mid_run_is_taken_over_and_the_rollups_conver
     // Killed while its first run (the backfill of every seeded call) holds the lease.
     let started = std::time::Instant::now();
     let holder = loop {
-        if let Some(j) = rollup_job(port)
+        if let Some(j) = job(port, "analytics_rollups")
             && let Some(owner) = j["owner"].as_str()
         {
             break owner.to_owned();
@@ -674,7 +680,7 @@ fn a_rollup_job_killed_with_sigkill_mid_run_is_taken_over_and_the_rollups_conver
     let started = std::time::Instant::now();
     let (mut total, mut taken_over) = (0u64, false);
     while started.elapsed() < std::time::Duration::from_secs(120) {
-        if let Some(j) = rollup_job(port_b) {
+        if let Some(j) = job(port_b, "analytics_rollups") {
             taken_over |= j["owner"].as_str().is_some_and(|o| o != holder) || j["runs"].as_i64().unwrap_or(0) > 1;
         }
         if let Some(s) = get_json(port_b, &series) {
@@ -696,25 +702,17 @@ fn a_rollup_job_killed_with_sigkill_mid_run_is_taken_over_and_the_rollups_conver
 /// 5 s lease and one page per merge step, 20 ms apart (so a run lasts a few
 /// seconds); no dialer, no rollups.
 fn serve_search_index(dir: &std::path::Path, port: u16) -> std::process::Child {
-    switchboard(dir)
-        .env("SWITCHBOARD_DIALER__ENABLED", "false")
-        .env("SWITCHBOARD_ANALYTICS__ENABLED", "false")
-        .env("SWITCHBOARD_API_TOKENS", "sb_cli_token_0123456789abcdefghij")
-        .env("SWITCHBOARD_SEARCH_INDEX__EVERY_SECS", "1")
-        .env("SWITCHBOARD_SEARCH_INDEX__LEASE_SECS", "5")
-        .env("SWITCHBOARD_SEARCH_INDEX__PAGES_PER_STEP", "1")
-        .env("SWITCHBOARD_SEARCH_INDEX__PAUSE_MS", "20")
-        .args(["--listen", &format!("127.0.0.1:{port}"), "serve"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn search_index_job(port: u16) -> Option<serde_json::Value> {
-    let jobs = get_json(port, "/api/v1/jobs")?;
-    let list = jobs["data"].as_array()?.clone();
-    list.into_iter().find(|j| j["name"] == "search_index")
+    serve_with(
+        dir,
+        port,
+        &[
+            ("SWITCHBOARD_ANALYTICS__ENABLED", "false"),
+            ("SWITCHBOARD_SEARCH_INDEX__EVERY_SECS", "1"),
+            ("SWITCHBOARD_SEARCH_INDEX__LEASE_SECS", "5"),
+            ("SWITCHBOARD_SEARCH_INDEX__PAGES_PER_STEP", "1"),
+            ("SWITCHBOARD_SEARCH_INDEX__PAUSE_MS", "20"),
+        ],
+    )
 }
 
 /// Transcripts matching `q`, newest first, counted over every page.
@@ -760,7 +758,7 @@ fn a_search_index_merge_killed_with_sigkill_is_continued_and_the_index_stays_who
     let mut a = serve_search_index(dir.path(), port);
     let started = std::time::Instant::now();
     loop {
-        if search_index_job(port).is_some_and(|j| j["running"] == true) {
+        if job(port, "search_index").is_some_and(|j| j["running"] == true) {
             break;
         }
         assert!(a.try_wait().unwrap().is_none(), "serve exited");
@@ -780,7 +778,7 @@ fn a_search_index_merge_killed_with_sigkill_is_continued_and_the_index_stays_who
     let mut b = serve_search_index(dir.path(), port_b);
     let started = std::time::Instant::now();
     let finished = loop {
-        if let Some(j) = search_index_job(port_b)
+        if let Some(j) = job(port_b, "search_index")
             && j["runs"].as_i64().unwrap_or(0) >= 1
         {
             break j;
